@@ -1,0 +1,1 @@
+"""Example workflows. ``WORKFLOW_MODULES`` names the ones a deployment loads."""

@@ -1,0 +1,69 @@
+"""The seed story: extract a file's text, verify it with a flaky API, cool down, save the verdict."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from pydantic import BaseModel, Field
+
+from framework import StepContext, workflow
+
+
+class FileParams(BaseModel):
+    bucket: str
+    key: str = Field(min_length=1, max_length=1024)
+    table: str  # where the verdict is saved
+
+
+class FlakyVerifier:
+    """Stands in for an outside verification API that fails the first ``failures`` calls per key."""
+
+    def __init__(self, failures: int = 2) -> None:
+        self.failures = failures
+        self.calls: dict[str, int] = {}
+
+    def verify(self, key: str, text: str, idempotency_key: str) -> dict[str, Any]:
+        self.calls[key] = self.calls.get(key, 0) + 1
+        if self.calls[key] <= self.failures:
+            raise ConnectionError(f"verifier unavailable (call {self.calls[key]})")
+        return {"words": len(text.split()), "ok": "forbidden" not in text, "request": idempotency_key}
+
+
+verifier = FlakyVerifier()
+
+
+def _client(service: str) -> Any:
+    return boto3.client(service, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))  # type: ignore[call-overload]
+
+
+@workflow("file-processing", params=FileParams)
+def file_processing(event: Any, step: Any) -> dict[str, Any]:
+    params: FileParams = event.payload
+
+    def extract() -> str:
+        body = _client("s3").get_object(Bucket=params.bucket, Key=params.key)["Body"].read()
+        return str(body.decode("utf-8"))
+
+    text: str = step.do("extract text", extract)
+
+    @step.do(
+        "verify",
+        config={"retries": {"limit": 3, "delay": "2 seconds", "backoff": "linear"}, "timeout": "30 seconds"},
+    )
+    def verify(ctx: StepContext) -> dict[str, Any]:
+        return verifier.verify(params.key, text, ctx.idempotency_key)
+
+    verdict = verify()
+    step.sleep("cool down", "1 hour")
+
+    def save() -> str:
+        _client("dynamodb").put_item(
+            TableName=params.table,
+            Item={"pk": {"S": params.key}, "ok": {"BOOL": verdict["ok"]}, "words": {"N": str(verdict["words"])}},
+        )
+        return params.key
+
+    saved = step.do("save verdict", save)
+    return {"key": saved, "verdict": verdict}

@@ -1,0 +1,330 @@
+"""The ``step`` object a workflow receives: durable calls matched against the journal.
+
+Each durable call takes the next journal position. A recorded call returns what was recorded (its body
+never runs again); a new one runs and is written before the workflow moves on. When the instance must
+wait, the call raises :class:`~framework.errors.Suspend`, which only ``framework.worker`` catches.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import signal
+import threading
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from framework import payloads, serde
+from framework.config import StepConfig, step_config
+from framework.durations import Duration, parse_duration, to_epoch
+from framework.errors import (
+    AttemptInterrupted,
+    InvalidConfigError,
+    NonDeterminismError,
+    NonRetryableError,
+    PayloadTooLargeError,
+    SerializationError,
+    StepFailedError,
+    StepTimeoutError,
+    Suspend,
+    WorkflowError,
+)
+from framework.faults import point
+from framework.logs import logger
+from framework.records import Attempt, EntryKind, EntryStatus, ErrorInfo, JournalEntry
+
+if TYPE_CHECKING:
+    from framework.worker import Invocation
+
+T = TypeVar("T")
+MAX_STEP_NAME = 256
+# Failures that no retry can mend.
+NEVER_RETRY = (NonRetryableError, SerializationError, PayloadTooLargeError)
+IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
+
+CRASHED = ErrorInfo(
+    "InvocationCrashedError",
+    "the invocation ended during this attempt (for example a Lambda timeout or out of memory)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """Passed to a step body that takes one positional parameter."""
+
+    attempt: int
+    name: str
+    count: int  # how many times a step of this name has been called in this run, this one included
+    instance_id: str
+    idempotency_key: str  # stable per instance, run and step: use it for calls to outside APIs
+
+
+def check_name(name: Any, *, what: str = "step") -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_STEP_NAME:
+        raise InvalidConfigError(f"{what} name must be a str of 1 to {MAX_STEP_NAME} characters, got {name!r}")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise InvalidConfigError(f"{what} name {name!r} contains control characters")
+    return name
+
+
+def _wants_context(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in positional and p.default is inspect.Parameter.empty for p in params)
+
+
+def _call_with_timeout(fn: Callable[[], T], seconds: float) -> T:
+    """Run ``fn``; raise StepTimeoutError if it runs past ``seconds``. On the main thread a real timer
+    interrupts the body; elsewhere the overrun is detected when the body returns."""
+    started = time.monotonic()
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise AttemptInterrupted
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            try:
+                return fn()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except AttemptInterrupted:
+            raise StepTimeoutError(f"attempt ran past its timeout of {seconds:g} s") from None
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+    result = fn()
+    if time.monotonic() - started > seconds:
+        raise StepTimeoutError(f"attempt ran past its timeout of {seconds:g} s")
+    return result
+
+
+class Step:
+    """The durable calls of one replay. Not thread-safe: call it from the workflow function only."""
+
+    def __init__(self, invocation: Invocation, journal: list[JournalEntry], crash_charge: int) -> None:
+        self._inv = invocation
+        self._journal = {entry.seq: entry for entry in journal}
+        self._pos = 0
+        self._counts: Counter[str] = Counter()
+        self._crash_charge = crash_charge
+        self._in_step = False
+        self.problem: BaseException | None = None  # a Suspend or fatal error the user may have caught
+        self.steps_run = 0
+
+    # -- step.do -------------------------------------------------------------------------------
+    def do(
+        self,
+        name: str,
+        fn: Callable[..., T] | None = None,
+        *,
+        config: StepConfig | dict[str, Any] | None = None,
+    ) -> Any:
+        """Run ``fn`` as a durable step and return its result, or decorate a function: ``@step.do(name)``
+        gives a callable that runs the step when called."""
+        check_name(name)
+        cfg = step_config(config, step=name)
+        if fn is None:
+
+            def decorate(body: Callable[..., T]) -> Callable[[], T]:
+                if not callable(body):
+                    raise InvalidConfigError(f"step {name!r} must decorate a callable")
+
+                @functools.wraps(body)
+                def run_step() -> T:
+                    return self._run(name, body, cfg)  # type: ignore[no-any-return]
+
+                return run_step
+
+            return decorate
+        if not callable(fn):
+            raise InvalidConfigError(f"step {name!r} needs a callable, got {type(fn).__name__}")
+        return self._run(name, fn, cfg)
+
+    # -- sleeps ----------------------------------------------------------------------------------
+    def sleep(self, name: str, duration: Duration) -> None:
+        """Wait ``duration`` (a timedelta, seconds, or a string such as "2 hours") at no compute cost."""
+        check_name(name, what="sleep")
+        seconds = parse_duration(duration, what=f"duration of sleep {name!r}")
+        self._sleep(name, lambda now: now + seconds)
+
+    def sleep_until(self, name: str, when: datetime | int | float) -> None:
+        """Wait until ``when``: an aware datetime or epoch seconds. A naive datetime is an error."""
+        check_name(name, what="sleep")
+        at = to_epoch(when, what=f"time of sleep {name!r}")
+        self._sleep(name, lambda now: at)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _next(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
+        if self._in_step:
+            raise NonRetryableError("durable calls (step.do, step.sleep, ...) cannot be nested in a step body")
+        if self.problem is not None:
+            raise self.problem  # the workflow swallowed a suspension or a fatal error: stop again
+        seq = self._pos
+        self._pos += 1
+        entry = self._journal.get(seq)
+        if entry is not None and (entry.kind != kind or entry.name != name):
+            self.problem = NonDeterminismError(
+                f"durable call #{seq + 1} is {kind.value} {name!r}, but the journal recorded "
+                f"{entry.kind.value} {entry.name!r} there: the workflow code changed, or depends on "
+                "something other than its params and step results"
+            )
+            raise self.problem
+        return seq, entry
+
+    def _write(self, previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
+        if previous is not None:
+            entry = previous.next_rev(**{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"})
+        point("journal.before_write", seq=entry.seq, name=entry.name, status=entry.status)
+        self._inv.write_entry(entry)
+        point("journal.after_write", seq=entry.seq, name=entry.name, status=entry.status)
+        self._journal[entry.seq] = entry
+        return entry
+
+    def _wait(self, wake_at: float, reason: str) -> None:
+        now = self._inv.now()
+        if wake_at <= now:
+            return
+        if wake_at - now < IN_PROCESS_WAIT and self._inv.time_left() - (wake_at - now) > self._inv.margin:
+            self._inv.env.clock.sleep(wake_at - now)
+            return
+        self.problem = Suspend(wake_at, reason)
+        raise self.problem
+
+    def _sleep(self, name: str, wake_of: Callable[[float], float]) -> None:
+        seq, entry = self._next(EntryKind.SLEEP, name)
+        if entry is None:
+            now = self._inv.now()
+            new = JournalEntry(seq, EntryKind.SLEEP, name, EntryStatus.SLEEPING, now, wake_at=wake_of(now))
+            entry = self._write(None, new)
+            logger.info("sleep started", extra={"step": name, "wake_at": entry.wake_at})
+        assert entry.wake_at is not None
+        self._wait(entry.wake_at, f"sleep {name!r}")
+
+    def _run(self, name: str, fn: Callable[..., Any], cfg: StepConfig) -> Any:
+        seq, entry = self._next(EntryKind.STEP, name)
+        self._counts[name] += 1
+        if entry is not None and entry.status is EntryStatus.COMPLETE:
+            return payloads.load(self._inv.env, entry.result, entry.result_ref)
+        if entry is not None and entry.status is EntryStatus.FAILED:
+            raise self._failed(entry)
+        attempts = list(entry.attempts) if entry is not None else []
+        if entry is not None and entry.status is EntryStatus.STARTED:
+            attempts[-1] = Attempt(attempts[-1].started_at, self._inv.now(), CRASHED)
+        attempts += [Attempt(self._inv.now(), self._inv.now(), CRASHED)] * self._crash_charge
+        self._crash_charge = 0
+        if entry is not None and entry.status is EntryStatus.RETRYING and entry.wake_at is not None:
+            self._wait(entry.wake_at, f"retry of step {name!r}")
+        context_wanted = _wants_context(fn)
+        policy = cfg.retries
+        while True:
+            if len(attempts) > policy.limit:
+                entry = self._record_failure(seq, name, entry, attempts)
+                raise self._failed(entry)
+            if self._inv.time_left() < self._inv.margin:  # too little time to start: re-enqueue now
+                self.problem = Suspend(self._inv.now(), f"too little invocation time left for step {name!r}")
+                raise self.problem
+            started = self._inv.now()
+            attempt_no = len(attempts) + 1
+            if cfg.at_most_once:
+                marker = JournalEntry(
+                    seq, EntryKind.STEP, name, EntryStatus.STARTED, started, attempts=(*attempts, Attempt(started))
+                )
+                entry = self._write(entry, marker)
+            logger.append_keys(step=name, attempt=attempt_no)
+            try:
+                value, stored = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted)
+            except Exception as exc:
+                now = self._inv.now()
+                attempts.append(Attempt(started, now, ErrorInfo.of(exc)))
+                logger.warning("step attempt failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                retryable = not isinstance(exc, (*NEVER_RETRY, *policy.non_retryable))
+                if not retryable or len(attempts) > policy.limit:
+                    entry = self._record_failure(seq, name, entry, attempts)
+                    raise self._failed(entry) from None
+                wake_at = now + policy.delay_before_retry(len(attempts))
+                entry = self._write(
+                    entry,
+                    JournalEntry(
+                        seq, EntryKind.STEP, name, EntryStatus.RETRYING,
+                        attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at,
+                    ),
+                )
+                self._wait(wake_at, f"retry of step {name!r}")
+                continue
+            finally:
+                logger.remove_keys(["step", "attempt"])
+            return self._record_success(seq, name, entry, attempts, started, stored, value)
+
+    def _attempt(
+        self, seq: int, name: str, fn: Callable[..., Any], cfg: StepConfig, attempt: int, context_wanted: bool
+    ) -> tuple[Any, tuple[str | None, str | None]]:
+        inv = self._inv
+        context = StepContext(
+            attempt=attempt,
+            name=name,
+            count=self._counts[name],
+            instance_id=inv.instance_id,
+            idempotency_key=f"{inv.instance_id}:{inv.run_number}:{seq}",
+        )
+        body = functools.partial(fn, context) if context_wanted else fn
+        budget = max(inv.time_left() - inv.margin / 2, 0.001)
+        self._in_step = True
+        try:
+            result = _call_with_timeout(body, min(cfg.timeout, budget))
+        finally:
+            self._in_step = False
+        self.steps_run += 1
+        point("step.after_body", seq=seq, name=name, attempt=attempt)
+        what = f"result of step {name!r}"
+        text, value = serde.roundtrip(result, what=what)
+        key = f"results/{inv.instance_id}/{inv.run_number}/{seq}"
+        return value, payloads.store(inv.env, text, key, what=what)
+
+    def _record_success(
+        self,
+        seq: int,
+        name: str,
+        entry: JournalEntry | None,
+        attempts: list[Attempt],
+        started: float,
+        stored: tuple[str | None, str | None],
+        value: Any,
+    ) -> Any:
+        now = self._inv.now()
+        inline, ref = stored
+        done = JournalEntry(
+            seq, EntryKind.STEP, name, EntryStatus.COMPLETE,
+            attempts[0].started_at if attempts else started, ended_at=now,
+            result=inline, result_ref=ref, attempts=(*attempts, Attempt(started, now)),
+        )
+        self._write(entry, done)
+        logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
+        return value
+
+    def _record_failure(
+        self, seq: int, name: str, entry: JournalEntry | None, attempts: list[Attempt]
+    ) -> JournalEntry:
+        last = attempts[-1]
+        failed = JournalEntry(
+            seq, EntryKind.STEP, name, EntryStatus.FAILED, attempts[0].started_at,
+            ended_at=last.ended_at, attempts=tuple(attempts), error=last.error,
+        )
+        logger.warning("step failed", extra={"step": name, "attempts": len(attempts)})
+        return self._write(entry, failed)
+
+    @staticmethod
+    def _failed(entry: JournalEntry) -> StepFailedError:
+        error = entry.error or ErrorInfo("WorkflowError", "unknown")
+        return StepFailedError(entry.name, len(entry.attempts), error.name, error.message)
+
+
+__all__ = ["Step", "StepContext", "WorkflowError", "check_name"]

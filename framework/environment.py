@@ -1,0 +1,129 @@
+"""What an invocation runs against: store, queue, blobs, clock, workflows and settings.
+
+In Lambda, ``current()`` builds it once per container from environment variables, creating boto3
+clients lazily. The local runtime and tests install their own with ``use()``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.blobs import BlobStore, S3Blobs
+from framework.clock import Clock, SystemClock
+from framework.errors import InvalidConfigError
+from framework.queue import Queue, SqsQueue
+from framework.registry import REGISTRY, Registry, load_modules
+from framework.store import Store
+
+ENV_TABLE = "WORKFLOWS_TABLE"
+ENV_QUEUE_URL = "WORKFLOWS_QUEUE_URL"
+ENV_BUCKET = "WORKFLOWS_BUCKET"
+ENV_MODULES = "WORKFLOW_MODULES"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Tunables. Each has an environment variable ``WORKFLOWS_<NAME>``."""
+
+    retention_days: int = 30
+    max_result_bytes: int = 1024 * 1024  # Cloudflare's limit on a step result
+    inline_result_bytes: int = 350_000  # bigger results go to the blob store (DynamoDB item: 400 KB)
+    time_margin: float = 10.0  # a new step does not start with less Lambda time left than this
+    lease_margin: float = 5.0  # the lease outlives the invocation's deadline by this much
+    default_invocation_seconds: float = 900.0  # the deadline when there is no Lambda context
+    max_crashes: int = 12  # crashes in a row without progress before the instance errors
+    sweep_grace: float = 120.0  # how late a due instance may be before the sweeper re-enqueues it
+    sweep_limit: int = 1000
+    shards: int = 8
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            raw = environ.get(f"WORKFLOWS_{name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(cls(), name))
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise InvalidConfigError(
+                    f"WORKFLOWS_{name.upper()}={raw!r} is not a valid {kind.__name__}"
+                ) from None
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class Environment:
+    store: Store
+    queue: Queue
+    clock: Clock = field(default_factory=SystemClock)
+    registry: Registry = REGISTRY
+    blobs: BlobStore | None = None
+    settings: Settings = field(default_factory=Settings)
+
+
+def from_env(environ: Mapping[str, str] | None = None, **clients: Any) -> Environment:
+    """Build the Environment from environment variables. ``clients`` may inject boto3 clients."""
+    from framework.dynamodb import DynamoStore
+
+    environ = os.environ if environ is None else environ
+    missing = [name for name in (ENV_TABLE, ENV_QUEUE_URL) if not environ.get(name)]
+    if missing:
+        raise InvalidConfigError(f"set {' and '.join(missing)} to the table name and work queue URL")
+    if environ.get(ENV_MODULES):
+        load_modules(environ[ENV_MODULES])
+    settings = Settings.from_env(environ)
+    bucket = environ.get(ENV_BUCKET)
+    return Environment(
+        store=DynamoStore(clients.get("dynamodb") or client("dynamodb"), environ[ENV_TABLE], shards=settings.shards),
+        queue=SqsQueue(clients.get("sqs") or client("sqs"), environ[ENV_QUEUE_URL]),
+        blobs=S3Blobs(clients.get("s3") or client("s3"), bucket) if bucket else None,
+        settings=settings,
+    )
+
+
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
+_default: Environment | None = None
+_override: list[Environment] = []
+
+
+def client(service: str) -> Any:
+    """A boto3 client, created once per container and reused."""
+    with _lock:
+        if service not in _clients:
+            import boto3
+
+            _clients[service] = boto3.client(service)  # type: ignore[call-overload]
+        return _clients[service]
+
+
+def current() -> Environment:
+    """The Environment installed by ``use()``, else the one built from environment variables."""
+    global _default
+    if _override:
+        return _override[-1]
+    with _lock:
+        cached = _default
+    if cached is None:
+        cached = from_env()
+        with _lock:
+            _default = cached
+    return cached
+
+
+@contextmanager
+def use(env: Environment) -> Iterator[Environment]:
+    """Make ``env`` the current Environment inside the block (local runtime, tests)."""
+    _override.append(env)
+    try:
+        yield env
+    finally:
+        _override.remove(env)

@@ -1,0 +1,114 @@
+"""Every exception the framework raises. This module imports nothing from the framework.
+
+Errors a user may catch derive from :class:`WorkflowError`. :class:`Suspend` is the one
+``BaseException``: it unwinds the workflow function when the instance must wait, so that a user's
+``except Exception`` can never swallow it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkflowError(Exception):
+    """Base class of every error the framework raises on purpose."""
+
+
+class NonRetryableError(WorkflowError):
+    """Raise from a step body to fail the step at once, without using its retry budget."""
+
+
+class StepFailedError(WorkflowError):
+    """A step failed for good: retries ran out, or its body raised :class:`NonRetryableError`.
+
+    Raised at the ``step.do`` call, identically on first run and on replay. ``str(e)`` names the step,
+    the attempts made, and the original error's type and message.
+    """
+
+    def __init__(self, step: str, attempts: int, error_type: str, error_message: str) -> None:
+        self.step = step
+        self.attempts = attempts
+        self.error_type = error_type
+        self.error_message = error_message
+        plural = "attempt" if attempts == 1 else "attempts"
+        super().__init__(f"step {step!r} failed after {attempts} {plural}: {error_type}: {error_message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.attempts, self.error_type, self.error_message))
+
+
+class StepTimeoutError(WorkflowError):
+    """A step attempt ran past its ``timeout``. It counts as a failed attempt."""
+
+
+class WorkflowTimeoutError(WorkflowError):
+    """A ``wait_for_event`` timed out. The workflow may catch it."""
+
+
+class NonDeterminismError(WorkflowError):
+    """On replay, the k-th durable call differs in kind or name from the k-th journal entry."""
+
+
+class InvocationCrashedError(WorkflowError):
+    """An invocation died (timeout, out of memory) while the instance was at this point, too often."""
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """No workflow is registered under this name."""
+
+
+class DuplicateWorkflowError(WorkflowError):
+    """Two different functions were registered under one workflow name."""
+
+
+class InvalidInstanceIdError(WorkflowError, ValueError):
+    """An instance id does not match ``^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$``."""
+
+
+class InstanceAlreadyExistsError(WorkflowError):
+    """An instance with this id exists already."""
+
+
+class InvalidParamsError(WorkflowError, ValueError):
+    """Params failed the workflow's model. ``details`` holds pydantic's error list."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+class InstanceNotFoundError(WorkflowError):
+    """No instance has this id."""
+
+
+class InvalidStateError(WorkflowError):
+    """The operation does not apply to the instance in its current state."""
+
+
+class InvalidConfigError(WorkflowError, ValueError):
+    """A step config, duration, step name or datetime is invalid. Raised where it is defined."""
+
+
+class SerializationError(WorkflowError, TypeError):
+    """A step result, output or params value cannot be stored as JSON."""
+
+
+class PayloadTooLargeError(WorkflowError, ValueError):
+    """A step result or output is larger than the configured limit."""
+
+
+class Suspend(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Unwinds the workflow function when the instance must wait.
+
+    Caught in exactly one place, the engine's run loop. ``wake_at`` is epoch seconds, or ``None`` to
+    wait with no deadline.
+    """
+
+    def __init__(self, wake_at: float | None, reason: str) -> None:
+        super().__init__(reason)
+        self.wake_at = wake_at
+        self.reason = reason
+
+
+class AttemptInterrupted(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside a running step body by the attempt timer. Turned into a failed attempt."""

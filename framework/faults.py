@@ -1,0 +1,41 @@
+"""Named fault-injection points. Production code calls ``point()``; only tests and the local runtime
+install hooks, which may raise to make the invocation die right there.
+
+Points: ``journal.before_write``, ``journal.after_write``, ``step.after_body`` (the body returned, its
+result is not written yet), ``instance.before_release``, ``instance.after_release`` (the status is
+written, the wake-up not sent yet), ``queue.before_send``, ``queue.after_send``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+Hook = Callable[[str, dict[str, Any]], None]
+POINTS = (
+    "journal.before_write",
+    "journal.after_write",
+    "step.after_body",
+    "instance.before_release",
+    "instance.after_release",
+    "queue.before_send",
+    "queue.after_send",
+)
+_hooks: list[Hook] = []
+
+
+def point(where: str, /, **info: Any) -> None:
+    """Give each installed hook a chance to fail here. Costs one empty-list check when none is."""
+    if _hooks:
+        for hook in list(_hooks):
+            hook(where, info)
+
+
+@contextmanager
+def injected(hook: Hook) -> Iterator[None]:
+    _hooks.append(hook)
+    try:
+        yield
+    finally:
+        _hooks.remove(hook)

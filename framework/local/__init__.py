@@ -1,0 +1,5 @@
+"""The local runtime: the whole stack on moto, on a virtual clock by default."""
+
+from framework.local.runtime import LocalContext, LocalRuntime, SimulatedCrash
+
+__all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash"]

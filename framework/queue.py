@@ -1,0 +1,59 @@
+"""The queue Protocol (one primitive: send with a delay), SQS, and the in-memory fake."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from typing import Any, Protocol
+
+from framework.clock import Clock
+
+MAX_DELAY_SECONDS = 900  # SQS's limit per message; longer waits chain hops
+
+
+class Queue(Protocol):
+    def send(self, body: str, delay_seconds: int) -> None:
+        """Send one message, hidden for ``delay_seconds`` (0 to 900)."""
+
+
+class SqsQueue:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._sqs = client
+        self._url = queue_url
+
+    def send(self, body: str, delay_seconds: int) -> None:
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=body, DelaySeconds=delay_seconds)
+
+
+class MemoryQueue:
+    """A delay queue on an injected clock: ``due()`` pops the messages whose delay has passed."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self.sent: list[tuple[str, int]] = []
+
+    def send(self, body: str, delay_seconds: int) -> None:
+        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+            raise ValueError(f"DelaySeconds must be 0 to {MAX_DELAY_SECONDS}, got {delay_seconds}")
+        with self._lock:
+            self.sent.append((body, delay_seconds))
+            heapq.heappush(self._heap, (self._clock.now() + delay_seconds, next(self._order), body))
+
+    def due(self) -> list[str]:
+        now = self._clock.now()
+        with self._lock:
+            ready = []
+            while self._heap and self._heap[0][0] <= now:
+                ready.append(heapq.heappop(self._heap)[2])
+            return ready
+
+    def next_due(self) -> float | None:
+        with self._lock:
+            return self._heap[0][0] if self._heap else None
+
+    def __len__(self) -> int:
+        return len(self._heap)

@@ -1,0 +1,120 @@
+"""The records the store keeps: one instance item and the journal entries of its current run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Self
+
+
+class Status(StrEnum):
+    """Instance statuses, exact strings shared with Cloudflare Workflows."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ERRORED = "errored"
+    TERMINATED = "terminated"
+    COMPLETE = "complete"
+    WAITING = "waiting"
+    WAITING_FOR_PAUSE = "waitingForPause"
+    UNKNOWN = "unknown"
+
+
+FINISHED = frozenset({Status.COMPLETE, Status.ERRORED, Status.TERMINATED})
+# Statuses in which a worker may take the lease and run the workflow.
+RUNNABLE = frozenset({Status.QUEUED, Status.RUNNING, Status.WAITING})
+
+
+class EntryKind(StrEnum):
+    STEP = "step"
+    SLEEP = "sleep"
+    WAIT = "wait"
+    EVENT = "event"
+
+
+class EntryStatus(StrEnum):
+    COMPLETE = "complete"  # a step with its result
+    FAILED = "failed"  # a step whose retries ran out: replay raises StepFailedError
+    RETRYING = "retrying"  # a step between attempts: ``next_attempt_at`` says when
+    STARTED = "started"  # an at-most-once step whose attempt began
+    SLEEPING = "sleeping"  # a sleep: done once the clock passes ``wake_at``
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    name: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "message": self.message}
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Self:
+        return cls(type(exc).__name__, str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    started_at: float
+    ended_at: float | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One durable call of a run. ``rev`` counts the writes of this entry (1 on the first put)."""
+
+    seq: int
+    kind: EntryKind
+    name: str
+    status: EntryStatus
+    started_at: float
+    ended_at: float | None = None
+    rev: int = 1
+    result: str | None = None  # JSON text from serde.encode, or None when stored in the blob store
+    result_ref: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    error: ErrorInfo | None = None  # the last attempt's error, for FAILED steps
+    wake_at: float | None = None  # sleeps: when they end; RETRYING steps: the next attempt
+    extra: dict[str, Any] = field(default_factory=dict)  # room for waits and events
+
+    def next_rev(self, **changes: Any) -> JournalEntry:
+        return replace(self, rev=self.rev + 1, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """The instance item. Lease fields are set only while an invocation runs the instance."""
+
+    id: str
+    workflow: str
+    status: Status
+    params: str  # JSON text
+    created_at: float
+    updated_at: float
+    run: int = 1
+    output: str | None = None
+    output_ref: str | None = None
+    error: ErrorInfo | None = None
+    wake_at: float | None = None
+    due_at: float | None = None  # when the sweeper should look at it; None once finished or parked
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    crash_mark: str | None = None  # journal position at the last crash detected
+    crash_count: int = 0  # crashes in a row at ``crash_mark``
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease taken by one invocation. ``previous`` is the instance as it was before the lease."""
+
+    owner: str
+    until: float
+    previous: InstanceRecord
+
+    @property
+    def crashed(self) -> bool:
+        """True when the previous holder left without releasing: its invocation died."""
+        return self.previous.lease_owner is not None

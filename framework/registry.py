@@ -1,0 +1,146 @@
+"""Registering workflows: ``@workflow(name, params=Model)``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from framework.errors import (
+    DuplicateWorkflowError,
+    InvalidConfigError,
+    InvalidParamsError,
+    PayloadTooLargeError,
+    SerializationError,
+    WorkflowNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from framework.engine import Step
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,63}$")
+MAX_PARAMS_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowEvent:
+    """What the workflow function receives: ``payload`` (dict, or the params model), the instance
+    id, and ``timestamp``, the creation time as an aware UTC datetime."""
+
+    payload: Any
+    instance_id: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A registered workflow. Calling it calls the function."""
+
+    name: str
+    fn: Callable[[WorkflowEvent, Step], Any]
+    params: type[BaseModel] | None = None
+
+    def __call__(self, event: WorkflowEvent, step: Step) -> Any:
+        return self.fn(event, step)
+
+    def encode_params(self, params: Any) -> str:
+        """Validate params against the model and return them as JSON text. Raise InvalidParamsError."""
+        if self.params is not None:
+            try:
+                model = params if isinstance(params, self.params) else self.params.model_validate(params)
+            except ValidationError as exc:
+                details = exc.errors(include_url=False, include_context=False, include_input=False)
+                raise InvalidParamsError(
+                    f"params of workflow {self.name!r} are invalid: {exc.error_count()} error(s): "
+                    + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in details),
+                    details=[dict(d) for d in details],
+                ) from None
+            text = model.model_dump_json()
+        else:
+            if params is not None and not isinstance(params, dict):
+                raise InvalidParamsError(
+                    f"params of workflow {self.name!r} must be a JSON object, not {type(params).__name__}"
+                )
+            try:
+                text = json.dumps(params or {}, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise SerializationError(f"params of workflow {self.name!r}: {exc}") from None
+        if len(text.encode()) > MAX_PARAMS_BYTES:
+            raise PayloadTooLargeError(
+                f"params of workflow {self.name!r} are {len(text.encode())} bytes; "
+                f"the limit is {MAX_PARAMS_BYTES}"
+            )
+        return text
+
+    def decode_params(self, text: str) -> Any:
+        data = json.loads(text)
+        return self.params.model_validate(data) if self.params is not None else data
+
+
+class Registry:
+    """Workflows by name."""
+
+    def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
+        self._workflows: dict[str, Workflow] = {}
+        for wf in workflows:
+            self.add(wf)
+
+    def add(self, wf: Workflow) -> None:
+        existing = self._workflows.get(wf.name)
+        if existing is not None and _origin(existing.fn) != _origin(wf.fn):
+            raise DuplicateWorkflowError(
+                f"workflow name {wf.name!r} is taken by {_origin(existing.fn)}; "
+                f"cannot register {_origin(wf.fn)} under it too"
+            )
+        self._workflows[wf.name] = wf
+
+    def get(self, name: str) -> Workflow:
+        try:
+            return self._workflows[name]
+        except KeyError:
+            known = ", ".join(sorted(self._workflows)) or "none"
+            raise WorkflowNotFoundError(f"no workflow named {name!r} (registered: {known})") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._workflows)
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+REGISTRY = Registry()
+
+
+def workflow(
+    name: str, *, params: type[BaseModel] | None = None
+) -> Callable[[Callable[[WorkflowEvent, Step], Any]], Workflow]:
+    """Register the decorated function as workflow ``name``. Names are unique per process."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidConfigError(
+            f"workflow name {name!r} is invalid: use 1 to 64 letters, digits, '_' or '-', "
+            "not starting with '-'"
+        )
+    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise InvalidConfigError(f"params of workflow {name!r} must be a pydantic model class")
+
+    def register(fn: Callable[[WorkflowEvent, Step], Any]) -> Workflow:
+        wf = Workflow(name=name, fn=fn, params=params)
+        REGISTRY.add(wf)
+        return wf
+
+    return register
+
+
+def load_modules(modules: str | Iterable[str]) -> None:
+    """Import workflow modules (comma-separated, or a list), which register their workflows."""
+    names = modules.split(",") if isinstance(modules, str) else list(modules)
+    for module in (m.strip() for m in names):
+        if module:
+            importlib.import_module(module)

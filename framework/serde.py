@@ -1,0 +1,106 @@
+"""Step results and outputs as stored JSON.
+
+Plain JSON values are stored as they are. A pydantic model or a dataclass at the top level is stored
+with its type's import path and rebuilt from it, so a step returns the same type on first run and on
+replay. The engine always hands the workflow the *decoded* value, on first run too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from framework.errors import SerializationError
+
+_TYPE_KEY = "$type"
+_VALUE_KEY = "$value"
+
+
+def encode(value: Any, *, what: str) -> str:
+    """Return the JSON text for ``value``. Raise SerializationError naming ``what`` and the type."""
+    kind = type(value)
+    if isinstance(value, BaseModel) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        path = _type_path(kind, what=what)
+        data: Any = {_TYPE_KEY: path, _VALUE_KEY: _adapter(kind).dump_python(value, mode="json")}
+    else:
+        _check_plain(value, what=what, where="")
+        data = {_VALUE_KEY: value}
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - _check_plain catches these first
+        raise SerializationError(f"{what} cannot be serialized: {exc}") from None
+
+
+def decode(text: str) -> Any:
+    """Rebuild the value that ``encode`` stored."""
+    data = json.loads(text)
+    if _TYPE_KEY in data:
+        return _adapter(_import_type(data[_TYPE_KEY])).validate_python(data[_VALUE_KEY])
+    return data[_VALUE_KEY]
+
+
+def roundtrip(value: Any, *, what: str) -> tuple[str, Any]:
+    """Encode ``value`` and decode it again: what replay will return, returned on first run too."""
+    text = encode(value, what=what)
+    return text, decode(text)
+
+
+def _check_plain(value: Any, *, what: str, where: str) -> None:
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SerializationError(f"{what} holds {value!r}{where}, which JSON cannot store")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_plain(item, what=what, where=f"{where}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(
+                    f"{what} has a dict key of type {type(key).__name__}{where}: JSON keys must be str"
+                )
+            _check_plain(item, what=what, where=f"{where}[{key!r}]")
+        return
+    raise SerializationError(
+        f"{what} cannot be serialized: {type(value).__module__}.{type(value).__qualname__}{where} is not "
+        "a JSON value; return JSON values (dict, list, str, int, float, bool, None), a pydantic model "
+        "or a dataclass"
+    )
+
+
+def _type_path(kind: type, *, what: str) -> str:
+    path = f"{kind.__module__}:{kind.__qualname__}"
+    if "<locals>" in kind.__qualname__:
+        raise SerializationError(
+            f"{what} cannot be serialized: {path} is defined inside a function, so replay could not "
+            "rebuild it; define it at module level"
+        )
+    return path
+
+
+@lru_cache(maxsize=256)
+def _import_type(path: str) -> type:
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise SerializationError(f"cannot rebuild stored type {path}: {exc}") from None
+    if not isinstance(obj, type):
+        raise SerializationError(f"cannot rebuild stored type {path}: it is not a class")
+    return obj
+
+
+@lru_cache(maxsize=256)
+def _adapter(kind: type) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)

@@ -1,0 +1,27 @@
+"""Re-enqueue instances that are due but have no message in flight: a lost send, or a crash between
+the status write and the send. Run on a schedule; safe to run twice at once."""
+
+from __future__ import annotations
+
+from framework.environment import Environment, current
+from framework.logs import logger
+from framework.records import Status
+from framework.worker import send_wake
+
+
+def sweep(env: Environment | None = None) -> int:
+    """Kick every instance due more than ``sweep_grace`` ago. Return how many were re-enqueued."""
+    env = env or current()
+    now = env.clock.now()
+    grace = env.settings.sweep_grace
+    requeued = 0
+    for due in env.store.due_instances(now - grace, env.settings.sweep_limit):
+        # Postpone first, so that the next sweep leaves it alone while this kick is in flight.
+        if not env.store.postpone(due.id, due.due_at, now + grace):
+            continue
+        wake_at = due.wake_at if due.status is Status.WAITING else None
+        send_wake(env, due.id, wake_at)
+        requeued += 1
+    if requeued:
+        logger.warning("sweeper re-enqueued stuck instances", extra={"requeued": requeued})
+    return requeued

@@ -1,0 +1,213 @@
+"""One wake-up message in, one invocation of an instance: lease, replay, then suspend or finish."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from framework import payloads, serde
+from framework.durations import from_epoch
+from framework.engine import Step
+from framework.environment import Environment, current
+from framework.errors import InvocationCrashedError, Suspend, WorkflowError
+from framework.faults import point
+from framework.logs import logger
+from framework.queue import MAX_DELAY_SECONDS
+from framework.registry import WorkflowEvent
+from framework.records import ErrorInfo, InstanceRecord, JournalEntry, Lease, Status
+from framework.store import LeaseConflict, LeaseLost, Release
+
+
+class BadMessageError(WorkflowError):
+    """A work-queue message that is not a wake-up, or names no instance. It goes to the DLQ."""
+
+
+class EngineFault(BaseException):  # noqa: N818 - carries an infrastructure error past user code
+    """An AWS call of the engine failed inside a durable call. User ``except Exception`` must not see it."""
+
+
+class Outcome(StrEnum):
+    HOPPED = "hopped"  # an early hop of a long wait, sent on with no DynamoDB call
+    SKIPPED = "skipped"  # a duplicate, a stale wake-up, or a finished instance: nothing to do
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    ERRORED = "errored"
+
+
+class WakeMessage(BaseModel):
+    """The body of a work-queue message: an instance id, and when it is due (None: now)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=100)
+    wake_at: float | None = None
+
+    @classmethod
+    def parse(cls, body: str) -> WakeMessage:
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            raise BadMessageError(f"not a wake-up message: {exc.errors(include_url=False)[0]['msg']}") from None
+
+
+def send_wake(env: Environment, instance_id: str, wake_at: float | None) -> None:
+    """Enqueue a wake-up. Waits longer than SQS allows are sent as the first hop of a chain."""
+    delay = 0 if wake_at is None else math.ceil(wake_at - env.clock.now())
+    body = WakeMessage(id=instance_id, wake_at=wake_at).model_dump_json(exclude_none=True)
+    point("queue.before_send", instance_id=instance_id)
+    env.queue.send(body, min(max(delay, 0), MAX_DELAY_SECONDS))
+    point("queue.after_send", instance_id=instance_id)
+
+
+def process_message(body: str, context: Any = None, env: Environment | None = None) -> Outcome:
+    """Handle one work-queue message. Raise BadMessageError for a message that must not be deleted."""
+    env = env or current()
+    msg = WakeMessage.parse(body)
+    now = env.clock.now()
+    if msg.wake_at is not None and msg.wake_at > now:
+        send_wake(env, msg.id, msg.wake_at)  # an early hop: no DynamoDB call at all
+        return Outcome.HOPPED
+    remaining = env.settings.default_invocation_seconds
+    if context is not None:
+        remaining = context.get_remaining_time_in_millis() / 1000
+    owner = uuid.uuid4().hex
+    try:
+        lease = env.store.acquire_lease(
+            msg.id, owner, now, now + remaining + env.settings.lease_margin, require_due=msg.wake_at is not None
+        )
+    except LeaseConflict as conflict:
+        if conflict.current is None:
+            raise BadMessageError(f"no instance {msg.id!r}") from None
+        logger.info("wake-up skipped", extra={"instance_id": msg.id, "status": conflict.current.status})
+        return Outcome.SKIPPED
+    return Invocation(env, lease, deadline=now + remaining).run()
+
+
+class Invocation:
+    """One leased run of an instance's workflow function."""
+
+    def __init__(self, env: Environment, lease: Lease, *, deadline: float) -> None:
+        self.env = env
+        self.lease = lease
+        self.instance: InstanceRecord = lease.previous
+        self.deadline = deadline
+        self.margin = env.settings.time_margin
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.id
+
+    @property
+    def run_number(self) -> int:
+        return self.instance.run
+
+    def now(self) -> float:
+        return self.env.clock.now()
+
+    def time_left(self) -> float:
+        return self.deadline - self.now()
+
+    def write_entry(self, entry: JournalEntry) -> None:
+        try:
+            self.env.store.write_entry(self.instance.id, self.instance.run, entry)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            raise EngineFault(exc) from exc
+
+    def run(self) -> Outcome:
+        """Replay the workflow to its next wait or its end, then write down where it stands."""
+        inst = self.instance
+        logger.append_keys(instance_id=inst.id, workflow=inst.workflow)
+        try:
+            try:
+                workflow = self.env.registry.get(inst.workflow)
+                event_payload = workflow.decode_params(inst.params)
+            except Exception as exc:
+                return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+            # A new instance has no journal yet: skip the read.
+            journal = [] if inst.status is Status.QUEUED else self.env.store.load_journal(inst.id, inst.run)
+            try:
+                crash_charge = self._count_crash(journal)
+            except InvocationCrashedError as exc:
+                return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+            step = Step(self, journal, crash_charge)
+            event = _event(event_payload, inst)
+            try:
+                output = workflow(event, step)
+                if step.problem is not None:
+                    raise step.problem  # the workflow swallowed a suspension or a fatal error
+            except Suspend as suspension:
+                return self._suspend(suspension)
+            except EngineFault as fault:
+                raise fault.args[0] from None
+            except Exception as exc:
+                return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+            return self._complete(output)
+        except LeaseLost as lost:
+            logger.warning("lease lost; another invocation owns the instance", extra={"reason": str(lost)})
+            raise
+        finally:
+            logger.remove_keys(["instance_id", "workflow"])
+
+    def _count_crash(self, journal: list[JournalEntry]) -> int:
+        """After a crash, count crashes in a row at this journal position. Return the failed attempts
+        to charge to the next step: the first crash is free, each further one costs an attempt."""
+        if not self.lease.crashed:
+            return 0
+        previous = self.lease.previous
+        mark = f"{len(journal)}:{journal[-1].rev if journal else 0}"
+        count = previous.crash_count + 1 if previous.crash_mark == mark else 1
+        logger.warning("previous invocation crashed", extra={"crashes_in_a_row": count})
+        self.env.store.record_crash(previous.id, self.lease.owner, mark, count)
+        if count > self.env.settings.max_crashes:
+            raise InvocationCrashedError(
+                f"{count} invocations in a row died at journal position {len(journal)} without progress"
+            )
+        return count - 1
+
+    def _release(self, release: Release) -> None:
+        point("instance.before_release", instance_id=self.instance.id, status=release.status)
+        self.env.store.release(self.instance.id, self.lease.owner, release)
+        point("instance.after_release", instance_id=self.instance.id, status=release.status)
+
+    def _suspend(self, suspension: Suspend) -> Outcome:
+        self._release(Release(Status.WAITING, self.now(), wake_at=suspension.wake_at))
+        if suspension.wake_at is not None:
+            send_wake(self.env, self.instance.id, suspension.wake_at)
+        logger.info("suspended", extra={"reason": suspension.reason, "wake_at": suspension.wake_at})
+        return Outcome.SUSPENDED
+
+    def _complete(self, output: Any) -> Outcome:
+        what = f"output of workflow {self.instance.workflow!r}"
+        try:
+            text = serde.encode(output, what=what)
+            inline, ref = payloads.store(self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what)
+        except WorkflowError as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+        return self._finish(Status.COMPLETE, output=inline, output_ref=ref)
+
+    def _finish(
+        self,
+        status: Status,
+        *,
+        output: str | None = None,
+        output_ref: str | None = None,
+        error: ErrorInfo | None = None,
+    ) -> Outcome:
+        now = self.now()
+        expires = int(now + self.env.settings.retention_days * 86400)
+        self._release(Release(status, now, output=output, output_ref=output_ref, error=error, expires_at=expires))
+        if error is not None:
+            logger.warning("instance errored", extra={"error": error.as_dict()})
+            return Outcome.ERRORED
+        logger.info("instance complete")
+        return Outcome.COMPLETED
+
+
+def _event(payload: Any, inst: InstanceRecord) -> WorkflowEvent:
+    return WorkflowEvent(payload=payload, instance_id=inst.id, timestamp=from_epoch(inst.created_at))

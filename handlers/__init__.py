@@ -1,0 +1,1 @@
+"""Thin Lambda entry points: parse the event, call ``framework``, shape the response."""

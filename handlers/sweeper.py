@@ -1,0 +1,13 @@
+"""The sweeper: on a schedule, re-enqueue instances that are due but have no message in flight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework.logs import logger
+from framework.sweeper import sweep
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    return {"requeued": sweep()}

@@ -1,0 +1,36 @@
+"""The worker: an SQS event source of wake-up messages, with partial batch failure reporting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from framework.logs import logger
+from framework.worker import process_message
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
+    """One message. Raising marks it failed: SQS redelivers it, then moves it to the DLQ."""
+    try:
+        return process_message(record.body, lambda_context).value
+    except Exception as exc:
+        logger.warning(
+            "message failed",
+            extra={
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "reason": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
