@@ -8,9 +8,9 @@ import os
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # keep the demo's output to the timeline
 
-from examples.file_processing import file_processing, verifier  # noqa: E402
-from framework.local import LocalRuntime  # noqa: E402
-from framework.timeline import format_timeline  # noqa: E402
+from examples.file_processing import file_processing, verifier
+from framework.local import LocalRuntime
+from framework.timeline import format_timeline
 
 
 def main() -> None:
@@ -26,7 +26,9 @@ def main() -> None:
         )
         print("1. upload s3://uploads/report.txt and start the workflow")
         inst = rt.client.create(
-            "file-processing", params={"bucket": "uploads", "key": "report.txt", "table": "verdicts"}, id="report-1"
+            "file-processing",
+            params={"bucket": "uploads", "key": "report.txt", "table": "verdicts"},
+            id="report-1",
         )
         print("2. arm a crash: the worker dies right after 'verify' is recorded")
         rt.crash_at("journal.after_write", name="verify", status="complete")
@@ -41,8 +43,11 @@ def main() -> None:
         print()
         saved = db.get_item(TableName="verdicts", Key={"pk": {"S": "report.txt"}})["Item"]
         print(f"saved verdict: {saved}")
-        print(f"verifier calls: {verifier.calls['report.txt']} (2 failures, then success; never re-run after the crash)")
-        print(f"worker invocations: {rt.invocations['WorkerFunction']}, AWS calls: {sum(rt.aws_calls.values())}")
+        calls = verifier.calls["report.txt"]
+        print(f"verifier calls: {calls} (2 failures, then success; not re-run after the crash)")
+        print(
+            f"worker invocations: {rt.invocations['WorkerFunction']}, AWS calls: {sum(rt.aws_calls.values())}"
+        )
         assert status.status == "complete", status
 
 

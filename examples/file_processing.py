@@ -35,7 +35,7 @@ verifier = FlakyVerifier()
 
 
 def _client(service: str) -> Any:
-    return boto3.client(service, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))  # type: ignore[call-overload]
+    return boto3.client(service, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
 
 
 @workflow("file-processing", params=FileParams)
@@ -61,7 +61,11 @@ def file_processing(event: Any, step: Any) -> dict[str, Any]:
     def save() -> str:
         _client("dynamodb").put_item(
             TableName=params.table,
-            Item={"pk": {"S": params.key}, "ok": {"BOOL": verdict["ok"]}, "words": {"N": str(verdict["words"])}},
+            Item={
+                "pk": {"S": params.key},
+                "ok": {"BOOL": verdict["ok"]},
+                "words": {"N": str(verdict["words"])},
+            },
         )
         return params.key
 

@@ -25,7 +25,7 @@ ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
 
 
 def check_instance_id(instance_id: Any) -> str:
-    if not isinstance(instance_id, str) or not ID_PATTERN.match(instance_id):
+    if not isinstance(instance_id, str) or not ID_PATTERN.fullmatch(instance_id):
         raise InvalidInstanceIdError(
             f"instance id {instance_id!r} is invalid: use 1 to 100 letters, digits, '_' or '-', "
             "not starting with '-'"
@@ -147,7 +147,7 @@ class WorkflowClient:
             import boto3
 
             def make(service: str) -> Any:
-                return boto3.client(service, endpoint_url=endpoint_url, region_name=region_name)  # type: ignore[call-overload]
+                return boto3.client(service, endpoint_url=endpoint_url, region_name=region_name)
 
             settings = Settings.from_env()
             environment = Environment(
@@ -170,7 +170,7 @@ class WorkflowClient:
     def registry(self) -> Registry:
         return self._env.registry if self._env.registry is not None else REGISTRY
 
-    def create(self, workflow: str | Workflow, params: Any = None, *, id: str | None = None) -> Instance:  # noqa: A002
+    def create(self, workflow: str | Workflow, params: Any = None, *, id: str | None = None) -> Instance:
         """Validate, write and enqueue a new instance. Nothing is written if validation fails."""
         name = workflow.name if isinstance(workflow, Workflow) else workflow
         instance_id = str(uuid.uuid4()) if id is None else check_instance_id(id)
@@ -187,7 +187,9 @@ class WorkflowClient:
             due_at=now,  # the sweeper re-enqueues it if the send below is lost
         )
         self._env.store.create_instance(record)
-        send_wake(self._env, instance_id, None)
+        # The start carries its due time, like every wake-up: a duplicate delivered after the instance
+        # has moved on to a later wait fails the lease's due check and costs one write, no replay.
+        send_wake(self._env, instance_id, now)
         return Instance(self, instance_id)
 
     def get(self, instance_id: str) -> Instance:
@@ -224,7 +226,9 @@ class WorkflowClient:
             started_at=from_epoch(entry.started_at),
             ended_at=when(ended),
             attempts=tuple(
-                HistoryAttempt(from_epoch(a.started_at), when(a.ended_at), a.error.as_dict() if a.error else None)
+                HistoryAttempt(
+                    from_epoch(a.started_at), when(a.ended_at), a.error.as_dict() if a.error else None
+                )
                 for a in entry.attempts
             ),
             result=(

@@ -72,9 +72,7 @@ def to_epoch(when: datetime | int | float, *, what: str = "time") -> float:
         if not math.isfinite(when):
             raise InvalidConfigError(f"{what} must be finite, got {when!r}")
         return float(when)
-    raise InvalidConfigError(
-        f"{what} must be an aware datetime or epoch seconds, not {type(when).__name__}"
-    )
+    raise InvalidConfigError(f"{what} must be an aware datetime or epoch seconds, not {type(when).__name__}")
 
 
 def iso(epoch: float | None) -> str | None:

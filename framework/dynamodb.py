@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from framework.errors import InstanceAlreadyExistsError
 from framework.records import (
+    FINISHED,
     RUNNABLE,
     Attempt,
     EntryKind,
@@ -29,7 +30,7 @@ from framework.records import (
     Lease,
     Status,
 )
-from framework.store import FINISHED, DueInstance, LeaseConflict, LeaseLost, Release, shard_of
+from framework.store import DueInstance, LeaseConflict, LeaseLost, Release, shard_of
 
 INSTANCE_SK = "instance"
 DUE_INDEX = "due-index"
@@ -200,9 +201,9 @@ class DynamoStore:
             raise
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        item = self._db.get_item(
-            TableName=self._table, Key=self._key(instance_id), ConsistentRead=True
-        ).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=self._key(instance_id), ConsistentRead=True).get(
+            "Item"
+        )
         return _instance_from(item) if item else None
 
     def acquire_lease(
@@ -211,7 +212,7 @@ class DynamoStore:
         condition = f"{IS_RUNNABLE} AND {LEASE_IS_FREE}" + (f" AND {IS_DUE}" if require_due else "")
         names = {"#status": "status", "#lease_until": "lease_until", "#lease_owner": "lease_owner"}
         names |= {"#due_at": "due_at", "#updated_at": "updated_at", "#wake_at": "wake_at"}
-        values = {f":st_{s.name.lower()}": s.value for s in RUNNABLE}
+        values: dict[str, Any] = {f":st_{s.name.lower()}": s.value for s in RUNNABLE}
         values |= {":now": now, ":until": until, ":owner": owner, ":running": Status.RUNNING.value}
         try:
             old = self._db.update_item(
@@ -266,7 +267,9 @@ class DynamoStore:
             self._db.put_item(TableName=self._table, Item=_entry_to(instance_id, run, entry), **extra)
         except ClientError as exc:
             if _conflict(exc):
-                raise LeaseLost(f"journal entry {entry.seq} of {instance_id!r} was written by another") from None
+                raise LeaseLost(
+                    f"journal entry {entry.seq} of {instance_id!r} was written by another"
+                ) from None
             raise
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
@@ -279,7 +282,7 @@ class DynamoStore:
         )
 
     def release(self, instance_id: str, owner: str, release: Release) -> None:
-        sets = {"status": release.status.value, "updated_at": release.now}
+        sets: dict[str, Any] = {"status": release.status.value, "updated_at": release.now}
         optional = {
             "wake_at": release.wake_at,
             "due_at": None if release.status in FINISHED else release.wake_at,
@@ -291,8 +294,11 @@ class DynamoStore:
         sets |= {k: v for k, v in optional.items() if v is not None}
         removes = [k for k, v in optional.items() if v is None]
         removes += ["lease_owner", "lease_until", "crash_mark", "crash_count"]
-        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE " + ", ".join(
-            f"#{k}" for k in removes
+        expression = (
+            "SET "
+            + ", ".join(f"#{k} = :{k}" for k in sets)
+            + " REMOVE "
+            + ", ".join(f"#{k}" for k in removes)
         )
         self._owned_update(
             instance_id,

@@ -66,7 +66,9 @@ class StepContext:
 
 def check_name(name: Any, *, what: str = "step") -> str:
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_STEP_NAME:
-        raise InvalidConfigError(f"{what} name must be a str of 1 to {MAX_STEP_NAME} characters, got {name!r}")
+        raise InvalidConfigError(
+            f"{what} name must be a str of 1 to {MAX_STEP_NAME} characters, got {name!r}"
+        )
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         raise InvalidConfigError(f"{what} name {name!r} contains control characters")
     return name
@@ -165,7 +167,9 @@ class Step:
     # -- internals -------------------------------------------------------------------------------
     def _next(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
         if self._in_step:
-            raise NonRetryableError("durable calls (step.do, step.sleep, ...) cannot be nested in a step body")
+            raise NonRetryableError(
+                "durable calls (step.do, step.sleep, ...) cannot be nested in a step body"
+            )
         if self.problem is not None:
             raise self.problem  # the workflow swallowed a suspension or a fatal error: stop again
         seq = self._pos
@@ -182,7 +186,9 @@ class Step:
 
     def _write(self, previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
         if previous is not None:
-            entry = previous.next_rev(**{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"})
+            entry = previous.next_rev(
+                **{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"}
+            )
         point("journal.before_write", seq=entry.seq, name=entry.name, status=entry.status)
         self._inv.write_entry(entry)
         point("journal.after_write", seq=entry.seq, name=entry.name, status=entry.status)
@@ -236,7 +242,12 @@ class Step:
             attempt_no = len(attempts) + 1
             if cfg.at_most_once:
                 marker = JournalEntry(
-                    seq, EntryKind.STEP, name, EntryStatus.STARTED, started, attempts=(*attempts, Attempt(started))
+                    seq,
+                    EntryKind.STEP,
+                    name,
+                    EntryStatus.STARTED,
+                    started,
+                    attempts=(*attempts, Attempt(started)),
                 )
                 entry = self._write(entry, marker)
             logger.append_keys(step=name, attempt=attempt_no)
@@ -254,8 +265,13 @@ class Step:
                 entry = self._write(
                     entry,
                     JournalEntry(
-                        seq, EntryKind.STEP, name, EntryStatus.RETRYING,
-                        attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at,
+                        seq,
+                        EntryKind.STEP,
+                        name,
+                        EntryStatus.RETRYING,
+                        attempts[0].started_at,
+                        attempts=tuple(attempts),
+                        wake_at=wake_at,
                     ),
                 )
                 self._wait(wake_at, f"retry of step {name!r}")
@@ -302,9 +318,15 @@ class Step:
         now = self._inv.now()
         inline, ref = stored
         done = JournalEntry(
-            seq, EntryKind.STEP, name, EntryStatus.COMPLETE,
-            attempts[0].started_at if attempts else started, ended_at=now,
-            result=inline, result_ref=ref, attempts=(*attempts, Attempt(started, now)),
+            seq,
+            EntryKind.STEP,
+            name,
+            EntryStatus.COMPLETE,
+            attempts[0].started_at if attempts else started,
+            ended_at=now,
+            result=inline,
+            result_ref=ref,
+            attempts=(*attempts, Attempt(started, now)),
         )
         self._write(entry, done)
         logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
@@ -315,8 +337,14 @@ class Step:
     ) -> JournalEntry:
         last = attempts[-1]
         failed = JournalEntry(
-            seq, EntryKind.STEP, name, EntryStatus.FAILED, attempts[0].started_at,
-            ended_at=last.ended_at, attempts=tuple(attempts), error=last.error,
+            seq,
+            EntryKind.STEP,
+            name,
+            EntryStatus.FAILED,
+            attempts[0].started_at,
+            ended_at=last.ended_at,
+            attempts=tuple(attempts),
+            error=last.error,
         )
         logger.warning("step failed", extra={"step": name, "attempts": len(attempts)})
         return self._write(entry, failed)

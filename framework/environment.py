@@ -82,7 +82,9 @@ def from_env(environ: Mapping[str, str] | None = None, **clients: Any) -> Enviro
     settings = Settings.from_env(environ)
     bucket = environ.get(ENV_BUCKET)
     return Environment(
-        store=DynamoStore(clients.get("dynamodb") or client("dynamodb"), environ[ENV_TABLE], shards=settings.shards),
+        store=DynamoStore(
+            clients.get("dynamodb") or client("dynamodb"), environ[ENV_TABLE], shards=settings.shards
+        ),
         queue=SqsQueue(clients.get("sqs") or client("sqs"), environ[ENV_QUEUE_URL]),
         blobs=S3Blobs(clients.get("s3") or client("s3"), bucket) if bucket else None,
         settings=settings,
@@ -101,13 +103,13 @@ def client(service: str) -> Any:
         if service not in _clients:
             import boto3
 
-            _clients[service] = boto3.client(service)  # type: ignore[call-overload]
+            _clients[service] = boto3.client(service)
         return _clients[service]
 
 
 def current() -> Environment:
     """The Environment installed by ``use()``, else the one built from environment variables."""
-    global _default
+    global _default  # noqa: PLW0603 - one Environment per container, built on first use
     if _override:
         return _override[-1]
     with _lock:

@@ -97,7 +97,7 @@ class PayloadTooLargeError(WorkflowError, ValueError):
     """A step result or output is larger than the configured limit."""
 
 
-class Suspend(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Suspend(BaseException):
     """Unwinds the workflow function when the instance must wait.
 
     Caught in exactly one place, the engine's run loop. ``wake_at`` is epoch seconds, or ``None`` to
@@ -110,5 +110,5 @@ class Suspend(BaseException):  # noqa: N818 - a control-flow signal, not an erro
         self.reason = reason
 
 
-class AttemptInterrupted(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class AttemptInterrupted(BaseException):
     """Raised inside a running step body by the attempt timer. Turned into a failed attempt."""

@@ -122,7 +122,7 @@ def workflow(
     name: str, *, params: type[BaseModel] | None = None
 ) -> Callable[[Callable[[WorkflowEvent, Step], Any]], Workflow]:
     """Register the decorated function as workflow ``name``. Names are unique per process."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidConfigError(
             f"workflow name {name!r} is invalid: use 1 to 64 letters, digits, '_' or '-', "
             "not starting with '-'"

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from framework.errors import SerializationError
 
@@ -24,10 +25,14 @@ _VALUE_KEY = "$value"
 
 def encode(value: Any, *, what: str) -> str:
     """Return the JSON text for ``value``. Raise SerializationError naming ``what`` and the type."""
-    kind = type(value)
+    kind: Any = type(value)
     if isinstance(value, BaseModel) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         path = _type_path(kind, what=what)
-        data: Any = {_TYPE_KEY: path, _VALUE_KEY: _adapter(kind).dump_python(value, mode="json")}
+        try:
+            dumped = _adapter(kind).dump_python(value, mode="json")
+        except PydanticSerializationError as exc:
+            raise SerializationError(f"{what} cannot be serialized: {path}: {exc}") from None
+        data: Any = {_TYPE_KEY: path, _VALUE_KEY: dumped}
     else:
         _check_plain(value, what=what, where="")
         data = {_VALUE_KEY: value}
@@ -102,5 +107,5 @@ def _import_type(path: str) -> type:
 
 
 @lru_cache(maxsize=256)
-def _adapter(kind: type) -> TypeAdapter[Any]:
+def _adapter(kind: Any) -> TypeAdapter[Any]:
     return TypeAdapter(kind)

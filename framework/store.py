@@ -23,7 +23,7 @@ from framework.records import (
 )
 
 
-class LeaseConflict(Exception):  # noqa: N818 - an expected outcome, not a bug
+class LeaseConflict(Exception):
     """The lease was not granted. ``current`` is the instance as stored, or None if it is missing."""
 
     def __init__(self, current: InstanceRecord | None) -> None:
@@ -31,7 +31,7 @@ class LeaseConflict(Exception):  # noqa: N818 - an expected outcome, not a bug
         self.current = current
 
 
-class LeaseLost(BaseException):  # noqa: N818 - control flow; user code must not swallow it
+class LeaseLost(BaseException):
     """A conditional write found that another invocation owns the instance now. Stop at once."""
 
 

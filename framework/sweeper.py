@@ -19,7 +19,7 @@ def sweep(env: Environment | None = None) -> int:
         # Postpone first, so that the next sweep leaves it alone while this kick is in flight.
         if not env.store.postpone(due.id, due.due_at, now + grace):
             continue
-        wake_at = due.wake_at if due.status is Status.WAITING else None
+        wake_at = due.wake_at if due.status is Status.WAITING and due.wake_at is not None else now
         send_wake(env, due.id, wake_at)
         requeued += 1
     if requeued:

@@ -43,7 +43,9 @@ def format_timeline(status: InstanceStatus, history: list[HistoryEntry]) -> str:
         if entry.kind == "step" and entry.status == "complete":
             lines.append(f"{'':11}   result: {_short(entry.result)}")
     if status.error:
-        lines.append(f"{_offset(status.updated_at, start)} error: {status.error['name']}: {status.error['message']}")
+        lines.append(
+            f"{_offset(status.updated_at, start)} error: {status.error['name']}: {status.error['message']}"
+        )
     elif status.status == "complete":
         lines.append(f"{_offset(status.updated_at, start)} output: {_short(status.output, 100)}")
     return "\n".join(lines)

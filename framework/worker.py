@@ -17,8 +17,8 @@ from framework.errors import InvocationCrashedError, Suspend, WorkflowError
 from framework.faults import point
 from framework.logs import logger
 from framework.queue import MAX_DELAY_SECONDS
-from framework.registry import WorkflowEvent
 from framework.records import ErrorInfo, InstanceRecord, JournalEntry, Lease, Status
+from framework.registry import WorkflowEvent
 from framework.store import LeaseConflict, LeaseLost, Release
 
 
@@ -26,7 +26,7 @@ class BadMessageError(WorkflowError):
     """A work-queue message that is not a wake-up, or names no instance. It goes to the DLQ."""
 
 
-class EngineFault(BaseException):  # noqa: N818 - carries an infrastructure error past user code
+class EngineFault(BaseException):
     """An AWS call of the engine failed inside a durable call. User ``except Exception`` must not see it."""
 
 
@@ -39,7 +39,10 @@ class Outcome(StrEnum):
 
 
 class WakeMessage(BaseModel):
-    """The body of a work-queue message: an instance id, and when it is due (None: now)."""
+    """The body of a work-queue message: an instance id, and when it is due.
+
+    A message runs the instance only if the instance has no later ``wake_at`` of its own, so stale
+    and duplicate wake-ups cost one conditional write. ``wake_at=None`` skips that check (a kick)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -51,7 +54,9 @@ class WakeMessage(BaseModel):
         try:
             return cls.model_validate_json(body)
         except ValidationError as exc:
-            raise BadMessageError(f"not a wake-up message: {exc.errors(include_url=False)[0]['msg']}") from None
+            raise BadMessageError(
+                f"not a wake-up message: {exc.errors(include_url=False)[0]['msg']}"
+            ) from None
 
 
 def send_wake(env: Environment, instance_id: str, wake_at: float | None) -> None:
@@ -77,7 +82,11 @@ def process_message(body: str, context: Any = None, env: Environment | None = No
     owner = uuid.uuid4().hex
     try:
         lease = env.store.acquire_lease(
-            msg.id, owner, now, now + remaining + env.settings.lease_margin, require_due=msg.wake_at is not None
+            msg.id,
+            owner,
+            now,
+            now + remaining + env.settings.lease_margin,
+            require_due=msg.wake_at is not None,
         )
     except LeaseConflict as conflict:
         if conflict.current is None:
@@ -186,7 +195,9 @@ class Invocation:
         what = f"output of workflow {self.instance.workflow!r}"
         try:
             text = serde.encode(output, what=what)
-            inline, ref = payloads.store(self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what)
+            inline, ref = payloads.store(
+                self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what
+            )
         except WorkflowError as exc:
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
         return self._finish(Status.COMPLETE, output=inline, output_ref=ref)
@@ -201,7 +212,9 @@ class Invocation:
     ) -> Outcome:
         now = self.now()
         expires = int(now + self.env.settings.retention_days * 86400)
-        self._release(Release(status, now, output=output, output_ref=output_ref, error=error, expires_at=expires))
+        self._release(
+            Release(status, now, output=output, output_ref=output_ref, error=error, expires_at=expires)
+        )
         if error is not None:
             logger.warning("instance errored", extra={"error": error.as_dict()})
             return Outcome.ERRORED

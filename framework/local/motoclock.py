@@ -19,7 +19,7 @@ from framework.clock import Clock
 def follow_clock(clock: Clock) -> Iterator[None]:
     import moto.sqs.models as sqs_models
 
-    real_time, real_millis = sqs_models.unix_time, sqs_models.unix_time_millis
+    real_time, real_millis = getattr(sqs_models, "unix_time"), getattr(sqs_models, "unix_time_millis")  # noqa: B009
 
     def unix_time(dt: datetime | None = None) -> float:
         return clock.now() if dt is None else real_time(dt)

@@ -7,6 +7,7 @@ moto's SQS delays and visibility timeouts follow too, so hours of sleeps pass in
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import importlib
 import json
@@ -36,7 +37,7 @@ SWEEP_EVERY = 60.0  # the template's schedule: rate(1 minute)
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it stands for the process dying
+class SimulatedCrash(BaseException):
     """Raised by an injected fault: the invocation dies where it stands, as if the process ended."""
 
 
@@ -134,12 +135,12 @@ class LocalRuntime:
         # Set-up and the runtime's own look-ups go uncounted; the event source mapping's receives and
         # deletes are counted, as AWS bills them.
         quiet = boto3.Session(region_name=self._region)
-        self._clients = {s: quiet.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}  # type: ignore[call-overload]
+        self._clients = {s: quiet.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
         self._poller = self.boto3_client("sqs")
         engine_session = boto3.Session(region_name=self._region)
         engine_session.events.register("before-call.*.*", self._count)
         engine_session.events.register("before-parameter-build.sqs.SendMessage", self._track_send)
-        engine = {s: engine_session.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}  # type: ignore[call-overload]
+        engine = {s: engine_session.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
         self._create_resources()
         stack = self._stack
         self.env = Environment(
@@ -154,7 +155,9 @@ class LocalRuntime:
         self._exit.enter_context(injected(self._fault))
         self.client = WorkflowClient(environment=self.env)
         # The runtime's own look at the sweeper index is not the application's: keep it out of aws_calls.
-        self._quiet_store = DynamoStore(self._clients["dynamodb"], stack.physical["Table"], shards=self._settings.shards)
+        self._quiet_store = DynamoStore(
+            self._clients["dynamodb"], stack.physical["Table"], shards=self._settings.shards
+        )
         functions = stack.functions()
         self._worker = _one(f for f in functions if any(e["Queue"] == WORK_QUEUE for e in f.sqs_events))
         self._sweeper = _one(f for f in functions if f.schedules)
@@ -166,13 +169,14 @@ class LocalRuntime:
         stack, db, sqs, s3 = self._stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"]
         for logical, props in stack.of_type("AWS::DynamoDB::Table").items():
             name = stack.physical[logical] = f"{stack.prefix}-{logical}"
-            args = {k: stack.resolve(props[k]) for k in ("AttributeDefinitions", "KeySchema") if k in props}
+            args: dict[str, Any] = {
+                k: stack.resolve(props[k]) for k in ("AttributeDefinitions", "KeySchema") if k in props
+            }
             if props.get("GlobalSecondaryIndexes"):
                 args["GlobalSecondaryIndexes"] = stack.resolve(props["GlobalSecondaryIndexes"])
-            try:
+            # An existing table belongs to a local stack kept by a long-running endpoint: reuse it.
+            with contextlib.suppress(db.exceptions.ResourceInUseException):
                 db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **args)
-            except db.exceptions.ResourceInUseException:
-                pass  # an existing local stack, kept by a long-running endpoint
         queues = stack.of_type("AWS::SQS::Queue")
         for logical in queues:  # first all queues, then their redrive policies, which refer to each other
             name = stack.physical[logical] = f"{stack.prefix}-{logical}"
@@ -181,7 +185,7 @@ class LocalRuntime:
                 "Attributes"
             ]["QueueArn"]
         for logical, props in queues.items():
-            attributes = {
+            attributes: dict[str, str] = {
                 key: str(stack.resolve(props[key]))
                 for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
                 if key in props
@@ -195,12 +199,14 @@ class LocalRuntime:
             s3.create_bucket(Bucket=name)
 
     def _queue_attribute(self, logical: str, name: str) -> str:
-        attrs = self._clients["sqs"].get_queue_attributes(QueueUrl=self._stack.urls[logical], AttributeNames=[name])
+        attrs = self._clients["sqs"].get_queue_attributes(
+            QueueUrl=self._stack.urls[logical], AttributeNames=[name]
+        )
         return str(attrs["Attributes"][name])
 
     # -- botocore hooks --------------------------------------------------------------------------
-    def _count(self, event_name: str, **_: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
+    def _count(self, event_name: str, **kwargs: Any) -> None:
+        service, operation = event_name.split(".", 2)[1:]
         self.aws_calls[f"{service}.{operation}"] += 1
 
     def _track_send(self, params: dict[str, Any], **_: Any) -> None:
@@ -238,7 +244,7 @@ class LocalRuntime:
 
         session = boto3.Session(region_name=self._region)
         session.events.register("before-call.*.*", self._count)
-        return session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
+        return session.client(service, endpoint_url=self._endpoint)
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
         """Kill the invocation at fault point ``point`` (see ``framework.faults.POINTS``) as if its
@@ -296,7 +302,9 @@ class LocalRuntime:
         due = self._quiet_store.due_instances(self.clock.now() + FAR_FUTURE, 1)
         if not due:
             return None
-        return max(due[0].due_at + self._settings.sweep_grace, self._last_sweep + SWEEP_EVERY, self.clock.now())
+        return max(
+            due[0].due_at + self._settings.sweep_grace, self._last_sweep + SWEEP_EVERY, self.clock.now()
+        )
 
     def _wait_until(self, when: float) -> None:
         if isinstance(self.clock, VirtualClock):

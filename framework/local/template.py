@@ -70,7 +70,7 @@ class Stack:
             return self._resolve_tag(value.tag, value.value)
         if isinstance(value, dict):
             if len(value) == 1:
-                (key, inner), = value.items()
+                ((key, inner),) = value.items()
                 if key == "Ref" or key.startswith("Fn::"):
                     return self._resolve_tag(key.removeprefix("Fn::"), inner)
             return {k: self.resolve(v) for k, v in value.items()}
@@ -150,6 +150,11 @@ def find_template(path: str | Path | None = None) -> Path:
 
 
 def load_stack(path: str | Path | None = None, *, prefix: str = "local") -> Stack:
-    raw = yaml.load(find_template(path).read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    raw = yaml.load(find_template(path).read_text(), Loader=_Loader)
     params = {name: spec.get("Default") for name, spec in (raw.get("Parameters") or {}).items()}
-    return Stack(prefix=prefix, parameters=params, resources=raw.get("Resources") or {}, globals=raw.get("Globals") or {})
+    return Stack(
+        prefix=prefix,
+        parameters=params,
+        resources=raw.get("Resources") or {},
+        globals=raw.get("Globals") or {},
+    )

@@ -1,0 +1,198 @@
+"""One contract, two stores: the in-memory fake and DynamoDB (moto, table from template.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from framework import InstanceAlreadyExistsError
+from framework.local import LocalRuntime
+from framework.records import EntryKind, EntryStatus, ErrorInfo, InstanceRecord, JournalEntry, Status
+from framework.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    with LocalRuntime(workflows=[]) as rt:
+        yield rt.env.store
+
+
+def record(instance_id: str = "i1", **changes: object) -> InstanceRecord:
+    base = InstanceRecord(
+        id=instance_id,
+        workflow="wf",
+        status=Status.QUEUED,
+        params='{"a":1}',
+        created_at=NOW,
+        updated_at=NOW,
+        due_at=NOW,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def entry(seq: int, rev: int = 1, status: EntryStatus = EntryStatus.COMPLETE) -> JournalEntry:
+    return JournalEntry(
+        seq,
+        EntryKind.STEP,
+        f"s{seq}",
+        status,
+        NOW + seq,
+        ended_at=NOW + seq + 0.5,
+        rev=rev,
+        result='{"$value":1}',
+    )
+
+
+def test_create_and_get(store: Store) -> None:
+    store.create_instance(record())
+    got = store.get_instance("i1")
+    assert got is not None
+    assert (got.id, got.workflow, got.status, got.params, got.run) == (
+        "i1",
+        "wf",
+        Status.QUEUED,
+        '{"a":1}',
+        1,
+    )
+    assert got.created_at == NOW and got.due_at == NOW and got.lease_owner is None
+    assert store.get_instance("missing") is None
+
+
+def test_create_twice_conflicts(store: Store) -> None:
+    store.create_instance(record())
+    with pytest.raises(InstanceAlreadyExistsError):
+        store.create_instance(record(params="{}"))
+    assert store.get_instance("i1").params == '{"a":1}'  # type: ignore[union-attr]
+
+
+def test_lease_is_exclusive_until_it_expires(store: Store) -> None:
+    store.create_instance(record())
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    assert lease.previous.status is Status.QUEUED and not lease.crashed
+    current = store.get_instance("i1")
+    assert current is not None and current.status is Status.RUNNING and current.due_at == NOW + 60
+    with pytest.raises(LeaseConflict) as info:
+        store.acquire_lease("i1", "B", NOW + 30, NOW + 90, require_due=True)
+    assert info.value.current is not None and info.value.current.lease_owner == "A"
+    crashed = store.acquire_lease("i1", "B", NOW + 61, NOW + 120, require_due=True)
+    assert crashed.crashed and crashed.previous.lease_owner == "A"
+
+
+def test_lease_refuses_missing_finished_and_not_due(store: Store) -> None:
+    with pytest.raises(LeaseConflict) as missing:
+        store.acquire_lease("nope", "A", NOW, NOW + 60, require_due=True)
+    assert missing.value.current is None
+    store.create_instance(record())
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    store.release("i1", "A", Release(Status.WAITING, NOW + 1, wake_at=NOW + 100))
+    with pytest.raises(LeaseConflict):
+        store.acquire_lease("i1", "B", NOW + 50, NOW + 110, require_due=True)
+    kicked = store.acquire_lease("i1", "B", NOW + 50, NOW + 110, require_due=False)
+    assert kicked.previous.wake_at == NOW + 100
+    store.release("i1", "B", Release(Status.COMPLETE, NOW + 51, output='{"$value":1}', expires_at=123))
+    with pytest.raises(LeaseConflict) as done:
+        store.acquire_lease("i1", "C", NOW + 200, NOW + 260, require_due=False)
+    assert done.value.current is not None and done.value.current.status is Status.COMPLETE
+
+
+def test_release_needs_the_lease_and_sets_fields(store: Store) -> None:
+    store.create_instance(record())
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    with pytest.raises(LeaseLost):
+        store.release("i1", "B", Release(Status.WAITING, NOW, wake_at=NOW + 5))
+    store.record_crash("i1", "A", "3:1", 2)
+    assert store.get_instance("i1").crash_count == 2  # type: ignore[union-attr]
+    store.release("i1", "A", Release(Status.WAITING, NOW + 1, wake_at=NOW + 5))
+    waiting = store.get_instance("i1")
+    assert waiting is not None
+    assert (waiting.status, waiting.wake_at, waiting.due_at, waiting.lease_owner) == (
+        Status.WAITING,
+        NOW + 5,
+        NOW + 5,
+        None,
+    )
+    assert waiting.crash_count == 0 and waiting.crash_mark is None
+    with pytest.raises(LeaseLost):
+        store.record_crash("i1", "A", "x", 1)
+    store.acquire_lease("i1", "C", NOW + 6, NOW + 60, require_due=True)
+    error = ErrorInfo("ValueError", "bad")
+    store.release("i1", "C", Release(Status.ERRORED, NOW + 7, error=error, expires_at=999))
+    errored = store.get_instance("i1")
+    assert errored is not None
+    assert (errored.status, errored.error, errored.due_at, errored.wake_at, errored.expires_at) == (
+        Status.ERRORED,
+        error,
+        None,
+        None,
+        999,
+    )
+
+
+def test_journal_entries_are_written_once_per_rev(store: Store) -> None:
+    store.write_entry("i1", 1, entry(0))
+    with pytest.raises(LeaseLost):
+        store.write_entry("i1", 1, entry(0))  # a second first write at the same position
+    retrying = entry(1, status=EntryStatus.RETRYING)
+    store.write_entry("i1", 1, retrying)
+    store.write_entry("i1", 1, entry(1, rev=2))
+    with pytest.raises(LeaseLost):
+        store.write_entry("i1", 1, entry(1, rev=2))  # rev 1 is no longer what is stored
+    with pytest.raises(LeaseLost):
+        store.write_entry("i1", 1, entry(2, rev=2))  # nothing to replace
+    store.write_entry("i1", 2, entry(0))  # another run keeps its own journal
+    journal = store.load_journal("i1", 1)
+    assert [(e.seq, e.rev, e.status) for e in journal] == [
+        (0, 1, EntryStatus.COMPLETE),
+        (1, 2, EntryStatus.COMPLETE),
+    ]
+    assert journal[0] == entry(0)
+    assert store.load_journal("i1", 3) == []
+
+
+def test_entries_roundtrip_every_field(store: Store) -> None:
+    from framework.records import Attempt
+
+    full = JournalEntry(
+        7,
+        EntryKind.SLEEP,
+        "nap",
+        EntryStatus.SLEEPING,
+        NOW,
+        ended_at=None,
+        rev=1,
+        result=None,
+        result_ref="results/i1/1/7",
+        attempts=(Attempt(NOW, NOW + 1.25, ErrorInfo("E", "m")), Attempt(NOW + 2)),
+        error=ErrorInfo("E", "m"),
+        wake_at=NOW + 3600.5,
+    )
+    store.write_entry("i1", 1, full)
+    assert store.load_journal("i1", 1) == [full]
+
+
+def test_journal_pages_past_one_megabyte(store: Store) -> None:
+    big = "x" * 300_000
+    for seq in range(8):
+        store.write_entry("i1", 1, replace(entry(seq), result=big))
+    assert [e.seq for e in store.load_journal("i1", 1)] == list(range(8))
+
+
+def test_due_instances_and_postpone(store: Store) -> None:
+    for i, due in enumerate([NOW + 10, NOW + 5, NOW + 50]):
+        store.create_instance(record(f"d{i}", due_at=due))
+    due = store.due_instances(NOW + 10, 10)
+    assert [d.id for d in due] == ["d1", "d0"]
+    assert store.postpone("d1", NOW + 5, NOW + 100)
+    assert not store.postpone("d1", NOW + 5, NOW + 200)  # someone moved it already
+    assert [d.id for d in store.due_instances(NOW + 60, 10)] == ["d0", "d2"]
+    assert [d.id for d in store.due_instances(NOW + 60, 1)] == ["d0"]
+    store.acquire_lease("d0", "A", NOW, NOW + 30, require_due=True)
+    store.release("d0", "A", Release(Status.COMPLETE, NOW + 1))
+    assert "d0" not in [d.id for d in store.due_instances(NOW + 1000, 10)]  # finished: out of the index

@@ -1,0 +1,142 @@
+"""Registration, params validation and the pinned public surface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+import framework
+from framework import (
+    DuplicateWorkflowError,
+    InvalidConfigError,
+    InvalidParamsError,
+    PayloadTooLargeError,
+    WorkflowError,
+    WorkflowNotFoundError,
+    workflow,
+)
+from framework.registry import REGISTRY, Registry, Workflow
+
+
+class Params(BaseModel):
+    key: str = Field(min_length=1)
+    size: int = 0
+
+
+@workflow("registry-test-typed", params=Params)
+def typed(event: Any, step: Any) -> Any:
+    return event.payload
+
+
+def test_registered_globally_and_callable() -> None:
+    assert REGISTRY.get("registry-test-typed") is typed
+    assert typed.params is Params
+
+
+def test_duplicate_names_are_an_error() -> None:
+    def other(event: Any, step: Any) -> None: ...
+
+    with pytest.raises(DuplicateWorkflowError, match="registry-test-typed"):
+        workflow("registry-test-typed")(other)
+
+
+def test_reregistering_the_same_function_is_allowed() -> None:
+    REGISTRY.add(Workflow("registry-test-typed", typed.fn, Params))
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a" * 65, "a/b", "with space", "x\n", 3])
+def test_bad_workflow_names(name: Any) -> None:
+    with pytest.raises(InvalidConfigError):
+        workflow(name)
+
+
+def test_params_must_be_a_model_class() -> None:
+    with pytest.raises(InvalidConfigError):
+        workflow("registry-test-bad-params", params=dict)  # type: ignore[arg-type]
+
+
+def test_unknown_workflow() -> None:
+    with pytest.raises(WorkflowNotFoundError, match="nope"):
+        Registry().get("nope")
+
+
+def test_params_validation() -> None:
+    assert typed.decode_params(typed.encode_params({"key": "a"})) == Params(key="a")
+    assert typed.encode_params(Params(key="b", size=2)) == '{"key":"b","size":2}'
+    with pytest.raises(InvalidParamsError) as info:
+        typed.encode_params({"key": "", "size": "big"})
+    assert {tuple(d["loc"]) for d in info.value.details} == {("key",), ("size",)}
+    untyped = Workflow("untyped", lambda e, s: None)
+    assert untyped.decode_params(untyped.encode_params(None)) == {}
+    with pytest.raises(InvalidParamsError):
+        untyped.encode_params([1, 2])
+    with pytest.raises(PayloadTooLargeError):
+        untyped.encode_params({"blob": "x" * 300_000})
+
+
+def test_errors_share_one_base() -> None:
+    for name in framework.__all__:
+        obj = getattr(framework, name)
+        if isinstance(obj, type) and issubclass(obj, Exception) and name.endswith("Error"):
+            assert issubclass(obj, WorkflowError), name
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(framework.__all__) == [
+        "Backoff",
+        "DuplicateWorkflowError",
+        "Instance",
+        "InstanceAlreadyExistsError",
+        "InstanceNotFoundError",
+        "InstanceStatus",
+        "InvalidConfigError",
+        "InvalidInstanceIdError",
+        "InvalidParamsError",
+        "InvalidStateError",
+        "InvocationCrashedError",
+        "Jitter",
+        "NonDeterminismError",
+        "NonRetryableError",
+        "PayloadTooLargeError",
+        "RetryPolicy",
+        "SerializationError",
+        "Status",
+        "Step",
+        "StepConfig",
+        "StepContext",
+        "StepFailedError",
+        "StepTimeoutError",
+        "Workflow",
+        "WorkflowClient",
+        "WorkflowError",
+        "WorkflowEvent",
+        "WorkflowNotFoundError",
+        "WorkflowTimeoutError",
+        "__version__",
+        "workflow",
+    ]
+    for name in framework.__all__:
+        assert hasattr(framework, name)
+
+
+def test_errors_module_imports_nothing_from_the_framework() -> None:
+    import ast
+    import inspect
+
+    import framework.errors
+
+    tree = ast.parse(inspect.getsource(framework.errors))
+    imported = [
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    ] + [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [m for m in imported if m.startswith("framework")]
+
+
+def test_suspension_is_not_an_exception() -> None:
+    from framework.errors import Suspend
+    from framework.store import LeaseLost
+
+    assert not issubclass(Suspend, Exception)
+    assert not issubclass(LeaseLost, Exception)

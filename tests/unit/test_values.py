@@ -1,0 +1,198 @@
+"""Durations, step configs, result serialization, names and ids."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from framework import InvalidConfigError, InvalidInstanceIdError, RetryPolicy, SerializationError, StepConfig
+from framework.client import check_instance_id
+from framework.config import step_config
+from framework.durations import parse_duration, to_epoch
+from framework.engine import check_name
+from framework.serde import decode, encode, roundtrip
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("30 seconds", 30),
+        ("1.5 seconds", 1.5),
+        ("1 second", 1),
+        ("5 minutes", 300),
+        ("2 hours", 7200),
+        ("3 days", 3 * 86400),
+        ("1 week", 7 * 86400),
+        ("1 month", 30 * 86400),
+        ("2 years", 2 * 365 * 86400),
+        ("  10  Minutes ", 600),
+        (timedelta(minutes=2), 120),
+        (45, 45),
+        (0.25, 0.25),
+        (0, 0),
+    ],
+)
+def test_durations(value: Any, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "soon",
+        "5",
+        "5 fortnights",
+        "-1 second",
+        "1e3 seconds",
+        -1,
+        math.inf,
+        math.nan,
+        True,
+        None,
+        [1],
+        timedelta(seconds=-1),
+        "101 years",
+    ],
+)
+def test_bad_durations(value: Any) -> None:
+    with pytest.raises(InvalidConfigError):
+        parse_duration(value)
+
+
+def test_instants() -> None:
+    when = datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=2)))
+    assert to_epoch(when) == when.timestamp()
+    assert to_epoch(1_900_000_000) == 1_900_000_000.0
+    with pytest.raises(InvalidConfigError, match="naive"):
+        to_epoch(datetime(2030, 1, 1))
+    with pytest.raises(InvalidConfigError):
+        to_epoch("2030-01-01")  # type: ignore[arg-type]
+
+
+def test_config_defaults_and_partial_configs() -> None:
+    default = step_config(None, step="s")
+    assert default.retries.limit == 5
+    assert default.retries.delay == 10
+    assert default.retries.backoff == "exponential"
+    assert default.timeout == 600
+    partial = step_config({"retries": {"limit": 1}}, step="s")
+    assert partial.retries.delay == 10 and partial.retries.backoff == "exponential"
+    typed = StepConfig(retries=RetryPolicy(limit=2, delay="1 minute"), timeout="5 seconds")
+    assert step_config(typed, step="s") is typed
+    assert typed.retries.delay == 60 and typed.timeout == 5
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"retries": {"limit": -1}},
+        {"retries": {"limit": 1001}},
+        {"retries": {"delay": "often"}},
+        {"retries": {"backoff": "fibonacci"}},
+        {"retries": {"jitter": "some"}},
+        {"retries": {"non_retryable": ["KeyError"]}},
+        {"retries": {"unknown": 1}},
+        {"timeout": 0},
+        {"timeout": "forever"},
+        {"timeotu": "5 seconds"},
+        "5 seconds",
+    ],
+)
+def test_bad_configs_name_the_step(config: Any) -> None:
+    with pytest.raises(InvalidConfigError, match="'my step'"):
+        step_config(config, step="my step")
+
+
+def test_retry_delays() -> None:
+    exp = RetryPolicy(delay=2, backoff="exponential", max_delay=10)
+    assert [exp.delay_before_retry(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
+    lin = RetryPolicy(delay=3, backoff="linear")
+    assert [lin.delay_before_retry(n) for n in (1, 2, 3)] == [3, 6, 9]
+    const = RetryPolicy(delay=3, backoff="constant")
+    assert [const.delay_before_retry(n) for n in (1, 2, 3)] == [3, 3, 3]
+    jitter = RetryPolicy(delay=8, backoff="constant", jitter="full")
+    rng = random.Random(1)
+    delays = [jitter.delay_before_retry(1, rng) for _ in range(50)]
+    assert all(0 <= d <= 8 for d in delays) and len(set(delays)) > 40
+    huge = RetryPolicy(delay=1, limit=1000)
+    assert math.isfinite(huge.delay_before_retry(1000))
+
+
+class Model(BaseModel):
+    name: str
+    when: datetime
+
+
+@dataclasses.dataclass
+class Inner:
+    n: int
+
+
+@dataclasses.dataclass
+class Outer:
+    inner: Inner
+    tags: list[str]
+
+
+def test_serde_roundtrips() -> None:
+    for value in [None, 1, 1.5, "s", True, [1, "a"], {"a": {"b": [None]}}]:
+        assert roundtrip(value, what="r")[1] == value
+    model = Model(name="n", when=datetime(2030, 1, 1, tzinfo=UTC))
+    assert decode(encode(model, what="r")) == model
+    outer = Outer(Inner(1), ["t"])
+    assert decode(encode(outer, what="r")) == outer
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({"s": {1, 2}}, "builtins.set"),
+        ({1: "int key"}, "dict key of type int"),
+        (float("nan"), "nan"),
+        ([datetime.now(UTC)], "datetime.datetime"),
+        (object(), "builtins.object"),
+    ],
+)
+def test_serde_rejects_with_the_type(value: Any, fragment: str) -> None:
+    with pytest.raises(SerializationError, match="result of step 'x'") as info:
+        encode(value, what="result of step 'x'")
+    assert fragment in str(info.value)
+
+
+def test_serde_rejects_local_classes() -> None:
+    @dataclasses.dataclass
+    class Local:
+        n: int
+
+    with pytest.raises(SerializationError, match="module level"):
+        encode(Local(1), what="r")
+
+
+@pytest.mark.parametrize("name", ["a", "x" * 256, "with space", "ünïcödé", "loop 1"])
+def test_good_step_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 257, "tab\there", "nl\n", "\x00", 5, None])
+def test_bad_step_names(name: Any) -> None:
+    with pytest.raises(InvalidConfigError):
+        check_name(name)
+
+
+@pytest.mark.parametrize("instance_id", ["a", "A_1-b", "_x", "9" * 100])
+def test_good_ids(instance_id: str) -> None:
+    assert check_instance_id(instance_id) == instance_id
+
+
+@pytest.mark.parametrize("instance_id", ["", "-a", "a" * 101, "a/b", "../x", "a b", "é", "a\n", 7])
+def test_bad_ids(instance_id: Any) -> None:
+    with pytest.raises(InvalidInstanceIdError) as info:
+        check_instance_id(instance_id)
+    assert isinstance(info.value, ValueError)
