@@ -102,6 +102,7 @@ class LocalRuntime:
         self.invocations: Counter[str] = Counter()
         self.crashes = 0
         self._last_sweep = float("-inf")
+        self._invoking: str | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -213,6 +214,8 @@ class LocalRuntime:
         heapq.heappush(self._due, self.clock.now() + int(params.get("DelaySeconds", 0)))
 
     def _fault(self, name: str, info: dict[str, Any]) -> None:
+        if self._invoking is None:
+            return  # faults stand for a dying Lambda: the client's own calls are left alone
         for fault in self._faults:
             if fault.point == name and all(info.get(k) == v for k, v in fault.match.items()):
                 fault.skip -= 1
@@ -341,13 +344,18 @@ class LocalRuntime:
         if done:
             sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         if failed:
-            heapq.heappush(self._due, now + self._visibility)  # they come back after the visibility timeout
+            # They come back once the visibility timeout has passed (moto: strictly after it).
+            heapq.heappush(self._due, now + self._visibility + 0.001)
         return True
 
     def _invoke(self, function: FunctionSpec, event: dict[str, Any]) -> Any:
         self.invocations[function.logical_id] += 1
         context = LocalContext(function.logical_id, self.clock, self.clock.now() + function.timeout)
-        return self._handlers[function.logical_id](event, context)
+        self._invoking = function.logical_id
+        try:
+            return self._handlers[function.logical_id](event, context)
+        finally:
+            self._invoking = None
 
 
 def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:

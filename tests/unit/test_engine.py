@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,7 +153,7 @@ def test_retry_backoff_kinds(backoff: str, expected: list[int]) -> None:
     inst = h.start(f"backoff-{backoff}")
     h.run_until_idle()
     assert inst.status().output == "ok"
-    gaps = [round(b - a) for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [round(b - a) for a, b in itertools.pairwise(attempts)]
     assert gaps == expected
     history = inst.history()
     assert [a.error["name"] if a.error else None for a in history[0].attempts] == [
@@ -390,7 +391,7 @@ def test_a_live_lease_turns_away_a_second_invocation() -> None:
 def test_time_budget_suspends_between_steps_and_resumes() -> None:
     @wf("budget")
     def budget(event: Any, step: Any) -> Any:
-        return [step.do(f"s{i}", lambda: h.clock.advance(100) or i) for i in range(9)]
+        return [step.do(f"s{i}", lambda i=i: h.clock.advance(100) or i) for i in range(9)]
 
     h = Harness(budget, invocation_seconds=300)
     inst = h.start("budget")

@@ -1,0 +1,76 @@
+"""Workflows shared by the integration tests (module level, so worker processes can import them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from framework import StepContext, workflow
+
+BODY_RUNS: dict[str, int] = {}
+
+
+def _count(key: str) -> None:
+    BODY_RUNS[key] = BODY_RUNS.get(key, 0) + 1
+
+
+@workflow("it-chain")
+def chain(event: Any, step: Any) -> Any:
+    n = int(event.payload.get("steps", 10))
+    total = 0
+    for i in range(n):
+        total += step.do(f"step {i}", lambda i=i: i)
+    return {"total": total}
+
+
+@workflow("it-sleepy")
+def sleepy(event: Any, step: Any) -> Any:
+    total = 0
+    for i in range(10):
+        total += step.do(f"step {i}", lambda i=i: i)
+        if i == 4:
+            step.sleep("nap", event.payload.get("sleep", "1 hour"))
+    return {"total": total}
+
+
+@workflow("it-mixed")
+def mixed(event: Any, step: Any) -> Any:
+    """Steps, a retried step, a sleep: the workflow used for crash tests."""
+    key = event.instance_id
+    a = step.do("a", lambda: _count(f"{key}:a") or 1)
+
+    @step.do("flaky", config={"retries": {"limit": 3, "delay": "5 seconds", "backoff": "constant"}})
+    def flaky(ctx: StepContext) -> int:
+        _count(f"{key}:flaky")
+        if ctx.attempt < 2:
+            raise ConnectionError("try again")
+        return 2
+
+    b = flaky()
+    step.sleep("nap", "20 minutes")
+    c = step.do("c", lambda: _count(f"{key}:c") or 3)
+    return {"sum": a + b + c}
+
+
+class Order(BaseModel):
+    sku: str
+    quantity: int
+
+
+@workflow("it-typed", params=Order)
+def typed(event: Any, step: Any) -> Any:
+    order: Order = event.payload
+    return step.do("price", lambda: {"sku": order.sku, "total": order.quantity * 3})
+
+
+@workflow("it-big")
+def big(event: Any, step: Any) -> Any:
+    blob = step.do("big", lambda: "z" * 500_000)
+    step.sleep("nap", 10)
+    return len(step.do("echo", lambda: blob))
+
+
+@workflow("it-stamp")
+def stamp(event: Any, step: Any) -> Any:
+    return event.timestamp.timestamp()
