@@ -16,8 +16,9 @@ demo: $(STAMP)
 	$(BIN)/workflows demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check framework handlers tests examples bench infra
-	$(BIN)/ruff format --check framework handlers tests examples bench infra
+	$(BIN)/ruff check framework handlers tests examples bench
+	$(BIN)/ruff format --check framework handlers tests examples bench
+	$(BIN)/cfn-lint template.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,0 +1,39 @@
+"""Every ```python block of the README runs as written, each in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+
+
+def test_the_readme_has_snippets() -> None:
+    assert BLOCKS
+    text = (ROOT / "README.md").read_text()
+    assert (
+        text.index("make demo") < text.index("```python") and "make test" in text[: text.index("```python")]
+    )
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_snippet_runs(index: int, tmp_path: Path) -> None:
+    script = tmp_path / f"snippet{index}.py"
+    script.write_text(BLOCKS[index])
+    env = dict(os.environ, PYTHONPATH=str(ROOT), POWERTOOLS_LOG_LEVEL="ERROR")
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"snippet {index} failed:\n{BLOCKS[index]}\n{result.stderr[-3000:]}"
