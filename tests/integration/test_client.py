@@ -19,6 +19,7 @@ def test_client_from_names_and_from_env(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setenv("WORKFLOW_MODULES", "tests.integration.workflows")
         env_client = WorkflowClient.from_env()
         rt.run_until_idle()
+        assert inst.status().output == {"total": 3}
         assert env_client.get("direct").status().output == {"total": 3}
         assert from_env().settings.retention_days == 30
 
