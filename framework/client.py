@@ -18,7 +18,7 @@ from framework.environment import Environment, Settings, from_env
 from framework.errors import InstanceNotFoundError, InvalidInstanceIdError
 from framework.queue import SqsQueue
 from framework.records import EntryKind, EntryStatus, InstanceRecord, JournalEntry, Status
-from framework.registry import REGISTRY, Registry, Workflow
+from framework.registry import Registry, Workflow
 from framework.worker import send_wake
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
@@ -168,7 +168,7 @@ class WorkflowClient:
 
     @property
     def registry(self) -> Registry:
-        return self._env.registry if self._env.registry is not None else REGISTRY
+        return self._env.registry
 
     def create(self, workflow: str | Workflow, params: Any = None, *, id: str | None = None) -> Instance:
         """Validate, write and enqueue a new instance. Nothing is written if validation fails."""

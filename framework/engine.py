@@ -32,7 +32,6 @@ from framework.errors import (
     StepFailedError,
     StepTimeoutError,
     Suspend,
-    WorkflowError,
 )
 from framework.faults import point
 from framework.logs import logger
@@ -353,6 +352,3 @@ class Step:
     def _failed(entry: JournalEntry) -> StepFailedError:
         error = entry.error or ErrorInfo("WorkflowError", "unknown")
         return StepFailedError(entry.name, len(entry.attempts), error.name, error.message)
-
-
-__all__ = ["Step", "StepContext", "WorkflowError", "check_name"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -131,6 +132,10 @@ def workflow(
         raise InvalidConfigError(f"params of workflow {name!r} must be a pydantic model class")
 
     def register(fn: Callable[[WorkflowEvent, Step], Any]) -> Workflow:
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            raise InvalidConfigError(f"workflow {name!r} is async; workflows are plain functions for now")
+        if not callable(fn):
+            raise InvalidConfigError(f"workflow {name!r} must decorate a function")
         wf = Workflow(name=name, fn=fn, params=params)
         REGISTRY.add(wf)
         return wf

@@ -329,6 +329,21 @@ def test_long_sleep_hops_without_touching_the_store() -> None:
     assert len(h.queue.sent) == 1 + 96  # the start, then ceil(86400/900) messages for the sleep
 
 
+def test_a_year_long_sleep_works() -> None:
+    @wf("year")
+    def year(event: Any, step: Any) -> Any:
+        step.sleep("a year", "1 year")
+        step.sleep_until("and a bit", event.timestamp + timedelta(days=366))
+        return "happy new year"
+
+    h = Harness(year)
+    inst = h.start("year")
+    h.run_until_idle()
+    assert inst.status().output == "happy new year"
+    assert h.clock.now() - 1_700_000_000.0 == pytest.approx(366 * 86400)
+    assert h.outcomes[Outcome.HOPPED] == 366 * 96 - 2  # every hop but the two that land on a wake time
+
+
 def test_sub_second_waits_are_slept_in_process() -> None:
     @wf("short")
     def short(event: Any, step: Any) -> Any:

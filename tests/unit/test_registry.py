@@ -57,6 +57,13 @@ def test_params_must_be_a_model_class() -> None:
         workflow("registry-test-bad-params", params=dict)  # type: ignore[arg-type]
 
 
+def test_async_workflows_are_refused() -> None:
+    async def run(event: Any, step: Any) -> None: ...
+
+    with pytest.raises(InvalidConfigError, match="async"):
+        workflow("registry-test-async")(run)  # type: ignore[arg-type]
+
+
 def test_unknown_workflow() -> None:
     with pytest.raises(WorkflowNotFoundError, match="nope"):
         Registry().get("nope")
