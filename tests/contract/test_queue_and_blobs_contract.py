@@ -47,7 +47,7 @@ def test_delayed_messages_arrive_after_their_delay(backend: dict[str, Any]) -> N
 def test_delays_outside_sqs_limits_are_refused(backend: dict[str, Any], delay: int) -> None:
     if delay == -1 and not isinstance(backend["queue"], MemoryQueue):
         pytest.skip("moto wrongly accepts -1 (shared/reference/toolbox.md); the engine never sends it")
-    with pytest.raises(Exception, match="900|DelaySeconds|delay"):
+    with pytest.raises(Exception, match=r"900|DelaySeconds|delay"):
         backend["queue"].send("x", delay)
 
 
