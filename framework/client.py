@@ -1,7 +1,11 @@
-"""``WorkflowClient``: create instances and read their status, locally or against AWS."""
+"""``WorkflowClient``: start, inspect and manage instances, locally or against AWS."""
 
 from __future__ import annotations
 
+import base64
+import builtins
+import binascii
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -14,14 +18,29 @@ from framework.blobs import S3Blobs
 from framework.clock import Clock, SystemClock
 from framework.durations import from_epoch
 from framework.dynamodb import DynamoStore
+from framework.dynamodb_items import event_key
+from framework.engine import check_event_type
 from framework.environment import Environment, Settings, from_env
-from framework.errors import InstanceNotFoundError, InvalidInstanceIdError
+from framework.errors import (
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InvalidConfigError,
+    InvalidInstanceIdError,
+    PayloadTooLargeError,
+    SerializationError,
+)
+from framework.history import HistoryAttempt, HistoryEntry, build_history
 from framework.queue import SqsQueue
-from framework.records import EntryKind, EntryStatus, InstanceRecord, JournalEntry, Status
+from framework.records import Control, EventRecord, InstanceRecord, Status
 from framework.registry import Registry, Workflow
 from framework.worker import send_wake
 
-ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
+ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
+MAX_BATCH = 100
+MAX_EVENT_BYTES = 256 * 1024
+MAX_LIST = 1000
+
+__all__ = ["HistoryAttempt", "HistoryEntry", "Instance", "InstancePage", "InstanceStatus", "WorkflowClient"]
 
 
 def check_instance_id(instance_id: Any) -> str:
@@ -58,48 +77,11 @@ class InstanceStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryAttempt:
-    started_at: datetime
-    ended_at: datetime | None
-    error: dict[str, str] | None
+class InstancePage:
+    """One page of ``WorkflowClient.list``: pass ``cursor`` back for the next, until it is None."""
 
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One durable call of the current run, in order. Steps have ``attempts`` and ``result``; sleeps
-    have ``wake_at``."""
-
-    kind: str
-    name: str
-    status: str
-    started_at: datetime
-    ended_at: datetime | None
-    attempts: tuple[HistoryAttempt, ...] = ()
-    result: Any = None
-    error: dict[str, str] | None = None
-    wake_at: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        def when(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
-        data: dict[str, Any] = {
-            "kind": self.kind,
-            "name": self.name,
-            "status": self.status,
-            "started_at": when(self.started_at),
-            "ended_at": when(self.ended_at),
-        }
-        if self.kind == EntryKind.STEP:
-            data["attempts"] = [
-                {"started_at": when(a.started_at), "ended_at": when(a.ended_at), "error": a.error}
-                for a in self.attempts
-            ]
-            data["result"] = self.result
-            data["error"] = self.error
-        if self.kind == EntryKind.SLEEP:
-            data["wake_at"] = when(self.wake_at)
-        return data
+    instances: list[InstanceStatus]
+    cursor: str | None
 
 
 class Instance:
@@ -110,23 +92,44 @@ class Instance:
         self.id = instance_id
 
     def status(self) -> InstanceStatus:
-        return self._client._status(self.id)
+        return self._client._status(self._client._record(self.id))
 
     def history(self) -> list[HistoryEntry]:
-        """The journal of the current run, oldest first."""
+        """The journal of the current run, oldest first, with the events sent to the instance."""
         return self._client._history(self.id)
+
+    def pause(self) -> None:
+        """Pause at the next durable-call boundary (``waitingForPause`` until then)."""
+        self._client._control(self.id, Control.PAUSE)
+
+    def resume(self) -> None:
+        """Resume a paused instance. Raise InvalidStateError if it is not paused."""
+        self._client._control(self.id, Control.RESUME)
+
+    def terminate(self) -> None:
+        """Stop at the next boundary; later wake-ups do nothing. Raise InvalidStateError if finished."""
+        self._client._control(self.id, Control.TERMINATE)
+
+    def restart(self) -> None:
+        """Run again from the beginning with the same params; the old journal is set aside."""
+        self._client._control(self.id, Control.RESTART)
+
+    def send_event(self, type: str, payload: Any = None) -> None:
+        """Deliver an event; a wait for this type wakes at once, else it is buffered (FIFO per type).
+        Raise InvalidStateError if the instance is complete, errored or terminated."""
+        self._client._send_event(self.id, type, payload)
 
     def __repr__(self) -> str:
         return f"Instance(id={self.id!r})"
 
 
 class WorkflowClient:
-    """Start and inspect workflow instances.
+    """Start and manage workflow instances.
 
     ``WorkflowClient(table_name=..., queue_url=...)`` talks to AWS with the standard configuration
     (``endpoint_url`` for a local stack); ``WorkflowClient.from_env()`` reads the same environment
-    variables as the Lambda functions. Workflows must be registered in this process (imported, or
-    listed in ``WORKFLOW_MODULES``) so that params can be checked before anything is written.
+    variables as the Lambda functions. ``create`` checks params against the workflow's model, so the
+    workflow must be registered in this process (imported, or listed in ``WORKFLOW_MODULES``).
     """
 
     def __init__(
@@ -162,97 +165,151 @@ class WorkflowClient:
         self._env = environment
 
     @classmethod
-    def from_env(cls) -> WorkflowClient:
+    def from_env(cls, *, endpoint_url: str | None = None) -> WorkflowClient:
         """Configure from WORKFLOWS_TABLE, WORKFLOWS_QUEUE_URL, WORKFLOWS_BUCKET and WORKFLOW_MODULES."""
-        return cls(environment=from_env())
+        if endpoint_url is None:
+            return cls(environment=from_env())
+        import boto3
+
+        clients = {s: boto3.client(s, endpoint_url=endpoint_url) for s in ("dynamodb", "sqs", "s3")}
+        return cls(environment=from_env(**clients))
 
     @property
     def registry(self) -> Registry:
         return self._env.registry
 
+    # -- creating ----------------------------------------------------------------------------------
     def create(self, workflow: str | Workflow, params: Any = None, *, id: str | None = None) -> Instance:
         """Validate, write and enqueue a new instance. Nothing is written if validation fails."""
-        name = workflow.name if isinstance(workflow, Workflow) else workflow
-        instance_id = str(uuid.uuid4()) if id is None else check_instance_id(id)
-        wf = self.registry.get(name)
-        params_text = wf.encode_params(params)
-        now = self._env.clock.now()
-        record = InstanceRecord(
-            id=instance_id,
-            workflow=wf.name,
-            status=Status.QUEUED,
-            params=params_text,
-            created_at=now,
-            updated_at=now,
-            due_at=now,  # the sweeper re-enqueues it if the send below is lost
-        )
+        record = self._new_record(workflow, params, id, self._env.clock.now())
         self._env.store.create_instance(record)
         # The start carries its due time, like every wake-up: a duplicate delivered after the instance
         # has moved on to a later wait fails the lease's due check and costs one write, no replay.
-        send_wake(self._env, instance_id, now)
-        return Instance(self, instance_id)
+        send_wake(self._env, record.id, record.created_at)
+        return Instance(self, record.id)
 
+    def create_batch(self, workflow: str | Workflow, items: list[dict[str, Any]]) -> list[Instance]:
+        """Create up to 100 instances of one workflow: ``[{"id": ..., "params": ...}, ...]`` (both
+        optional). All are validated first and written in one transaction: all, or none."""
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidConfigError(f"a batch holds 1 to {MAX_BATCH} instances")
+        now = self._env.clock.now()
+        records = []
+        for item in items:
+            if not isinstance(item, dict) or set(item) - {"id", "params"}:
+                raise InvalidConfigError(f'each batch item is {{"id"?, "params"?}}, got {item!r:.100}')
+            records.append(self._new_record(workflow, item.get("params"), item.get("id"), now))
+        ids = [r.id for r in records]
+        if len(set(ids)) != len(ids):
+            raise InstanceAlreadyExistsError("the batch names one id twice")
+        self._env.store.create_instances(records)
+        for record in records:
+            send_wake(self._env, record.id, now)
+        return [Instance(self, r.id) for r in records]
+
+    def _new_record(
+        self, workflow: str | Workflow, params: Any, instance_id: str | None, now: float
+    ) -> InstanceRecord:
+        name = workflow.name if isinstance(workflow, Workflow) else workflow
+        instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
+        wf = self.registry.get(name)
+        return InstanceRecord(
+            id=instance_id,
+            workflow=wf.name,
+            status=Status.QUEUED,
+            params=wf.encode_params(params),
+            created_at=now,
+            updated_at=now,
+            due_at=now,  # the sweeper re-enqueues it if the send is lost
+        )
+
+    # -- reading -----------------------------------------------------------------------------------
     def get(self, instance_id: str) -> Instance:
         """A handle on an existing instance. Raise InstanceNotFoundError."""
         self._record(check_instance_id(instance_id))
         return Instance(self, instance_id)
 
+    def list(
+        self,
+        workflow: str | None = None,
+        status: str | Status | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InstancePage:
+        """Instances, newest first, optionally of one workflow and one status."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+            raise InvalidConfigError(f"limit must be 1 to {MAX_LIST}, got {limit!r}")
+        try:
+            wanted = None if status is None else Status(status)
+        except ValueError:
+            raise InvalidConfigError(
+                f"status {status!r} is unknown; one of: {', '.join(s.value for s in Status)}"
+            ) from None
+        before = _decode_cursor(cursor)
+        records, more = self._env.store.list_instances(workflow, wanted, limit, before)
+        next_cursor = _encode_cursor(records[-1]) if more and records else None
+        return InstancePage([self._status(r, with_output=False) for r in records], next_cursor)
+
     def _record(self, instance_id: str) -> InstanceRecord:
-        record = self._env.store.get_instance(instance_id)
+        record = self._env.store.get_instance(check_instance_id(instance_id))
         if record is None:
             raise InstanceNotFoundError(f"no instance {instance_id!r}")
         return record
 
-    def _history(self, instance_id: str) -> list[HistoryEntry]:
-        record = self._record(instance_id)
-        now = self._env.clock.now()
-        return [self._history_entry(e, now) for e in self._env.store.load_journal(instance_id, record.run)]
-
-    def _history_entry(self, entry: JournalEntry, now: float) -> HistoryEntry:
-        def when(epoch: float | None) -> datetime | None:
-            return None if epoch is None else from_epoch(epoch)
-
-        status = entry.status.value
-        ended = entry.ended_at
-        if entry.kind is EntryKind.SLEEP:
-            done = entry.wake_at is not None and entry.wake_at <= now
-            status, ended = ("complete", entry.wake_at) if done else ("waiting", None)
-        elif entry.status is EntryStatus.STARTED:
-            status = "running"
-        return HistoryEntry(
-            kind=entry.kind.value,
-            name=entry.name,
-            status=status,
-            started_at=from_epoch(entry.started_at),
-            ended_at=when(ended),
-            attempts=tuple(
-                HistoryAttempt(
-                    from_epoch(a.started_at), when(a.ended_at), a.error.as_dict() if a.error else None
-                )
-                for a in entry.attempts
-            ),
-            result=(
-                payloads.load(self._env, entry.result, entry.result_ref)
-                if entry.status is EntryStatus.COMPLETE
-                else None
-            ),
-            error=entry.error.as_dict() if entry.error else None,
-            wake_at=when(entry.wake_at),
-        )
-
-    def _status(self, instance_id: str) -> InstanceStatus:
-        record = self._record(instance_id)
-        output = (
-            payloads.load(self._env, record.output, record.output_ref)
-            if record.status is Status.COMPLETE
-            else None
-        )
+    def _status(self, record: InstanceRecord, *, with_output: bool = True) -> InstanceStatus:
+        output = None
+        if with_output and record.status is Status.COMPLETE:
+            output = payloads.load(self._env, record.output, record.output_ref)
         return InstanceStatus(
             id=record.id,
             workflow=record.workflow,
-            status=record.status,
+            status=record.shown_status,
             output=output,
             error=record.error.as_dict() if record.error else None,
             created_at=from_epoch(record.created_at),
             updated_at=from_epoch(record.updated_at),
         )
+
+    def _history(self, instance_id: str) -> builtins.list[HistoryEntry]:
+        record = self._record(instance_id)
+        journal = self._env.store.load_journal(instance_id, record.run)
+        events = self._env.store.load_events(instance_id)
+        return build_history(self._env, journal, events, self._env.clock.now())
+
+    # -- managing ----------------------------------------------------------------------------------
+    def _control(self, instance_id: str, action: Control) -> None:
+        now = self._env.clock.now()
+        expires = int(now + self._env.settings.retention_days * 86400)
+        after = self._env.store.control(check_instance_id(instance_id), action, now, expires)
+        if after.status in (Status.WAITING, Status.QUEUED) and action in (Control.RESUME, Control.RESTART):
+            send_wake(self._env, instance_id, after.wake_at if after.wake_at is not None else now)
+
+    def _send_event(self, instance_id: str, event_type: str, payload: Any) -> None:
+        check_instance_id(instance_id)
+        check_event_type(event_type)
+        try:
+            text = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"event payload cannot be serialized: {exc}") from None
+        if len(text.encode()) > MAX_EVENT_BYTES:
+            raise PayloadTooLargeError(
+                f"event payload is {len(text.encode())} bytes; the limit is {MAX_EVENT_BYTES}"
+            )
+        now = self._env.clock.now()
+        key = event_key(event_type, now, uuid.uuid4().hex)
+        self._env.store.send_event(instance_id, EventRecord(key, event_type, text, now))
+        send_wake(self._env, instance_id, None)  # a kick: wakes a wait at once, whatever its deadline
+
+
+def _encode_cursor(record: InstanceRecord) -> str:
+    return base64.urlsafe_b64encode(json.dumps([record.created_at, record.id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if cursor is None:
+        return None
+    try:
+        created_at, instance_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created_at), check_instance_id(instance_id)
+    except (ValueError, TypeError, binascii.Error, InvalidInstanceIdError):
+        raise InvalidConfigError("cursor is not one this API returned") from None

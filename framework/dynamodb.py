@@ -11,29 +11,36 @@ Every write is conditional and reads nothing first; a failed condition returns t
 
 from __future__ import annotations
 
-from decimal import Decimal
+from dataclasses import replace
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from framework.errors import InstanceAlreadyExistsError
+from framework.dynamodb_items import (
+    conflict,
+    entry_from,
+    entry_to,
+    event_from,
+    from_item,
+    instance_from,
+    to_av,
+)
+from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
 from framework.records import (
     FINISHED,
     RUNNABLE,
-    Attempt,
-    EntryKind,
-    EntryStatus,
-    ErrorInfo,
+    Control,
+    EventRecord,
     InstanceRecord,
     JournalEntry,
     Lease,
     Status,
 )
-from framework.store import DueInstance, LeaseConflict, LeaseLost, Release, shard_of
+from framework.store import DueInstance, LeaseConflict, LeaseLost, Release, control_outcome, shard_of
 
 INSTANCE_SK = "instance"
 DUE_INDEX = "due-index"
+LIST_INDEX = "list-index"
 
 # Each part of every ConditionExpression, by name.
 INSTANCE_IS_NEW = "attribute_not_exists(#pk)"
@@ -44,126 +51,9 @@ LEASE_IS_MINE = "#lease_owner = :owner"
 ENTRY_IS_NEW = "attribute_not_exists(#sk)"
 ENTRY_REV_IS = "#rev = :prev_rev"
 DUE_AT_IS = "#due_at = :due_at"
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
-
-
-def _conflict(exc: ClientError) -> bool:
-    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
-
-
-def _num(value: float | int) -> Decimal:
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-
-
-def _to_av(values: dict[str, Any]) -> dict[str, Any]:
-    """Plain values to DynamoDB attribute values; floats become exact decimals."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, float):
-            return _num(value)
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [convert(v) for v in value]
-        return value
-
-    return {k: _ser.serialize(convert(v)) for k, v in values.items()}
-
-
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        return value
-
-    return {k: convert(_de.deserialize(v)) for k, v in item.items()}
-
-
-def _error(data: dict[str, Any] | None) -> ErrorInfo | None:
-    return ErrorInfo(data["name"], data["message"]) if data else None
-
-
-def _instance_from(item: dict[str, Any]) -> InstanceRecord:
-    d = _from_item(item)
-    return InstanceRecord(
-        id=d["pk"],
-        workflow=d["workflow"],
-        status=Status(d["status"]),
-        params=d["params"],
-        created_at=float(d["created_at"]),
-        updated_at=float(d["updated_at"]),
-        run=int(d.get("run", 1)),
-        output=d.get("output"),
-        output_ref=d.get("output_ref"),
-        error=_error(d.get("error")),
-        wake_at=d.get("wake_at"),
-        due_at=d.get("due_at"),
-        lease_owner=d.get("lease_owner"),
-        lease_until=d.get("lease_until"),
-        crash_mark=d.get("crash_mark"),
-        crash_count=int(d.get("crash_count", 0)),
-        expires_at=d.get("expires_at"),
-    )
-
-
-def _entry_to(instance_id: str, run: int, e: JournalEntry) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "pk": instance_id,
-        "sk": entry_key(run, e.seq),
-        "seq": e.seq,
-        "kind": e.kind.value,
-        "name": e.name,
-        "status": e.status.value,
-        "started_at": e.started_at,
-        "rev": e.rev,
-    }
-    optional = {
-        "ended_at": e.ended_at,
-        "result": e.result,
-        "result_ref": e.result_ref,
-        "error": e.error.as_dict() if e.error else None,
-        "wake_at": e.wake_at,
-        "extra": e.extra or None,
-        "attempts": [
-            {k: v for k, v in (("s", a.started_at), ("e", a.ended_at)) if v is not None}
-            | ({"err": a.error.as_dict()} if a.error else {})
-            for a in e.attempts
-        ]
-        or None,
-    }
-    values.update({k: v for k, v in optional.items() if v is not None})
-    return _to_av(values)
-
-
-def _entry_from(item: dict[str, Any]) -> JournalEntry:
-    d = _from_item(item)
-    return JournalEntry(
-        seq=int(d["seq"]),
-        kind=EntryKind(d["kind"]),
-        name=d["name"],
-        status=EntryStatus(d["status"]),
-        started_at=float(d["started_at"]),
-        ended_at=d.get("ended_at"),
-        rev=int(d["rev"]),
-        result=d.get("result"),
-        result_ref=d.get("result_ref"),
-        attempts=tuple(
-            Attempt(float(a["s"]), a.get("e"), _error(a.get("err"))) for a in d.get("attempts", [])
-        ),
-        error=_error(d.get("error")),
-        wake_at=d.get("wake_at"),
-        extra=d.get("extra", {}),
-    )
-
-
-def entry_key(run: int, seq: int) -> str:
-    return f"j#{run:04d}#{seq:06d}"
+NO_PAUSE_REQUESTED = "attribute_not_exists(#pause_requested)"
+IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorted(FINISHED)) + ")"
+UNCHANGED_SINCE_READ = "#rev_status = :was_status AND #rev_updated_at = :was_updated_at"
 
 
 class DynamoStore:
@@ -174,7 +64,45 @@ class DynamoStore:
         self._table = table_name
         self._shards = shards
 
+    def create_instances(self, records: list[InstanceRecord]) -> None:
+        puts = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._new_item(r),
+                    "ConditionExpression": INSTANCE_IS_NEW,
+                    "ExpressionAttributeNames": {"#pk": "pk"},
+                }
+            }
+            for r in records
+        ]
+        try:
+            self._db.transact_write_items(TransactItems=puts)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            taken = [
+                r.id
+                for r, why in zip(records, reasons, strict=False)
+                if why.get("Code") == "ConditionalCheckFailed"
+            ]
+            if taken:
+                raise InstanceAlreadyExistsError(f"instances already exist: {', '.join(taken)}") from None
+            raise
+
     def create_instance(self, record: InstanceRecord) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._new_item(record),
+                ConditionExpression=INSTANCE_IS_NEW,
+                ExpressionAttributeNames={"#pk": "pk"},
+            )
+        except ClientError as exc:
+            if conflict(exc):
+                raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists") from None
+            raise
+
+    def _new_item(self, record: InstanceRecord) -> dict[str, Any]:
         values: dict[str, Any] = {
             "pk": record.id,
             "sk": INSTANCE_SK,
@@ -188,23 +116,13 @@ class DynamoStore:
         }
         if record.due_at is not None:
             values["due_at"] = record.due_at
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=_to_av(values),
-                ConditionExpression=INSTANCE_IS_NEW,
-                ExpressionAttributeNames={"#pk": "pk"},
-            )
-        except ClientError as exc:
-            if _conflict(exc):
-                raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists") from None
-            raise
+        return to_av(values)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         item = self._db.get_item(TableName=self._table, Key=self._key(instance_id), ConsistentRead=True).get(
             "Item"
         )
-        return _instance_from(item) if item else None
+        return instance_from(item) if item else None
 
     def acquire_lease(
         self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
@@ -224,32 +142,19 @@ class DynamoStore:
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_av(values),
+                ExpressionAttributeValues=to_av(values),
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _conflict(exc):
+            if conflict(exc):
                 item = exc.response.get("Item")
-                raise LeaseConflict(_instance_from(item) if item else None) from None
+                raise LeaseConflict(instance_from(item) if item else None) from None
             raise
-        return Lease(owner=owner, until=until, previous=_instance_from(old["Attributes"]))
+        return Lease(owner=owner, until=until, previous=instance_from(old["Attributes"]))
 
     def load_journal(self, instance_id: str, run: int) -> list[JournalEntry]:
-        entries: list[JournalEntry] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": _to_av({":pk": instance_id, ":prefix": f"j#{run:04d}#"}),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**kwargs)
-            entries.extend(_entry_from(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return entries
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [entry_from(item) for item in self._query_partition(instance_id, f"j#{run:04d}#")]
 
     def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
         if entry.rev == 1:
@@ -261,12 +166,12 @@ class DynamoStore:
             extra = {
                 "ConditionExpression": ENTRY_REV_IS,
                 "ExpressionAttributeNames": {"#rev": "rev"},
-                "ExpressionAttributeValues": _to_av({":prev_rev": entry.rev - 1}),
+                "ExpressionAttributeValues": to_av({":prev_rev": entry.rev - 1}),
             }
         try:
-            self._db.put_item(TableName=self._table, Item=_entry_to(instance_id, run, entry), **extra)
+            self._db.put_item(TableName=self._table, Item=entry_to(instance_id, run, entry), **extra)
         except ClientError as exc:
-            if _conflict(exc):
+            if conflict(exc):
                 raise LeaseLost(
                     f"journal entry {entry.seq} of {instance_id!r} was written by another"
                 ) from None
@@ -281,11 +186,25 @@ class DynamoStore:
             {":mark": mark, ":count": count},
         )
 
-    def release(self, instance_id: str, owner: str, release: Release) -> None:
+    def release(self, instance_id: str, owner: str, release: Release) -> Status:
+        if release.status is not Status.WAITING:
+            self._release(instance_id, owner, release, LEASE_IS_MINE)
+            return release.status
+        try:
+            self._release(instance_id, owner, release, f"{LEASE_IS_MINE} AND {NO_PAUSE_REQUESTED}")
+            return Status.WAITING
+        except LeaseLost:
+            current = self.get_instance(instance_id)  # read only on conflict
+            if current is None or current.lease_owner != owner or not current.pause_requested:
+                raise
+        self._release(instance_id, owner, replace(release, status=Status.PAUSED), LEASE_IS_MINE)
+        return Status.PAUSED
+
+    def _release(self, instance_id: str, owner: str, release: Release, condition: str) -> None:
         sets: dict[str, Any] = {"status": release.status.value, "updated_at": release.now}
         optional = {
             "wake_at": release.wake_at,
-            "due_at": None if release.status in FINISHED else release.wake_at,
+            "due_at": release.wake_at if release.status is Status.WAITING else None,
             "output": release.output,
             "output_ref": release.output_ref,
             "error": release.error.as_dict() if release.error else None,
@@ -293,7 +212,7 @@ class DynamoStore:
         }
         sets |= {k: v for k, v in optional.items() if v is not None}
         removes = [k for k, v in optional.items() if v is None]
-        removes += ["lease_owner", "lease_until", "crash_mark", "crash_count"]
+        removes += ["lease_owner", "lease_until", "crash_mark", "crash_count", "pause_requested"]
         expression = (
             "SET "
             + ", ".join(f"#{k} = :{k}" for k in sets)
@@ -306,6 +225,7 @@ class DynamoStore:
             expression,
             {f"#{k}": k for k in [*sets, *removes]},
             {f":{k}": v for k, v in sets.items()},
+            condition=condition,
         )
 
     def due_instances(self, before: float, limit: int) -> list[DueInstance]:
@@ -316,11 +236,11 @@ class DynamoStore:
                 IndexName=DUE_INDEX,
                 KeyConditionExpression="#shard = :shard AND #due_at <= :before",
                 ExpressionAttributeNames={"#shard": "shard", "#due_at": "due_at"},
-                ExpressionAttributeValues=_to_av({":shard": str(shard), ":before": before}),
+                ExpressionAttributeValues=to_av({":shard": str(shard), ":before": before}),
                 Limit=limit,
             )
             for item in page.get("Items", []):
-                d = _from_item(item)
+                d = from_item(item)
                 found.append(DueInstance(d["pk"], float(d["due_at"]), Status(d["status"]), d.get("wake_at")))
         return sorted(found, key=lambda due: due.due_at)[:limit]
 
@@ -332,28 +252,202 @@ class DynamoStore:
                 UpdateExpression="SET #due_at = :new_due_at",
                 ConditionExpression=DUE_AT_IS,
                 ExpressionAttributeNames={"#due_at": "due_at"},
-                ExpressionAttributeValues=_to_av({":due_at": due_at, ":new_due_at": new_due_at}),
+                ExpressionAttributeValues=to_av({":due_at": due_at, ":new_due_at": new_due_at}),
             )
         except ClientError as exc:
-            if _conflict(exc):
+            if conflict(exc):
                 return False
             raise
         return True
 
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
+        item = to_av(
+            {
+                "pk": instance_id,
+                "sk": event.key,
+                "type": event.type,
+                "payload": event.payload,
+                "sent_at": event.sent_at,
+            }
+        )
+        finished = {f":fin_{s.name.lower()}": s.value for s in FINISHED}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": self._key(instance_id),
+                            "ConditionExpression": f"attribute_exists(#pk) AND NOT {IS_FINISHED}",
+                            "ExpressionAttributeNames": {"#pk": "pk", "#status": "status"},
+                            "ExpressionAttributeValues": to_av(finished),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": item,
+                            "ConditionExpression": ENTRY_IS_NEW,
+                            "ExpressionAttributeNames": {"#sk": "sk"},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            current = self.get_instance(instance_id)  # read only on conflict, to say why
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}") from None
+            raise InvalidStateError(
+                f"instance {instance_id!r} is {current.status}: it takes no events"
+            ) from None
+
+    def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
+        prefix = "e#" if event_type is None else f"e#{event_type}#"
+        return [event_from(item) for item in self._query_partition(instance_id, prefix)]
+
+    def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
+        for _ in range(5):  # a conflict means the instance moved meanwhile: look again
+            current = self.get_instance(instance_id)
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}")
+            after = control_outcome(current, action, now, expires_at)
+            if self._replace_instance(current, after):
+                return after
+        raise InvalidStateError(f"instance {instance_id!r} kept changing; try {action.value} again")
+
+    def list_instances(
+        self, workflow: str | None, status: Status | None, limit: int, before: tuple[float, str] | None
+    ) -> tuple[list[InstanceRecord], bool]:
+        found: list[InstanceRecord] = []
+        for shard in range(self._shards):
+            found += self._list_shard(str(shard), workflow, status, limit + 1, before)
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return found[:limit], len(found) > limit
+
+    def _list_shard(
+        self,
+        shard: str,
+        workflow: str | None,
+        status: Status | None,
+        want: int,
+        before: tuple[float, str] | None,
+    ) -> list[InstanceRecord]:
+        names = {"#shard": "shard", "#created_at": "created_at"}
+        values: dict[str, Any] = {":shard": shard}
+        key = "#shard = :shard"
+        if before is not None:
+            key += " AND #created_at <= :before"
+            values[":before"] = before[0]
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": LIST_INDEX,
+            "ScanIndexForward": False,
+        }
+        if workflow is not None:
+            kwargs["FilterExpression"] = "#workflow = :workflow"
+            names["#workflow"] = "workflow"
+            values[":workflow"] = workflow
+        kwargs |= {
+            "KeyConditionExpression": key,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_av(values),
+        }
+        found: list[InstanceRecord] = []
+        while len(found) < want:
+            page = self._db.query(**kwargs, Limit=max(want * 2, 25))
+            for record in map(instance_from, page.get("Items", [])):
+                if (before is None or (record.created_at, record.id) < before) and (
+                    status is None or record.shown_status == status
+                ):
+                    found.append(record)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:want]
+
+    def _replace_instance(self, current: InstanceRecord, after: InstanceRecord) -> bool:
+        """Write ``after`` if the instance is still exactly ``current`` (same status, lease, run and
+        update time). Return False on a conflict."""
+        fields = {
+            "status": after.status.value,
+            "updated_at": after.updated_at,
+            "run": after.run,
+            "wake_at": after.wake_at,
+            "due_at": after.due_at,
+            "output": after.output,
+            "output_ref": after.output_ref,
+            "error": after.error.as_dict() if after.error else None,
+            "lease_owner": after.lease_owner,
+            "lease_until": after.lease_until,
+            "pause_requested": after.pause_requested or None,
+            "crash_mark": after.crash_mark,
+            "crash_count": after.crash_count or None,
+            "expires_at": after.expires_at,
+        }
+        sets = {k: v for k, v in fields.items() if v is not None}
+        removes = [k for k, v in fields.items() if v is None]
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(f"#{k}" for k in removes)
+        names = {f"#{k}": k for k in fields} | {"#rev_status": "status", "#rev_updated_at": "updated_at"}
+        values = {f":{k}": v for k, v in sets.items()} | {
+            ":was_status": current.status.value,
+            ":was_updated_at": current.updated_at,
+        }
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(current.id),
+                UpdateExpression=expression,
+                ConditionExpression=UNCHANGED_SINCE_READ,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_av(values),
+            )
+        except ClientError as exc:
+            if conflict(exc):
+                return False
+            raise
+        return True
+
+    def _query_partition(self, instance_id: str, prefix: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": to_av({":pk": instance_id, ":prefix": prefix}),
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._db.query(**kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def _owned_update(
-        self, instance_id: str, owner: str, expression: str, names: dict[str, str], values: dict[str, Any]
+        self,
+        instance_id: str,
+        owner: str,
+        expression: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        *,
+        condition: str = LEASE_IS_MINE,
     ) -> None:
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(instance_id),
                 UpdateExpression=expression,
-                ConditionExpression=LEASE_IS_MINE,
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names | {"#lease_owner": "lease_owner"},
-                ExpressionAttributeValues=_to_av(values | {":owner": owner}),
+                ExpressionAttributeValues=to_av(values | {":owner": owner}),
             )
         except ClientError as exc:
-            if _conflict(exc):
+            if conflict(exc):
                 raise LeaseLost(f"instance {instance_id!r} is no longer leased by {owner}") from None
             raise
 

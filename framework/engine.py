@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import re
 import signal
 import threading
 import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework import payloads, serde
 from framework.config import StepConfig, step_config
-from framework.durations import Duration, parse_duration, to_epoch
+from framework.durations import Duration, from_epoch, parse_duration, to_epoch
 from framework.errors import (
     AttemptInterrupted,
     InvalidConfigError,
@@ -32,6 +34,7 @@ from framework.errors import (
     StepFailedError,
     StepTimeoutError,
     Suspend,
+    WorkflowTimeoutError,
 )
 from framework.faults import point
 from framework.logs import logger
@@ -50,6 +53,41 @@ CRASHED = ErrorInfo(
     "InvocationCrashedError",
     "the invocation ended during this attempt (for example a Lambda timeout or out of memory)",
 )
+
+
+EVENT_TYPE = re.compile(r"[a-zA-Z0-9_.:-]{1,100}")
+
+
+def check_event_type(event_type: Any) -> str:
+    if not isinstance(event_type, str) or not EVENT_TYPE.fullmatch(event_type):
+        raise InvalidConfigError(
+            f"event type {event_type!r} is invalid: use 1 to 100 letters, digits, '_', '.', ':' or '-'"
+        )
+    return event_type
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event as a wait returns it."""
+
+    type: str
+    payload: Any
+    timestamp: datetime
+
+
+def _event_of(entry: JournalEntry) -> Event:
+    return Event(
+        type=entry.extra["event_type"],
+        payload=json.loads(entry.extra["payload"]),
+        timestamp=from_epoch(entry.extra["sent_at"]),
+    )
+
+
+def _timeout_message(entry: JournalEntry) -> str:
+    return (
+        f"wait {entry.name!r} for event {entry.extra['event_type']!r} timed out after "
+        f"{entry.extra['timeout']:g} s"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +201,66 @@ class Step:
         at = to_epoch(when, what=f"time of sleep {name!r}")
         self._sleep(name, lambda now: at)
 
+    # -- events ----------------------------------------------------------------------------------
+    def wait_for_event(self, name: str, event_type: str, timeout: Duration = "24 hours") -> Event:
+        """Wait for the next event of ``event_type`` sent to this instance (first in, first out).
+        Raise WorkflowTimeoutError once ``timeout`` passes first."""
+        check_name(name, what="wait")
+        check_event_type(event_type)
+        seconds = parse_duration(timeout, what=f"timeout of wait {name!r}")
+        seq, entry = self._next(EntryKind.WAIT, name)
+        if entry is not None and entry.extra.get("event_type") != event_type:
+            self.problem = NonDeterminismError(
+                f"wait {name!r} (durable call #{seq + 1}) is for {event_type!r}, but the journal recorded a "
+                f"wait for {entry.extra.get('event_type')!r}"
+            )
+            raise self.problem
+        if entry is not None and entry.status is EntryStatus.COMPLETE:
+            return _event_of(entry)
+        if entry is not None and entry.status is EntryStatus.TIMED_OUT:
+            raise WorkflowTimeoutError(_timeout_message(entry))
+        now = self._inv.now()
+        if entry is None:
+            waiting = JournalEntry(
+                seq,
+                EntryKind.WAIT,
+                name,
+                EntryStatus.WAITING,
+                now,
+                wake_at=now + seconds,
+                extra={"event_type": event_type, "timeout": seconds},
+            )
+            entry = self._write(None, waiting)
+        taken = {
+            e.extra["event_key"]
+            for e in self._journal.values()
+            if e.status is EntryStatus.COMPLETE and e.kind is EntryKind.WAIT
+        }
+        events = self._inv.events(event_type)
+        event = next((e for e in events if e.key not in taken), None)
+        if event is not None:
+            done = replace(
+                entry,
+                status=EntryStatus.COMPLETE,
+                ended_at=now,
+                extra=entry.extra
+                | {"event_key": event.key, "payload": event.payload, "sent_at": event.sent_at},
+            )
+            return _event_of(self._write(entry, done))
+        assert entry.wake_at is not None
+        if now >= entry.wake_at:
+            timed_out = self._write(
+                entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=entry.wake_at)
+            )
+            raise WorkflowTimeoutError(_timeout_message(timed_out))
+        self.problem = Suspend(
+            entry.wake_at,
+            f"wait {name!r} for {event_type!r}",
+            event_type=event_type,
+            seen=frozenset(e.key for e in events),
+        )
+        raise self.problem
+
     # -- internals -------------------------------------------------------------------------------
     def _next(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
         if self._in_step:
@@ -171,6 +269,9 @@ class Step:
             )
         if self.problem is not None:
             raise self.problem  # the workflow swallowed a suspension or a fatal error: stop again
+        if self._inv.pause_requested():
+            self.problem = Suspend(self._inv.now(), "paused")
+            raise self.problem
         seq = self._pos
         self._pos += 1
         entry = self._journal.get(seq)

@@ -40,6 +40,7 @@ class Settings:
     sweep_grace: float = 120.0  # how late a due instance may be before the sweeper re-enqueues it
     sweep_limit: int = 1000
     shards: int = 8
+    control_check_seconds: float = 1.0  # how often a running invocation looks for pause/terminate
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -104,10 +104,23 @@ class Suspend(BaseException):
     wait with no deadline.
     """
 
-    def __init__(self, wake_at: float | None, reason: str) -> None:
+    def __init__(
+        self,
+        wake_at: float | None,
+        reason: str,
+        *,
+        event_type: str | None = None,
+        seen: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(reason)
         self.wake_at = wake_at
         self.reason = reason
+        self.event_type = event_type  # a wait for this event type: look once more after releasing
+        self.seen = seen  # keys of the events of that type the wait already knew about
+
+
+class Stopped(BaseException):
+    """The instance was terminated or restarted while this invocation ran it: stop, write nothing."""
 
 
 class AttemptInterrupted(BaseException):

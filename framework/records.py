@@ -34,11 +34,13 @@ class EntryKind(StrEnum):
 
 
 class EntryStatus(StrEnum):
-    COMPLETE = "complete"  # a step with its result
+    COMPLETE = "complete"  # a step with its result; a wait with the event it took
     FAILED = "failed"  # a step whose retries ran out: replay raises StepFailedError
     RETRYING = "retrying"  # a step between attempts: ``next_attempt_at`` says when
     STARTED = "started"  # an at-most-once step whose attempt began
     SLEEPING = "sleeping"  # a sleep: done once the clock passes ``wake_at``
+    WAITING = "waiting"  # a wait for an event: times out at ``wake_at``
+    TIMED_OUT = "timed_out"  # a wait whose timeout passed first: replay raises WorkflowTimeoutError
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,31 @@ class InstanceRecord:
     crash_mark: str | None = None  # journal position at the last crash detected
     crash_count: int = 0  # crashes in a row at ``crash_mark``
     expires_at: int | None = None
+    pause_requested: bool = False  # pause() on a running instance: it pauses at its next boundary
+
+    @property
+    def shown_status(self) -> Status:
+        """The status users see: a running instance asked to pause is ``waitingForPause``."""
+        if self.pause_requested and self.status is Status.RUNNING:
+            return Status.WAITING_FOR_PAUSE
+        return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event sent to an instance. ``key`` orders events of one type, first in first out."""
+
+    key: str
+    type: str
+    payload: str  # JSON text
+    sent_at: float
+
+
+class Control(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    TERMINATE = "terminate"
+    RESTART = "restart"
 
 
 @dataclass(frozen=True, slots=True)

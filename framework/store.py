@@ -11,11 +11,13 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from framework.errors import InstanceAlreadyExistsError
+from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
 from framework.records import (
     FINISHED,
     RUNNABLE,
+    Control,
     ErrorInfo,
+    EventRecord,
     InstanceRecord,
     JournalEntry,
     Lease,
@@ -65,6 +67,10 @@ class Store(Protocol):
     def create_instance(self, record: InstanceRecord) -> None:
         """Write a new instance. Raise InstanceAlreadyExistsError if the id is taken."""
 
+    def create_instances(self, records: list[InstanceRecord]) -> None:
+        """Write up to 100 new instances, all or none. Raise InstanceAlreadyExistsError naming the
+        ids that are taken."""
+
     def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 
     def acquire_lease(
@@ -83,14 +89,85 @@ class Store(Protocol):
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         """Remember ``count`` crashes in a row at journal position ``mark``. Raise LeaseLost."""
 
-    def release(self, instance_id: str, owner: str, release: Release) -> None:
-        """Write the new status and drop the lease, if ``owner`` still holds it. Raise LeaseLost."""
+    def release(self, instance_id: str, owner: str, release: Release) -> Status:
+        """Write the new status and drop the lease, if ``owner`` still holds it. Raise LeaseLost.
+        A WAITING release of an instance with a pause request is stored as PAUSED instead (its
+        ``wake_at`` kept for resume). Return the status stored."""
 
     def due_instances(self, before: float, limit: int) -> list[DueInstance]:
         """Unfinished instances whose ``due_at`` is at or before ``before``, from every shard."""
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float) -> bool:
         """Move ``due_at`` on if it is still ``due_at``. Return False if it changed meanwhile."""
+
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
+        """Keep the event for the instance. Raise InstanceNotFoundError, or InvalidStateError if the
+        instance is finished; the check and the write are one atomic operation."""
+
+    def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
+        """The instance's events (of one type, or all), oldest first."""
+
+    def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
+        """Pause, resume, terminate or restart; see ``control_outcome``. Return the instance after."""
+
+    def list_instances(
+        self, workflow: str | None, status: Status | None, limit: int, before: tuple[float, str] | None
+    ) -> tuple[list[InstanceRecord], bool]:
+        """Instances newest first, created before ``before`` (created_at, id). True if more remain."""
+
+
+def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:
+    """What pause, resume, terminate and restart do to an instance. Raise InvalidStateError.
+
+    Both stores follow this: the fake applies it directly, DynamoDB encodes the same cases as
+    conditional updates."""
+    leased = current.lease_until is not None and current.lease_until >= now
+    status = current.status
+    if action is Control.PAUSE:
+        if status in (Status.QUEUED, Status.WAITING) or (status is Status.RUNNING and not leased):
+            return replace(
+                current, status=Status.PAUSED, due_at=None, updated_at=now, lease_owner=None, lease_until=None
+            )
+        if status is Status.RUNNING and not current.pause_requested:
+            return replace(current, pause_requested=True, updated_at=now)
+    elif action is Control.RESUME:
+        if status is Status.PAUSED:
+            due = current.wake_at if current.wake_at is not None else now
+            return replace(current, status=Status.WAITING, due_at=due, updated_at=now)
+        if current.pause_requested and status is Status.RUNNING:
+            return replace(current, pause_requested=False, updated_at=now)
+    elif action is Control.TERMINATE:
+        if status not in FINISHED:
+            return replace(
+                current,
+                status=Status.TERMINATED,
+                due_at=None,
+                wake_at=None,
+                lease_owner=None,
+                lease_until=None,
+                pause_requested=False,
+                updated_at=now,
+                expires_at=expires_at,
+            )
+    else:
+        return replace(
+            current,
+            run=current.run + 1,
+            status=Status.QUEUED,
+            due_at=now,
+            updated_at=now,
+            output=None,
+            output_ref=None,
+            error=None,
+            wake_at=None,
+            lease_owner=None,
+            lease_until=None,
+            pause_requested=False,
+            crash_mark=None,
+            crash_count=0,
+            expires_at=None,
+        )
+    raise InvalidStateError(f"cannot {action.value} instance {current.id!r}: it is {current.shown_status}")
 
 
 class MemoryStore:
@@ -100,6 +177,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._instances: dict[str, InstanceRecord] = {}
         self._journals: dict[tuple[str, int], dict[int, JournalEntry]] = {}
+        self._events: dict[str, dict[str, EventRecord]] = {}
         self.calls = 0
 
     def create_instance(self, record: InstanceRecord) -> None:
@@ -108,6 +186,14 @@ class MemoryStore:
             if record.id in self._instances:
                 raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists")
             self._instances[record.id] = record
+
+    def create_instances(self, records: list[InstanceRecord]) -> None:
+        with self._lock:
+            self.calls += 1
+            taken = [r.id for r in records if r.id in self._instances]
+            if taken:
+                raise InstanceAlreadyExistsError(f"instances already exist: {', '.join(taken)}")
+            self._instances.update((r.id, r) for r in records)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._lock:
@@ -160,17 +246,20 @@ class MemoryStore:
             current = self._owned(instance_id, owner)
             self._instances[instance_id] = replace(current, crash_mark=mark, crash_count=count)
 
-    def release(self, instance_id: str, owner: str, release: Release) -> None:
+    def release(self, instance_id: str, owner: str, release: Release) -> Status:
         with self._lock:
             self.calls += 1
             current = self._owned(instance_id, owner)
-            finished = release.status in FINISHED
+            status = release.status
+            if status is Status.WAITING and current.pause_requested:
+                status = Status.PAUSED
             self._instances[instance_id] = replace(
                 current,
-                status=release.status,
+                status=status,
                 updated_at=release.now,
                 wake_at=release.wake_at,
-                due_at=None if finished else release.wake_at,
+                due_at=release.wake_at if status is Status.WAITING else None,
+                pause_requested=False,
                 output=release.output,
                 output_ref=release.output_ref,
                 error=release.error,
@@ -180,6 +269,7 @@ class MemoryStore:
                 crash_mark=None,
                 crash_count=0,
             )
+            return status
 
     def due_instances(self, before: float, limit: int) -> list[DueInstance]:
         with self._lock:
@@ -198,6 +288,50 @@ class MemoryStore:
                 return False
             self._instances[instance_id] = replace(current, due_at=new_due_at)
             return True
+
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}")
+            if current.status in FINISHED:
+                raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
+            self._events.setdefault(instance_id, {})[event.key] = event
+
+    def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
+        with self._lock:
+            self.calls += 1
+            events = self._events.get(instance_id, {})
+            return [events[k] for k in sorted(events) if event_type is None or events[k].type == event_type]
+
+    def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}")
+            after = control_outcome(current, action, now, expires_at)
+            self._instances[instance_id] = after
+            return after
+
+    def list_instances(
+        self, workflow: str | None, status: Status | None, limit: int, before: tuple[float, str] | None
+    ) -> tuple[list[InstanceRecord], bool]:
+        with self._lock:
+            self.calls += 1
+            found = sorted(
+                (
+                    r
+                    for r in self._instances.values()
+                    if (workflow is None or r.workflow == workflow)
+                    and (status is None or r.shown_status == status)
+                    and (before is None or (r.created_at, r.id) < before)
+                ),
+                key=lambda r: (r.created_at, r.id),
+                reverse=True,
+            )
+            return found[:limit], len(found) > limit
 
     def _owned(self, instance_id: str, owner: str) -> InstanceRecord:
         current = self._instances.get(instance_id)

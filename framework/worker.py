@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from enum import StrEnum
 from typing import Any
@@ -13,11 +14,11 @@ from framework import payloads, serde
 from framework.durations import from_epoch
 from framework.engine import Step
 from framework.environment import Environment, current
-from framework.errors import InvocationCrashedError, Suspend, WorkflowError
+from framework.errors import InvocationCrashedError, Stopped, Suspend, WorkflowError
 from framework.faults import point
 from framework.logs import logger
 from framework.queue import MAX_DELAY_SECONDS
-from framework.records import ErrorInfo, InstanceRecord, JournalEntry, Lease, Status
+from framework.records import ErrorInfo, EventRecord, InstanceRecord, JournalEntry, Lease, Status
 from framework.registry import WorkflowEvent
 from framework.store import LeaseConflict, LeaseLost, Release
 
@@ -34,6 +35,8 @@ class Outcome(StrEnum):
     HOPPED = "hopped"  # an early hop of a long wait, sent on with no DynamoDB call
     SKIPPED = "skipped"  # a duplicate, a stale wake-up, or a finished instance: nothing to do
     SUSPENDED = "suspended"
+    PAUSED = "paused"
+    STOPPED = "stopped"  # terminated or restarted while it ran
     COMPLETED = "completed"
     ERRORED = "errored"
 
@@ -105,6 +108,9 @@ class Invocation:
         self.instance: InstanceRecord = lease.previous
         self.deadline = deadline
         self.margin = env.settings.time_margin
+        self._checked_at = time.monotonic()
+        self._pause = lease.previous.pause_requested  # asked while an earlier invocation held it
+        self._events: dict[str, list[EventRecord]] = {}
 
     @property
     def instance_id(self) -> str:
@@ -119,6 +125,27 @@ class Invocation:
 
     def time_left(self) -> float:
         return self.deadline - self.now()
+
+    def pause_requested(self) -> bool:
+        """At a durable-call boundary: has pause, terminate or restart been asked meanwhile? Looks at
+        the instance at most every ``control_check_seconds`` of running time. Raise Stopped when the
+        instance was terminated or restarted."""
+        if self._pause:
+            return True
+        if time.monotonic() - self._checked_at < self.env.settings.control_check_seconds:
+            return False
+        self._checked_at = time.monotonic()
+        current = self.env.store.get_instance(self.instance.id)
+        if current is None or current.lease_owner != self.lease.owner or current.run != self.instance.run:
+            raise Stopped(f"instance {self.instance.id!r} was terminated or restarted")
+        self._pause = current.pause_requested
+        return self._pause
+
+    def events(self, event_type: str) -> list[EventRecord]:
+        """The instance's events of one type, read once per invocation."""
+        if event_type not in self._events:
+            self._events[event_type] = self.env.store.load_events(self.instance.id, event_type)
+        return self._events[event_type]
 
     def write_entry(self, entry: JournalEntry) -> None:
         try:
@@ -154,10 +181,17 @@ class Invocation:
                 return self._suspend(suspension)
             except EngineFault as fault:
                 raise fault.args[0] from None
+            except Stopped:
+                logger.info("stopped: the instance was terminated or restarted")
+                return Outcome.STOPPED
             except Exception as exc:
                 return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
             return self._complete(output)
         except LeaseLost as lost:
+            current = self.env.store.get_instance(inst.id)
+            if current is None or current.status is Status.TERMINATED or current.run != inst.run:
+                logger.info("stopped: the instance was terminated or restarted")
+                return Outcome.STOPPED
             logger.warning("lease lost; another invocation owns the instance", extra={"reason": str(lost)})
             raise
         finally:
@@ -179,13 +213,23 @@ class Invocation:
             )
         return count - 1
 
-    def _release(self, release: Release) -> None:
+    def _release(self, release: Release) -> Status:
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
-        self.env.store.release(self.instance.id, self.lease.owner, release)
-        point("instance.after_release", instance_id=self.instance.id, status=release.status)
+        status = self.env.store.release(self.instance.id, self.lease.owner, release)
+        point("instance.after_release", instance_id=self.instance.id, status=status)
+        return status
 
     def _suspend(self, suspension: Suspend) -> Outcome:
-        self._release(Release(Status.WAITING, self.now(), wake_at=suspension.wake_at))
+        status = self._release(Release(Status.WAITING, self.now(), wake_at=suspension.wake_at))
+        if status is Status.PAUSED:
+            logger.info("paused")  # resume() sends the next wake-up
+            return Outcome.PAUSED
+        if suspension.event_type is not None:
+            # An event sent while this invocation held the lease had its wake-up turned away: look once
+            # more now that the lease is released, and wake the instance if one arrived.
+            fresh = self.env.store.load_events(self.instance.id, suspension.event_type)
+            if any(e.key not in suspension.seen for e in fresh):
+                send_wake(self.env, self.instance.id, None)
         if suspension.wake_at is not None:
             send_wake(self.env, self.instance.id, suspension.wake_at)
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": suspension.wake_at})

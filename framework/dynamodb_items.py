@@ -1,0 +1,150 @@
+"""DynamoDB items <-> records. Floats are stored as exact decimals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from framework.records import (
+    Attempt,
+    EntryKind,
+    EntryStatus,
+    ErrorInfo,
+    EventRecord,
+    InstanceRecord,
+    JournalEntry,
+    Status,
+)
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def conflict(exc: ClientError) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def _num(value: float | int) -> Decimal:
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def to_av(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values to DynamoDB attribute values; floats become exact decimals."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, float):
+            return _num(value)
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        return value
+
+    return {k: _ser.serialize(convert(v)) for k, v in values.items()}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    return {k: convert(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _error(data: dict[str, Any] | None) -> ErrorInfo | None:
+    return ErrorInfo(data["name"], data["message"]) if data else None
+
+
+def instance_from(item: dict[str, Any]) -> InstanceRecord:
+    d = from_item(item)
+    return InstanceRecord(
+        id=d["pk"],
+        workflow=d["workflow"],
+        status=Status(d["status"]),
+        params=d["params"],
+        created_at=float(d["created_at"]),
+        updated_at=float(d["updated_at"]),
+        run=int(d.get("run", 1)),
+        output=d.get("output"),
+        output_ref=d.get("output_ref"),
+        error=_error(d.get("error")),
+        wake_at=d.get("wake_at"),
+        due_at=d.get("due_at"),
+        lease_owner=d.get("lease_owner"),
+        lease_until=d.get("lease_until"),
+        crash_mark=d.get("crash_mark"),
+        crash_count=int(d.get("crash_count", 0)),
+        expires_at=d.get("expires_at"),
+        pause_requested=bool(d.get("pause_requested", False)),
+    )
+
+
+def entry_to(instance_id: str, run: int, e: JournalEntry) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "pk": instance_id,
+        "sk": entry_key(run, e.seq),
+        "seq": e.seq,
+        "kind": e.kind.value,
+        "name": e.name,
+        "status": e.status.value,
+        "started_at": e.started_at,
+        "rev": e.rev,
+    }
+    optional = {
+        "ended_at": e.ended_at,
+        "result": e.result,
+        "result_ref": e.result_ref,
+        "error": e.error.as_dict() if e.error else None,
+        "wake_at": e.wake_at,
+        "extra": e.extra or None,
+        "attempts": [
+            {k: v for k, v in (("s", a.started_at), ("e", a.ended_at)) if v is not None}
+            | ({"err": a.error.as_dict()} if a.error else {})
+            for a in e.attempts
+        ]
+        or None,
+    }
+    values.update({k: v for k, v in optional.items() if v is not None})
+    return to_av(values)
+
+
+def entry_from(item: dict[str, Any]) -> JournalEntry:
+    d = from_item(item)
+    return JournalEntry(
+        seq=int(d["seq"]),
+        kind=EntryKind(d["kind"]),
+        name=d["name"],
+        status=EntryStatus(d["status"]),
+        started_at=float(d["started_at"]),
+        ended_at=d.get("ended_at"),
+        rev=int(d["rev"]),
+        result=d.get("result"),
+        result_ref=d.get("result_ref"),
+        attempts=tuple(
+            Attempt(float(a["s"]), a.get("e"), _error(a.get("err"))) for a in d.get("attempts", [])
+        ),
+        error=_error(d.get("error")),
+        wake_at=d.get("wake_at"),
+        extra=d.get("extra", {}),
+    )
+
+
+def entry_key(run: int, seq: int) -> str:
+    return f"j#{run:04d}#{seq:06d}"
+
+
+def event_key(event_type: str, sent_at: float, event_id: str) -> str:
+    return f"e#{event_type}#{sent_at:020.6f}#{event_id}"
+
+
+def event_from(item: dict[str, Any]) -> EventRecord:
+    d = from_item(item)
+    return EventRecord(key=d["sk"], type=d["type"], payload=d["payload"], sent_at=float(d["sent_at"]))
