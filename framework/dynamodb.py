@@ -334,11 +334,12 @@ class DynamoStore:
         want: int,
         before: tuple[float, str] | None,
     ) -> list[InstanceRecord]:
-        names = {"#shard": "shard", "#created_at": "created_at"}
+        names = {"#shard": "shard"}
         values: dict[str, Any] = {":shard": shard}
         key = "#shard = :shard"
         if before is not None:
             key += " AND #created_at <= :before"
+            names["#created_at"] = "created_at"
             values[":before"] = before[0]
         kwargs: dict[str, Any] = {
             "TableName": self._table,
