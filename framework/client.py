@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
+import builtins
 import json
 import re
 import uuid
