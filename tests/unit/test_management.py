@@ -166,7 +166,12 @@ def test_pause_during_a_step_takes_effect_at_the_next_boundary() -> None:
 def test_resume_cancels_a_pending_pause(h: Harness) -> None:
     def flow(event: Any, step: Any) -> Any:
         handle = h.client.get(event.instance_id)
-        step.do("pause then resume", lambda: (handle.pause(), handle.resume()) and None)
+
+        def pause_then_resume() -> None:
+            handle.pause()
+            handle.resume()
+
+        step.do("pause then resume", pause_then_resume)
         return step.do("after", lambda: "never paused")
 
     h2 = Harness(Workflow("pause-resume", flow), settings=CHECK_ALWAYS)
