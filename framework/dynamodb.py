@@ -53,6 +53,7 @@ ENTRY_REV_IS = "#rev = :prev_rev"
 DUE_AT_IS = "#due_at = :due_at"
 NO_PAUSE_REQUESTED = "attribute_not_exists(#pause_requested)"
 IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorted(FINISHED)) + ")"
+RUN_IS = "#run = :run"
 UNCHANGED_SINCE_READ = "#rev_status = :was_status AND #rev_updated_at = :was_updated_at"
 
 
@@ -261,47 +262,43 @@ class DynamoStore:
         return True
 
     def send_event(self, instance_id: str, event: EventRecord) -> None:
-        item = to_av(
-            {
+        # The event is tagged with the run it was sent to, so the run is read first; the write is
+        # then conditional on that run still being current and unfinished.
+        for _ in range(5):
+            current = self.get_instance(instance_id)
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}")
+            if current.status in FINISHED:
+                raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
+            item = {
                 "pk": instance_id,
                 "sk": event.key,
                 "type": event.type,
                 "payload": event.payload,
                 "sent_at": event.sent_at,
+                "run": current.run,
             }
-        )
-        finished = {f":fin_{s.name.lower()}": s.value for s in FINISHED}
-        try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self._table,
-                            "Key": self._key(instance_id),
-                            "ConditionExpression": f"attribute_exists(#pk) AND NOT {IS_FINISHED}",
-                            "ExpressionAttributeNames": {"#pk": "pk", "#status": "status"},
-                            "ExpressionAttributeValues": to_av(finished),
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": item,
-                            "ConditionExpression": ENTRY_IS_NEW,
-                            "ExpressionAttributeNames": {"#sk": "sk"},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            current = self.get_instance(instance_id)  # read only on conflict, to say why
-            if current is None:
-                raise InstanceNotFoundError(f"no instance {instance_id!r}") from None
-            raise InvalidStateError(
-                f"instance {instance_id!r} is {current.status}: it takes no events"
-            ) from None
+            values = {f":fin_{s.name.lower()}": s.value for s in FINISHED} | {":run": current.run}
+            check = {
+                "TableName": self._table,
+                "Key": self._key(instance_id),
+                "ConditionExpression": f"{RUN_IS} AND NOT {IS_FINISHED}",
+                "ExpressionAttributeNames": {"#run": "run", "#status": "status"},
+                "ExpressionAttributeValues": to_av(values),
+            }
+            put = {
+                "TableName": self._table,
+                "Item": to_av(item),
+                "ConditionExpression": ENTRY_IS_NEW,
+                "ExpressionAttributeNames": {"#sk": "sk"},
+            }
+            try:
+                self._db.transact_write_items(TransactItems=[{"ConditionCheck": check}, {"Put": put}])
+                return
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+        raise InvalidStateError(f"instance {instance_id!r} kept changing; send the event again")
 
     def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
         prefix = "e#" if event_type is None else f"e#{event_type}#"

@@ -147,4 +147,10 @@ def event_key(event_type: str, sent_at: float, event_id: str) -> str:
 
 def event_from(item: dict[str, Any]) -> EventRecord:
     d = from_item(item)
-    return EventRecord(key=d["sk"], type=d["type"], payload=d["payload"], sent_at=float(d["sent_at"]))
+    return EventRecord(
+        key=d["sk"],
+        type=d["type"],
+        payload=d["payload"],
+        sent_at=float(d["sent_at"]),
+        run=int(d.get("run", 0)),
+    )

@@ -124,6 +124,7 @@ class EventRecord:
     type: str
     payload: str  # JSON text
     sent_at: float
+    run: int = 0  # the run it was sent to; set by the store. A restarted run ignores older events.
 
 
 class Control(StrEnum):

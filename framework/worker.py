@@ -144,7 +144,8 @@ class Invocation:
     def events(self, event_type: str) -> list[EventRecord]:
         """The instance's events of one type, read once per invocation."""
         if event_type not in self._events:
-            self._events[event_type] = self.env.store.load_events(self.instance.id, event_type)
+            events = self.env.store.load_events(self.instance.id, event_type)
+            self._events[event_type] = [e for e in events if e.run == self.instance.run]
         return self._events[event_type]
 
     def write_entry(self, entry: JournalEntry) -> None:
@@ -228,7 +229,7 @@ class Invocation:
             # An event sent while this invocation held the lease had its wake-up turned away: look once
             # more now that the lease is released, and wake the instance if one arrived.
             fresh = self.env.store.load_events(self.instance.id, suspension.event_type)
-            if any(e.key not in suspension.seen for e in fresh):
+            if any(e.key not in suspension.seen and e.run == self.instance.run for e in fresh):
                 send_wake(self.env, self.instance.id, None)
         if suspension.wake_at is not None:
             send_wake(self.env, self.instance.id, suspension.wake_at)

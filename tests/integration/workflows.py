@@ -74,3 +74,15 @@ def big(event: Any, step: Any) -> Any:
 @workflow("it-stamp")
 def stamp(event: Any, step: Any) -> Any:
     return event.timestamp.timestamp()
+
+
+@workflow("it-approval")
+def approval(event: Any, step: Any) -> Any:
+    from framework import WorkflowTimeoutError
+
+    step.do("ask", lambda: "asked")
+    try:
+        decision = step.wait_for_event("approval", "approved", timeout="1 day")
+    except WorkflowTimeoutError:
+        return {"by": None, "escalated": True}
+    return {"by": decision.payload["by"] if decision.payload else None, "escalated": False}

@@ -1,0 +1,273 @@
+"""The HTTP API (API Gateway HTTP API, payload v2): start, inspect and manage instances.
+
+Every error is JSON ``{"error": "<Name>", "message": "..."}``: 400 bad input, 404 unknown workflow or
+instance, 409 duplicate id or invalid state, 413 oversized body, 415 not JSON, 422 params that fail
+the workflow's model. A 500 is a bug, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework import (
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InvalidConfigError,
+    InvalidInstanceIdError,
+    InvalidParamsError,
+    InvalidStateError,
+    PayloadTooLargeError,
+    SerializationError,
+    WorkflowClient,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
+from framework.environment import current
+from framework.logs import logger
+
+MAX_BODY_BYTES = 1024 * 1024
+STATUS_OF: list[tuple[type[Exception], int]] = [
+    (InvalidParamsError, 422),
+    (WorkflowNotFoundError, 404),
+    (InstanceNotFoundError, 404),
+    (InstanceAlreadyExistsError, 409),
+    (InvalidStateError, 409),
+    (PayloadTooLargeError, 413),
+    (InvalidInstanceIdError, 400),
+    (InvalidConfigError, 400),
+    (SerializationError, 400),
+    (WorkflowError, 400),
+]
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflows API")
+
+
+# -- request and response models ---------------------------------------------------------------------
+class CreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, description="Instance id; omitted: a UUID is generated")
+    params: Any = Field(default=None, description="The workflow's params (checked against its model)")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instances: list[CreateRequest] = Field(min_length=1, max_length=100)
+
+
+class EventRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, max_length=100)
+    payload: Any = None
+
+
+class Created(BaseModel):
+    id: str
+    status: str
+
+
+class ErrorBody(BaseModel):
+    name: str
+    message: str
+
+
+class InstanceView(BaseModel):
+    id: str
+    workflow: str
+    status: str
+    output: Any = None
+    error: ErrorBody | None = None
+    created_at: str
+    updated_at: str
+
+
+class InstanceList(BaseModel):
+    instances: list[InstanceView]
+    cursor: str | None
+
+
+class HistoryView(BaseModel):
+    id: str
+    entries: list[dict[str, Any]]
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+
+
+# -- the client, once per container ---------------------------------------------------------------------
+_client: WorkflowClient | None = None
+
+
+def client() -> WorkflowClient:
+    global _client  # noqa: PLW0603 - one client per container, built on first use
+    env = current()
+    if _client is None or _client._env is not env:
+        _client = WorkflowClient(environment=env)
+    return _client
+
+
+def _json(status: int, body: BaseModel) -> Response[str]:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json()
+    )
+
+
+def _error(status: int, name: str, message: str, **extra: Any) -> Response[str]:
+    body = json.dumps({"error": name, "message": message, **extra}, default=str)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _view(instance_id: str) -> InstanceView:
+    return InstanceView.model_validate(client().get(instance_id).status().as_dict())
+
+
+# -- routes -----------------------------------------------------------------------------------------------
+@app.post("/workflows/<name>/instances", responses={201: {"description": "created"}})
+def create(name: Annotated[str, Path()], body: Annotated[CreateRequest, Body()]) -> Response[str]:
+    inst = client().create(name, body.params, id=body.id)
+    return _json(201, Created(id=inst.id, status="queued"))
+
+
+@app.post("/workflows/<name>/instances/batch", responses={201: {"description": "created"}})
+def create_batch(name: Annotated[str, Path()], body: Annotated[BatchRequest, Body()]) -> Response[str]:
+    items = [item.model_dump(exclude_unset=True) for item in body.instances]
+    made = client().create_batch(name, items)
+    return Response(
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"instances": [{"id": i.id, "status": "queued"} for i in made]}),
+    )
+
+
+@app.get("/workflows/<name>/instances")
+def list_instances(
+    name: Annotated[str, Path()],
+    status: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> InstanceList:
+    client().registry.get(name)  # 404 for an unknown workflow
+    page = client().list(workflow=name, status=status, limit=limit, cursor=cursor)
+    return InstanceList(
+        instances=[InstanceView.model_validate(i.as_dict()) for i in page.instances], cursor=page.cursor
+    )
+
+
+@app.get("/instances/<instance_id>")
+def get_instance(instance_id: Annotated[str, Path()]) -> InstanceView:
+    return _view(instance_id)
+
+
+@app.get("/instances/<instance_id>/history")
+def get_history(instance_id: Annotated[str, Path()]) -> HistoryView:
+    entries = client().get(instance_id).history()
+    return HistoryView(id=instance_id, entries=[e.as_dict() for e in entries])
+
+
+@app.post("/instances/<instance_id>/events", responses={202: {"description": "accepted"}})
+def send_event(instance_id: Annotated[str, Path()], body: Annotated[EventRequest, Body()]) -> Response[str]:
+    client().get(instance_id).send_event(body.type, body.payload)
+    return _json(202, Accepted(id=instance_id, status=str(_view(instance_id).status)))
+
+
+def _control(instance_id: str, action: str) -> Response[str]:
+    getattr(client().get(instance_id), action)()
+    return _json(202, Accepted(id=instance_id, status=_view(instance_id).status))
+
+
+@app.post("/instances/<instance_id>/pause", responses={202: {"description": "accepted"}})
+def pause(instance_id: Annotated[str, Path()]) -> Response[str]:
+    return _control(instance_id, "pause")
+
+
+@app.post("/instances/<instance_id>/resume", responses={202: {"description": "accepted"}})
+def resume(instance_id: Annotated[str, Path()]) -> Response[str]:
+    return _control(instance_id, "resume")
+
+
+@app.post("/instances/<instance_id>/terminate", responses={202: {"description": "accepted"}})
+def terminate(instance_id: Annotated[str, Path()]) -> Response[str]:
+    return _control(instance_id, "terminate")
+
+
+@app.post("/instances/<instance_id>/restart", responses={202: {"description": "accepted"}})
+def restart(instance_id: Annotated[str, Path()]) -> Response[str]:
+    return _control(instance_id, "restart")
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
+
+
+def openapi_document() -> str:
+    return app.get_openapi_json_schema(title="Lambda Workflows API", version="1.0.0")
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+@app.exception_handler(RequestValidationError)
+def bad_request(exc: RequestValidationError) -> Response[str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error(400, "MalformedJSON", "the body is not valid JSON")
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in errors
+    )
+    return _error(400, "BadRequest", problems or "the request is invalid")
+
+
+@app.exception_handler(WorkflowError)
+def workflow_error(exc: WorkflowError) -> Response[str]:
+    status = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
+    extra = {"details": exc.details} if isinstance(exc, InvalidParamsError) else {}
+    return _error(status, type(exc).__name__, str(exc), **extra)
+
+
+@app.not_found
+def not_found(exc: Exception) -> Response[str]:
+    return _error(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+
+@app.exception_handler(Exception)
+def internal_error(exc: Exception) -> Response[str]:
+    logger.exception("unhandled error in the API")
+    return _error(500, "InternalError", "an internal error occurred; it has been logged")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    body = event.get("body") or ""
+    size = len(body.encode()) if isinstance(body, str) else 0
+    if event.get("isBase64Encoded"):
+        size = size * 3 // 4
+    if size > MAX_BODY_BYTES:
+        return _raw_error(413, "PayloadTooLarge", f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media = headers.get("content-type", content_types.APPLICATION_JSON).split(";")[0].strip().lower()
+    if body and media != content_types.APPLICATION_JSON:
+        return _raw_error(415, "UnsupportedMediaType", f"send the body as application/json, not {media!r}")
+    return app.resolve(event, context)
+
+
+def _raw_error(status: int, name: str, message: str) -> dict[str, Any]:
+    """An error answered before the resolver runs."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": name, "message": message}),
+        "isBase64Encoded": False,
+    }

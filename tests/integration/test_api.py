@@ -1,0 +1,171 @@
+"""handlers/api.py driven with real API Gateway HTTP API (v2) proxy events, on moto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from framework.local import LocalContext, LocalRuntime
+from handlers import api
+from tests.integration import workflows as w
+from tests.integration.apigw import http_event
+
+
+class Api:
+    def __init__(self, rt: LocalRuntime) -> None:
+        self.rt = rt
+
+    def __call__(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+        context = LocalContext("ApiFunction", self.rt.clock, self.rt.clock.now() + 30)
+        response = api.handler(http_event(method, path, body, **kwargs), context)
+        assert response["headers"]["Content-Type"].startswith("application/json")
+        return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def rt() -> Iterator[LocalRuntime]:
+    with LocalRuntime(workflows=[w.chain, w.typed, w.approval, w.sleepy]) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def call(rt: LocalRuntime) -> Api:
+    return Api(rt)
+
+
+def test_create_status_history_and_list(rt: LocalRuntime, call: Api) -> None:
+    code, body = call(
+        "POST", "/workflows/it-typed/instances", {"id": "o1", "params": {"sku": "a", "quantity": 2}}
+    )
+    assert (code, body) == (201, {"id": "o1", "status": "queued"})
+    code, body = call("POST", "/workflows/it-typed/instances", {"params": {"sku": "b", "quantity": 1}})
+    assert code == 201 and len(body["id"]) == 36
+    rt.run_until_idle()
+    code, body = call("GET", "/instances/o1")
+    assert code == 200
+    assert (
+        body["status"] == "complete" and body["output"] == {"sku": "a", "total": 6} and body["error"] is None
+    )
+    assert set(body) == {"id", "workflow", "status", "output", "error", "created_at", "updated_at"}
+    code, body = call("GET", "/instances/o1/history")
+    assert code == 200 and [e["name"] for e in body["entries"]] == ["price"]
+    assert body["entries"][0]["attempts"][0]["error"] is None
+    code, body = call("GET", "/workflows/it-typed/instances", query={"limit": "1"})
+    assert code == 200 and len(body["instances"]) == 1 and body["cursor"]
+    code, body2 = call("GET", "/workflows/it-typed/instances", query={"limit": "1", "cursor": body["cursor"]})
+    assert code == 200 and len(body2["instances"]) == 1 and body2["cursor"] is None
+    assert body["instances"][0]["id"] != body2["instances"][0]["id"]
+    code, body = call("GET", "/workflows/it-typed/instances", query={"status": "errored"})
+    assert (code, body["instances"]) == (200, [])
+
+
+def test_batch(rt: LocalRuntime, call: Api) -> None:
+    code, body = call(
+        "POST", "/workflows/it-chain/instances/batch", {"instances": [{"id": "b1"}, {"params": {"steps": 2}}]}
+    )
+    assert code == 201 and [i["status"] for i in body["instances"]] == ["queued", "queued"]
+    code, body = call(
+        "POST", "/workflows/it-chain/instances/batch", {"instances": [{"id": "b2"}, {"id": "b1"}]}
+    )
+    assert code == 409 and body["error"] == "InstanceAlreadyExistsError"
+    assert call("GET", "/instances/b2")[0] == 404  # all or nothing
+    code, body = call("POST", "/workflows/it-chain/instances/batch", {"instances": [{}] * 101})
+    assert code == 400 and body["error"] == "BadRequest"
+
+
+def test_events_pause_resume_terminate_restart(rt: LocalRuntime, call: Api) -> None:
+    assert call("POST", "/workflows/it-approval/instances", {"id": "ap"})[0] == 201
+    rt.advance(0)
+    assert call("GET", "/instances/ap")[1]["status"] == "waiting"
+    assert call("POST", "/instances/ap/pause") == (202, {"id": "ap", "status": "paused"})
+    assert call("POST", "/instances/ap/pause")[0] == 409
+    code, body = call("POST", "/instances/ap/resume")
+    assert (code, body["status"]) == (202, "waiting")
+    code, body = call("POST", "/instances/ap/events", {"type": "approved", "payload": {"by": "bo"}})
+    assert code == 202
+    rt.advance(0)  # the event wakes the wait at once: no time needs to pass
+    code, body = call("GET", "/instances/ap")
+    assert body["status"] == "complete" and body["output"]["by"] == "bo"
+    code, body = call("POST", "/instances/ap/events", {"type": "approved"})
+    assert (code, body["error"]) == (409, "InvalidStateError")
+    assert call("POST", "/instances/ap/restart")[1]["status"] == "queued"
+    rt.advance(0)
+    assert call("POST", "/instances/ap/terminate") == (202, {"id": "ap", "status": "terminated"})
+    assert call("POST", "/instances/ap/terminate")[0] == 409
+    assert call("POST", "/instances/ap/resume")[0] == 409
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "code", "error"),
+    [
+        ("POST", "/workflows/nope/instances", {"body": {}}, 404, "WorkflowNotFoundError"),
+        ("GET", "/workflows/nope/instances", {}, 404, "WorkflowNotFoundError"),
+        ("GET", "/instances/missing", {}, 404, "InstanceNotFoundError"),
+        ("GET", "/instances/missing/history", {}, 404, "InstanceNotFoundError"),
+        ("POST", "/instances/missing/pause", {}, 404, "InstanceNotFoundError"),
+        ("POST", "/instances/missing/events", {"body": {"type": "x"}}, 404, "InstanceNotFoundError"),
+        ("GET", "/instances/bad%20id", {}, 400, "InvalidInstanceIdError"),
+        ("GET", "/nowhere", {}, 404, "NotFound"),
+        ("POST", "/workflows/it-typed/instances", {"raw_body": "{not json"}, 400, "MalformedJSON"),
+        ("POST", "/workflows/it-typed/instances", {"body": {"idd": "typo"}}, 400, "BadRequest"),
+        ("POST", "/workflows/it-typed/instances", {"body": {"id": "../x"}}, 400, "InvalidInstanceIdError"),
+        (
+            "POST",
+            "/workflows/it-typed/instances",
+            {"body": {"params": {"sku": 1}}},
+            422,
+            "InvalidParamsError",
+        ),
+        ("POST", "/instances/x/events", {"body": {"payload": 1}}, 400, "BadRequest"),
+        ("GET", "/workflows/it-chain/instances", {"query": {"limit": "0"}}, 400, "BadRequest"),
+        ("GET", "/workflows/it-chain/instances", {"query": {"status": "sleepy"}}, 400, "InvalidConfigError"),
+        ("GET", "/workflows/it-chain/instances", {"query": {"cursor": "zzz"}}, 400, "InvalidConfigError"),
+        (
+            "POST",
+            "/workflows/it-chain/instances",
+            {"raw_body": "x" * (1024 * 1024 + 1)},
+            413,
+            "PayloadTooLarge",
+        ),
+        (
+            "POST",
+            "/workflows/it-chain/instances",
+            {"raw_body": "id=1", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            "UnsupportedMediaType",
+        ),
+    ],
+)
+def test_errors_are_json_with_the_right_code(
+    call: Api, method: str, path: str, kwargs: dict[str, Any], code: int, error: str
+) -> None:
+    got, body = call(method, path, **kwargs)
+    assert (got, body["error"]) == (code, error), body
+    assert isinstance(body["message"], str) and body["message"]
+
+
+def test_duplicate_id_is_409_and_bad_params_write_nothing(rt: LocalRuntime, call: Api) -> None:
+    assert call("POST", "/workflows/it-chain/instances", {"id": "dup"})[0] == 201
+    code, body = call("POST", "/workflows/it-chain/instances", {"id": "dup"})
+    assert (code, body["error"]) == (409, "InstanceAlreadyExistsError")
+    rt.aws_calls.clear()
+    code, body = call("POST", "/workflows/it-typed/instances", {"params": {"sku": "a", "quantity": "x"}})
+    assert code == 422 and body["details"][0]["loc"] == ["quantity"]
+    assert not any(op in rt.aws_calls for op in ("dynamodb.PutItem", "sqs.SendMessage"))
+
+
+def test_openapi_document_validates(call: Api) -> None:
+    from openapi_spec_validator import validate
+
+    code, doc = call("GET", "/openapi.json")
+    assert code == 200
+    validate(doc)
+    paths = set(doc["paths"])
+    assert {
+        "/workflows/{name}/instances",
+        "/instances/{instance_id}",
+        "/instances/{instance_id}/events",
+    } <= paths
