@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from framework.durations import Duration, parse_duration
 from framework.errors import InvalidConfigError
 
-MAX_RETRY_LIMIT = 1000
+# Each attempt is kept in the step's journal item (errors cut to 512 characters): 101 attempts stay far
+# below the 400 KB item limit.
+MAX_RETRY_LIMIT = 100
 
 
 class Backoff(StrEnum):

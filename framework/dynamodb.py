@@ -178,6 +178,15 @@ class DynamoStore:
                 ) from None
             raise
 
+    def expire_lease(self, instance_id: str, owner: str, now: float) -> None:
+        self._owned_update(
+            instance_id,
+            owner,
+            "SET #lease_until = :now, #due_at = :now",
+            {"#lease_until": "lease_until", "#due_at": "due_at"},
+            {":now": now},
+        )
+
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         self._owned_update(
             instance_id,

@@ -287,6 +287,20 @@ class Step:
             raise self.problem
         return seq, entry
 
+    def finish(self) -> None:
+        """After the workflow returned: raise what it swallowed, or a NonDeterminismError if the
+        journal holds calls that this run no longer made."""
+        if self.problem is not None:
+            raise self.problem
+        unused = sorted(seq for seq in self._journal if seq >= self._pos)
+        if unused:
+            entry = self._journal[unused[0]]
+            self.problem = NonDeterminismError(
+                f"the workflow returned after {self._pos} durable calls, but the journal recorded "
+                f"{entry.kind.value} {entry.name!r} as call #{entry.seq + 1}: the workflow code changed"
+            )
+            raise self.problem
+
     def _write(self, previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
         if previous is not None:
             entry = previous.next_rev(
@@ -322,7 +336,7 @@ class Step:
         seq, entry = self._next(EntryKind.STEP, name)
         self._counts[name] += 1
         if entry is not None and entry.status is EntryStatus.COMPLETE:
-            return payloads.load(self._inv.env, entry.result, entry.result_ref)
+            return self._inv.engine_call(payloads.load, self._inv.env, entry.result, entry.result_ref)
         if entry is not None and entry.status is EntryStatus.FAILED:
             raise self._failed(entry)
         attempts = list(entry.attempts) if entry is not None else []
@@ -355,10 +369,10 @@ class Step:
                 entry = self._write(entry, marker)
             logger.append_keys(step=name, attempt=attempt_no)
             try:
-                value, stored = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted)
+                value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted)
             except Exception as exc:
                 now = self._inv.now()
-                attempts.append(Attempt(started, now, ErrorInfo.of(exc)))
+                attempts.append(Attempt(started, now, ErrorInfo.of(exc, limit=512)))
                 logger.warning("step attempt failed", extra={"error": f"{type(exc).__name__}: {exc}"})
                 retryable = not isinstance(exc, (*NEVER_RETRY, *policy.non_retryable))
                 if not retryable or len(attempts) > policy.limit:
@@ -381,11 +395,17 @@ class Step:
                 continue
             finally:
                 logger.remove_keys(["step", "attempt"])
+            # A large result goes to the blob store under a key of its own per attempt; a failure there
+            # is the engine's, not the step's.
+            key = f"results/{self._inv.instance_id}/{self._inv.run_number}/{seq}/{attempt_no}"
+            stored = self._inv.engine_call(
+                payloads.store, self._inv.env, text, key, what=f"result of step {name!r}"
+            )
             return self._record_success(seq, name, entry, attempts, started, stored, value)
 
     def _attempt(
         self, seq: int, name: str, fn: Callable[..., Any], cfg: StepConfig, attempt: int, context_wanted: bool
-    ) -> tuple[Any, tuple[str | None, str | None]]:
+    ) -> tuple[Any, str]:
         inv = self._inv
         context = StepContext(
             attempt=attempt,
@@ -399,14 +419,21 @@ class Step:
         self._in_step = True
         try:
             result = _call_with_timeout(body, min(cfg.timeout, budget))
+        except StepTimeoutError:
+            if budget < cfg.timeout and budget < 0.9 * inv.budget:
+                # The invocation's time ran out, not the step's: start the attempt over in a fresh
+                # invocation, uncharged.
+                self.problem = Suspend(inv.now(), f"invocation time ran out during step {name!r}")
+                raise self.problem from None
+            raise
         finally:
             self._in_step = False
         self.steps_run += 1
         point("step.after_body", seq=seq, name=name, attempt=attempt)
         what = f"result of step {name!r}"
         text, value = serde.roundtrip(result, what=what)
-        key = f"results/{inv.instance_id}/{inv.run_number}/{seq}"
-        return value, payloads.store(inv.env, text, key, what=what)
+        payloads.check(inv.env, text, what=what)  # too large: the step fails, as for any bad result
+        return value, text
 
     def _record_success(
         self,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Self
 
+MAX_ERROR_MESSAGE = 4096
+
 
 class Status(StrEnum):
     """Instance statuses, exact strings shared with Cloudflare Workflows."""
@@ -52,8 +54,13 @@ class ErrorInfo:
         return {"name": self.name, "message": self.message}
 
     @classmethod
-    def of(cls, exc: BaseException) -> Self:
-        return cls(type(exc).__name__, str(exc))
+    def of(cls, exc: BaseException, limit: int = MAX_ERROR_MESSAGE) -> Self:
+        """The error's class name and message, the message cut to ``limit`` characters so that the
+        items that store it stay far below DynamoDB's 400 KB."""
+        message = str(exc)
+        if len(message) > limit:
+            message = message[:limit] + f"... ({len(message) - limit} more characters)"
+        return cls(type(exc).__name__, message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,10 @@ class Store(Protocol):
         """Put the entry if ``entry.rev == 1`` and none exists at its seq, or replace it if the stored
         rev is ``entry.rev - 1``. Raise LeaseLost otherwise: someone else wrote there."""
 
+    def expire_lease(self, instance_id: str, owner: str, now: float) -> None:
+        """End ``owner``'s lease at ``now`` without releasing it, as a crash would: the next invocation
+        may take over at once and counts a crash. Raise LeaseLost."""
+
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         """Remember ``count`` crashes in a row at journal position ``mark``. Raise LeaseLost."""
 
@@ -240,6 +244,12 @@ class MemoryStore:
             if (stored.rev if stored else None) != expected:
                 raise LeaseLost(f"journal entry {entry.seq} of {instance_id!r} was written by another")
             entries[entry.seq] = entry
+
+    def expire_lease(self, instance_id: str, owner: str, now: float) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(instance_id, owner)
+            self._instances[instance_id] = replace(current, lease_until=now, due_at=now)
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         with self._lock:

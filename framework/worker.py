@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,9 +23,15 @@ from framework.records import ErrorInfo, EventRecord, InstanceRecord, JournalEnt
 from framework.registry import WorkflowEvent
 from framework.store import LeaseConflict, LeaseLost, Release
 
+T = TypeVar("T")
+
 
 class BadMessageError(WorkflowError):
     """A work-queue message that is not a wake-up, or names no instance. It goes to the DLQ."""
+
+
+class LeaseLostError(WorkflowError):
+    """Another invocation wrote where this one meant to: the message fails alone and comes back."""
 
 
 class EngineFault(BaseException):
@@ -37,6 +44,7 @@ class Outcome(StrEnum):
     SUSPENDED = "suspended"
     PAUSED = "paused"
     STOPPED = "stopped"  # terminated or restarted while it ran
+    RETRYING = "retrying"  # an AWS call failed: handed over to a wake-up after a backoff
     COMPLETED = "completed"
     ERRORED = "errored"
 
@@ -108,6 +116,7 @@ class Invocation:
         self.instance: InstanceRecord = lease.previous
         self.deadline = deadline
         self.margin = env.settings.time_margin
+        self.budget = deadline - env.clock.now()  # the invocation's time when it started
         self._checked_at = time.monotonic()
         self._pause = lease.previous.pause_requested  # asked while an earlier invocation held it
         self._events: dict[str, list[EventRecord]] = {}
@@ -149,54 +158,75 @@ class Invocation:
         return self._events[event_type]
 
     def write_entry(self, entry: JournalEntry) -> None:
+        self.engine_call(self.env.store.write_entry, self.instance.id, self.instance.run, entry)
+
+    def engine_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an AWS call of the engine from inside workflow code. Its failure is the engine's: it is
+        carried past the user's ``except Exception`` blocks as an EngineFault."""
         try:
-            self.env.store.write_entry(self.instance.id, self.instance.run, entry)
-        except LeaseLost:
+            return fn(*args, **kwargs)
+        except (LeaseLost, WorkflowError):
             raise
         except Exception as exc:
             raise EngineFault(exc) from exc
 
     def run(self) -> Outcome:
         """Replay the workflow to its next wait or its end, then write down where it stands."""
-        inst = self.instance
-        logger.append_keys(instance_id=inst.id, workflow=inst.workflow)
+        logger.append_keys(instance_id=self.instance.id, workflow=self.instance.workflow)
         try:
-            try:
-                workflow = self.env.registry.get(inst.workflow)
-                event_payload = workflow.decode_params(inst.params)
-            except Exception as exc:
-                return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
-            # A new instance has no journal yet: skip the read.
-            journal = [] if inst.status is Status.QUEUED else self.env.store.load_journal(inst.id, inst.run)
-            try:
-                crash_charge = self._count_crash(journal)
-            except InvocationCrashedError as exc:
-                return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
-            step = Step(self, journal, crash_charge)
-            event = _event(event_payload, inst)
-            try:
-                output = workflow(event, step)
-                if step.problem is not None:
-                    raise step.problem  # the workflow swallowed a suspension or a fatal error
-            except Suspend as suspension:
-                return self._suspend(suspension)
-            except EngineFault as fault:
-                raise fault.args[0] from None
-            except Stopped:
-                logger.info("stopped: the instance was terminated or restarted")
-                return Outcome.STOPPED
-            except Exception as exc:
-                return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
-            return self._complete(output)
+            return self._replay()
         except LeaseLost as lost:
-            current = self.env.store.get_instance(inst.id)
-            if current is None or current.status is Status.TERMINATED or current.run != inst.run:
-                logger.info("stopped: the instance was terminated or restarted")
-                return Outcome.STOPPED
-            logger.warning("lease lost; another invocation owns the instance", extra={"reason": str(lost)})
-            raise
+            return self._lost(lost)
+        except Exception as exc:  # an AWS call of the engine failed
+            return self._retry_soon(exc)
         finally:
             logger.remove_keys(["instance_id", "workflow"])
+
+    def _replay(self) -> Outcome:
+        inst = self.instance
+        try:
+            workflow = self.env.registry.get(inst.workflow)
+            payload = workflow.decode_params(inst.params)
+        except Exception as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+        # A new instance has no journal yet: skip the read.
+        journal = [] if inst.status is Status.QUEUED else self.env.store.load_journal(inst.id, inst.run)
+        try:
+            step = Step(self, journal, self._count_crash(journal))
+            output = workflow(_event(payload, inst), step)
+            step.finish()  # what the workflow swallowed, or journal entries it no longer reaches
+        except Suspend as suspension:
+            return self._suspend(suspension)
+        except EngineFault as fault:
+            raise fault.args[0] from None
+        except Stopped:
+            logger.info("stopped: the instance was terminated or restarted")
+            return Outcome.STOPPED
+        except Exception as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+        return self._complete(output)
+
+    def _lost(self, lost: LeaseLost) -> Outcome:
+        current = self.env.store.get_instance(self.instance.id)
+        if current is None or current.status is Status.TERMINATED or current.run != self.instance.run:
+            logger.info("stopped: the instance was terminated or restarted")
+            return Outcome.STOPPED
+        logger.warning("lease lost; another invocation owns the instance", extra={"reason": str(lost)})
+        raise LeaseLostError(str(lost)) from None  # this message alone fails, and is delivered again
+
+    def _retry_soon(self, error: Exception) -> Outcome:
+        """Hand the instance over after a failed AWS call: expire the lease (the next invocation counts
+        it as a crash, so a lasting failure ends in ``errored``) and wake it after a backoff."""
+        delay = min(5.0 * 2**self.lease.previous.crash_count, 900.0)
+        logger.warning(
+            "engine call failed; retrying soon", extra={"error": f"{type(error).__name__}: {error}"}
+        )
+        try:
+            self.env.store.expire_lease(self.instance.id, self.lease.owner, self.now())
+            send_wake(self.env, self.instance.id, self.now() + delay)
+        except Exception:
+            raise error from None  # could not hand over: the message fails and SQS delivers it again
+        return Outcome.RETRYING
 
     def _count_crash(self, journal: list[JournalEntry]) -> int:
         """After a crash, count crashes in a row at this journal position. Return the failed attempts
@@ -240,8 +270,10 @@ class Invocation:
         what = f"output of workflow {self.instance.workflow!r}"
         try:
             text = serde.encode(output, what=what)
+            # The output shares the instance item with the params: it is inline only if both fit.
+            room = self.env.settings.inline_result_bytes - len(self.instance.params.encode())
             inline, ref = payloads.store(
-                self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what
+                self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what, inline_room=room
             )
         except WorkflowError as exc:
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))

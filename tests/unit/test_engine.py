@@ -570,7 +570,8 @@ def test_large_results_go_to_blobs_and_over_limit_fails() -> None:
         a = step.do("big", lambda: big)
         step.sleep("nap", 10)
         try:
-            step.do("too big", lambda: "y" * (1024 * 1024 + 1))
+            step.do("exactly 1 MiB", lambda: "y" * (1024 * 1024))
+            step.do("too big", lambda: "y" * (1024 * 1024 + 2048))
         except StepFailedError as exc:
             return {"len": len(a), "error": exc.error_type}
         return "unreachable"

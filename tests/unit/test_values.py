@@ -93,7 +93,7 @@ def test_config_defaults_and_partial_configs() -> None:
     "config",
     [
         {"retries": {"limit": -1}},
-        {"retries": {"limit": 1001}},
+        {"retries": {"limit": 101}},
         {"retries": {"delay": "often"}},
         {"retries": {"backoff": "fibonacci"}},
         {"retries": {"jitter": "some"}},
@@ -121,8 +121,8 @@ def test_retry_delays() -> None:
     rng = random.Random(1)
     delays = [jitter.delay_before_retry(1, rng) for _ in range(50)]
     assert all(0 <= d <= 8 for d in delays) and len(set(delays)) > 40
-    huge = RetryPolicy(delay=1, limit=1000)
-    assert math.isfinite(huge.delay_before_retry(1000))
+    huge = RetryPolicy(delay=1, limit=100)
+    assert math.isfinite(huge.delay_before_retry(100))
 
 
 class Model(BaseModel):

@@ -1,0 +1,182 @@
+"""Failures of AWS calls, oversized items, shrinking code, and timers that are not ours."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from framework import StepFailedError, Workflow
+from framework.blobs import MemoryBlobs
+from framework.engine import _call_with_timeout
+from framework.records import EntryKind, EntryStatus, JournalEntry
+from framework.worker import LeaseLostError, Outcome
+from tests.unit.harness import Harness
+
+
+class FlakyBlobs(MemoryBlobs):
+    def __init__(self, fail_gets: int = 0, fail_puts: int = 0) -> None:
+        super().__init__()
+        self.fail_gets, self.fail_puts = fail_gets, fail_puts
+
+    def get(self, key: str) -> bytes:
+        if self.fail_gets:
+            self.fail_gets -= 1
+            raise ConnectionError("S3 is having a moment")
+        return super().get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.fail_puts:
+            self.fail_puts -= 1
+            raise ConnectionError("S3 is having a moment")
+        super().put(key, data)
+
+
+def test_a_failed_blob_read_on_replay_is_retried_not_an_error() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        big = step.do("big", lambda: "b" * 400_000)
+        step.sleep("nap", 60)
+        try:
+            return len(step.do("echo", lambda: big))
+        except Exception as exc:  # a careless user: must not see the engine's failure
+            return f"caught {exc!r}"
+
+    h = Harness(Workflow("blob-read", flow))
+    h.env.blobs = h.blobs = FlakyBlobs()
+    inst = h.start("blob-read")
+    h.run_due()
+    h.blobs.fail_gets = 1
+    h.run_until_idle()
+    assert inst.status().output == 400_000
+    assert h.outcomes[Outcome.RETRYING] == 1
+
+
+def test_a_failed_blob_write_does_not_rerun_an_at_most_once_step() -> None:
+    calls: list[int] = []
+
+    def flow(event: Any, step: Any) -> Any:
+        def charge() -> str:
+            calls.append(1)
+            return "c" * 400_000
+
+        return len(step.do("charge", charge, config={"at_most_once": True, "retries": {"limit": 0}}))
+
+    h = Harness(Workflow("blob-write", flow))
+    h.env.blobs = h.blobs = FlakyBlobs(fail_puts=1)
+    inst = h.start("blob-write")
+    h.run_until_idle()
+    # The body ran once; the started marker then counts the lost attempt as failed, as promised.
+    assert calls == [1]
+    st = inst.status()
+    assert st.status == "errored" and "InvocationCrashedError" in st.error["message"]
+
+
+def test_output_beside_large_params_goes_to_the_blob_store() -> None:
+    h = Harness(Workflow("big-both", lambda event, step: "o" * 300_000))
+    inst = h.start("big-both", {"blob": "p" * 200_000})
+    h.run_until_idle()
+    record = h.store.get_instance(inst.id)
+    assert record.output is None and record.output_ref is not None
+    assert inst.status().output == "o" * 300_000
+
+
+def test_long_error_messages_are_cut() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        def fail() -> None:
+            raise ValueError("x" * 420_000)
+
+        step.do("loud", fail, config={"retries": {"limit": 1, "delay": 0.1}})
+
+    h = Harness(Workflow("loud", flow))
+    inst = h.start("loud")
+    h.run_until_idle()
+    st = inst.status()
+    assert st.error["name"] == "StepFailedError" and "ValueError" in st.error["message"]
+    assert len(st.error["message"]) < 5000
+    entry = h.store.load_journal(inst.id, 1)[0]
+    assert all(len(a.error.message) < 600 for a in entry.attempts if a.error)
+
+
+def test_calls_the_journal_has_but_the_code_no_longer_makes_are_nondeterminism() -> None:
+    version = {"v": 1}
+
+    def flow(event: Any, step: Any) -> Any:
+        step.sleep("nap", 60)
+        if version["v"] == 1:
+            step.do("charge", lambda: "charged")
+            step.sleep("again", 60)
+        return "refund path"
+
+    h = Harness(Workflow("shrunk", flow))
+    inst = h.start("shrunk")
+    h.advance(60)
+    version["v"] = 2
+    h.run_until_idle()
+    st = inst.status()
+    assert st.status == "errored" and st.error["name"] == "NonDeterminismError"
+    assert "'charge'" in st.error["message"]
+
+
+def test_a_step_cut_short_by_the_invocation_is_not_charged() -> None:
+    runs: list[float] = []
+
+    def flow(event: Any, step: Any) -> Any:
+        step.do("use time", lambda: h.clock.advance(299.8))
+        # 0.2 s left, half of it the margin: 0.3 s of real work cannot finish in this invocation.
+        try:
+            return step.do(
+                "slow",
+                lambda: runs.append(1) or time.sleep(0.3) or "done",
+                config={"timeout": "1 minute", "retries": {"limit": 0}},
+            )
+        except StepFailedError as exc:
+            return f"charged: {exc}"
+
+    h = Harness(Workflow("cut-short", flow), invocation_seconds=300)
+    h.env.settings = type(h.env.settings)(time_margin=0.2)
+    inst = h.start("cut-short")
+    h.run_until_idle()
+    assert inst.status().output == "done"
+    assert len(runs) == 2  # cut short once, then run whole in a fresh invocation
+
+
+def test_a_journal_write_conflict_fails_only_that_message() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        def race() -> str:
+            # Another invocation records position 0 first.
+            h.store.write_entry(
+                event.instance_id,
+                1,
+                JournalEntry(
+                    0, EntryKind.STEP, "race", EntryStatus.COMPLETE, 0.0, result='{"$value":"theirs"}'
+                ),
+            )
+            return "mine"
+
+        return step.do("race", race)
+
+    h = Harness(Workflow("race", flow))
+    inst = h.start("race")
+    body = h.queue.due()[0]
+    with pytest.raises(LeaseLostError):
+        h.deliver(body)
+    assert isinstance(LeaseLostError("x"), Exception)  # the batch processor reports it for this message only
+    h.clock.advance(400)
+    h.deliver(body)
+    assert inst.status().output == "theirs"
+
+
+def test_an_outer_timer_survives_a_step_timeout() -> None:
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 5.0)
+        assert _call_with_timeout(lambda: 42, 1.0) == 42
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 3.0 < remaining <= 5.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fired == []
