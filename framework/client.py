@@ -20,7 +20,7 @@ from framework.durations import from_epoch
 from framework.dynamodb import DynamoStore
 from framework.dynamodb_items import event_key
 from framework.engine import check_event_type
-from framework.environment import Environment, Settings, from_env
+from framework.environment import Environment, Settings, current, from_env
 from framework.errors import (
     InstanceAlreadyExistsError,
     InstanceNotFoundError,
@@ -284,7 +284,17 @@ class WorkflowClient:
         if after.status in (Status.WAITING, Status.QUEUED) and action in (Control.RESUME, Control.RESTART):
             send_wake(self._env, instance_id, after.wake_at if after.wake_at is not None else now)
 
-    def _send_event(self, instance_id: str, event_type: str, payload: Any) -> None:
+    def _send_event(
+        self,
+        instance_id: str,
+        event_type: str,
+        payload: Any,
+        *,
+        event_id: str | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """``event_id`` and ``sent_at`` make a redelivered event (the inbox's SQS message) land on the
+        same key, so it is kept once."""
         check_instance_id(instance_id)
         check_event_type(event_type)
         try:
@@ -295,10 +305,23 @@ class WorkflowClient:
             raise PayloadTooLargeError(
                 f"event payload is {len(text.encode())} bytes; the limit is {MAX_EVENT_BYTES}"
             )
-        now = self._env.clock.now()
-        key = event_key(event_type, now, uuid.uuid4().hex)
+        now = self._env.clock.now() if sent_at is None else sent_at
+        key = event_key(event_type, now, event_id or uuid.uuid4().hex)
         self._env.store.send_event(instance_id, EventRecord(key, event_type, text, now))
         send_wake(self._env, instance_id, None)  # a kick: wakes a wait at once, whatever its deadline
+
+
+_default: WorkflowClient | None = None
+
+
+def default_client() -> WorkflowClient:
+    """The client on the current Environment (see ``framework.environment.current``), made once per
+    container and made again only if the Environment changes (the local runtime installs its own)."""
+    global _default  # noqa: PLW0603 - one client per container
+    env = current()
+    if _default is None or _default._env is not env:
+        _default = WorkflowClient(environment=env)
+    return _default
 
 
 def _encode_cursor(record: InstanceRecord) -> str:

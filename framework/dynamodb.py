@@ -307,6 +307,9 @@ class DynamoStore:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons[1:2] == ["ConditionalCheckFailed"]:
+                    return  # this very event is stored already: a redelivery
         raise InvalidStateError(f"instance {instance_id!r} kept changing; send the event again")
 
     def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:

@@ -105,7 +105,8 @@ class Store(Protocol):
         """Move ``due_at`` on if it is still ``due_at``. Return False if it changed meanwhile."""
 
     def send_event(self, instance_id: str, event: EventRecord) -> None:
-        """Keep the event for the instance's current run (the store sets ``run``). Raise
+        """Keep the event for the instance's current run (the store sets ``run``). An event whose key
+        is stored already is a duplicate and changes nothing. Raise
         InstanceNotFoundError, or InvalidStateError if the instance is finished; the check and the
         write are one atomic operation."""
 
@@ -308,7 +309,7 @@ class MemoryStore:
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
             if current.status in FINISHED:
                 raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
-            self._events.setdefault(instance_id, {})[event.key] = replace(event, run=current.run)
+            self._events.setdefault(instance_id, {}).setdefault(event.key, replace(event, run=current.run))
 
     def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
         with self._lock:

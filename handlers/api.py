@@ -24,11 +24,10 @@ from framework import (
     InvalidStateError,
     PayloadTooLargeError,
     SerializationError,
-    WorkflowClient,
     WorkflowError,
     WorkflowNotFoundError,
 )
-from framework.environment import current
+from framework.client import default_client
 from framework.logs import logger
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -107,18 +106,6 @@ class ErrorResponse(BaseModel):
     message: str
 
 
-# -- the client, once per container ---------------------------------------------------------------------
-_client: WorkflowClient | None = None
-
-
-def client() -> WorkflowClient:
-    global _client  # noqa: PLW0603 - one client per container, built on first use
-    env = current()
-    if _client is None or _client._env is not env:
-        _client = WorkflowClient(environment=env)
-    return _client
-
-
 def _json(status: int, body: BaseModel) -> Response[str]:
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json()
@@ -131,20 +118,20 @@ def _error(status: int, name: str, message: str, **extra: Any) -> Response[str]:
 
 
 def _view(instance_id: str) -> InstanceView:
-    return InstanceView.model_validate(client().get(instance_id).status().as_dict())
+    return InstanceView.model_validate(default_client().get(instance_id).status().as_dict())
 
 
 # -- routes -----------------------------------------------------------------------------------------------
 @app.post("/workflows/<name>/instances", responses={201: {"description": "created"}})
 def create(name: Annotated[str, Path()], body: Annotated[CreateRequest, Body()]) -> Response[str]:
-    inst = client().create(name, body.params, id=body.id)
+    inst = default_client().create(name, body.params, id=body.id)
     return _json(201, Created(id=inst.id, status="queued"))
 
 
 @app.post("/workflows/<name>/instances/batch", responses={201: {"description": "created"}})
 def create_batch(name: Annotated[str, Path()], body: Annotated[BatchRequest, Body()]) -> Response[str]:
     items = [item.model_dump(exclude_unset=True) for item in body.instances]
-    made = client().create_batch(name, items)
+    made = default_client().create_batch(name, items)
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,
@@ -159,8 +146,8 @@ def list_instances(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> InstanceList:
-    client().registry.get(name)  # 404 for an unknown workflow
-    page = client().list(workflow=name, status=status, limit=limit, cursor=cursor)
+    default_client().registry.get(name)  # 404 for an unknown workflow
+    page = default_client().list(workflow=name, status=status, limit=limit, cursor=cursor)
     return InstanceList(
         instances=[InstanceView.model_validate(i.as_dict()) for i in page.instances], cursor=page.cursor
     )
@@ -173,18 +160,18 @@ def get_instance(instance_id: Annotated[str, Path()]) -> InstanceView:
 
 @app.get("/instances/<instance_id>/history")
 def get_history(instance_id: Annotated[str, Path()]) -> HistoryView:
-    entries = client().get(instance_id).history()
+    entries = default_client().get(instance_id).history()
     return HistoryView(id=instance_id, entries=[e.as_dict() for e in entries])
 
 
 @app.post("/instances/<instance_id>/events", responses={202: {"description": "accepted"}})
 def send_event(instance_id: Annotated[str, Path()], body: Annotated[EventRequest, Body()]) -> Response[str]:
-    client().get(instance_id).send_event(body.type, body.payload)
+    default_client().get(instance_id).send_event(body.type, body.payload)
     return _json(202, Accepted(id=instance_id, status=str(_view(instance_id).status)))
 
 
 def _control(instance_id: str, action: str) -> Response[str]:
-    getattr(client().get(instance_id), action)()
+    getattr(default_client().get(instance_id), action)()
     return _json(202, Accepted(id=instance_id, status=_view(instance_id).status))
 
 

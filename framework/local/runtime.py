@@ -48,6 +48,16 @@ class _Fault:
     skip: int
 
 
+@dataclass(frozen=True)
+class _Poller:
+    """What Lambda's event source mapping does for one function and one queue."""
+
+    function: FunctionSpec
+    queue: str
+    batch_size: int
+    visibility: int
+
+
 @dataclass
 class LocalContext:
     """The parts of Lambda's context object that handlers read; the deadline follows the clock."""
@@ -162,9 +172,18 @@ class LocalRuntime:
         functions = stack.functions()
         self._worker = _one(f for f in functions if any(e["Queue"] == WORK_QUEUE for e in f.sqs_events))
         self._sweeper = _one(f for f in functions if f.schedules)
-        self._handlers = {f.logical_id: _import_handler(f.handler) for f in (self._worker, self._sweeper)}
-        self._visibility = int(self._queue_attribute(WORK_QUEUE, "VisibilityTimeout"))
-        self._batch = next(e["BatchSize"] for e in self._worker.sqs_events if e["Queue"] == WORK_QUEUE)
+        # Every SQS event source of the template gets a poller: the work queue's and the inbox's.
+        self._pollers = [
+            _Poller(
+                f, e["Queue"], e["BatchSize"], int(self._queue_attribute(e["Queue"], "VisibilityTimeout"))
+            )
+            for f in functions
+            for e in f.sqs_events
+        ]
+        self._handlers = {
+            f.logical_id: _import_handler(f.handler)
+            for f in {p.function.logical_id: p.function for p in self._pollers}.values()
+        } | {self._sweeper.logical_id: _import_handler(self._sweeper.handler)}
 
     def _create_resources(self) -> None:
         stack, db, sqs, s3 = self._stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"]
@@ -230,6 +249,10 @@ class LocalRuntime:
         return self._stack.urls[WORK_QUEUE]
 
     @property
+    def inbox_url(self) -> str:
+        return self._stack.urls["InboxQueue"]
+
+    @property
     def dead_letter_queue_url(self) -> str:
         return self._stack.urls["WorkDeadLetterQueue"]
 
@@ -247,6 +270,7 @@ class LocalRuntime:
 
         session = boto3.Session(region_name=self._region)
         session.events.register("before-call.*.*", self._count)
+        session.events.register("before-parameter-build.sqs.SendMessage", self._track_send)
         return session.client(service, endpoint_url=self._endpoint)
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
@@ -300,6 +324,13 @@ class LocalRuntime:
         while self._deliver_batch():
             pass
 
+    def _deliver_batch(self) -> bool:
+        """One receive on each queue with messages ready; True if any batch was delivered."""
+        delivered = False
+        for poller in self._pollers:
+            delivered = self._deliver(poller) or delivered
+        return delivered
+
     def _next_sweep(self) -> float | None:
         """When the scheduled sweeper would next find work: like its schedule, at most once a minute."""
         due = self._quiet_store.due_instances(self.clock.now() + FAR_FUTURE, 1)
@@ -315,21 +346,21 @@ class LocalRuntime:
         else:
             time.sleep(max(0.0, when - self.clock.now()))
 
-    def _deliver_batch(self) -> bool:
-        sqs = self._poller
+    def _deliver(self, poller: _Poller) -> bool:
+        sqs, url = self._poller, self._stack.urls[poller.queue]
         received = sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=min(self._batch, 10),
+            QueueUrl=url,
+            MaxNumberOfMessages=min(poller.batch_size, 10),
             MessageSystemAttributeNames=["All"],
             WaitTimeSeconds=0,
         ).get("Messages", [])
         if not received:
             return False
         now = self.clock.now()
-        arn = self._stack.arns[WORK_QUEUE]
+        arn = self._stack.arns[poller.queue]
         records = [_sqs_record(m, arn, self._region) for m in received]
         try:
-            response = self._invoke(self._worker, {"Records": records}) or {}
+            response = self._invoke(poller.function, {"Records": records}) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except SimulatedCrash:
             self.crashes += 1
@@ -342,10 +373,10 @@ class LocalRuntime:
             if m["MessageId"] not in failed
         ]
         if done:
-            sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
+            sqs.delete_message_batch(QueueUrl=url, Entries=done)
         if failed:
             # They come back once the visibility timeout has passed (moto: strictly after it).
-            heapq.heappush(self._due, now + self._visibility + 0.001)
+            heapq.heappush(self._due, now + poller.visibility + 0.001)
         return True
 
     def _invoke(self, function: FunctionSpec, event: dict[str, Any]) -> Any:

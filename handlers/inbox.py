@@ -1,0 +1,36 @@
+"""The inbox: outside producers start instances and send events through an SQS queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from framework import inbox
+from framework.client import default_client
+from framework.logs import logger
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    """One message. Raising marks it failed: SQS redelivers it, then moves it to the inbox's DLQ."""
+    try:
+        sent_at = int(record.attributes.sent_timestamp) / 1000
+        return inbox.apply(default_client(), record.body, message_id=record.message_id, sent_at=sent_at)
+    except Exception as exc:
+        logger.warning(
+            "inbox message failed",
+            extra={
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "reason": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
