@@ -1,37 +1,182 @@
-"""The ``workflows`` command."""
+"""The ``workflows`` command: start, inspect and manage instances from a terminal.
+
+It talks to AWS through ``WorkflowClient`` with the standard AWS configuration: the table and queue
+come from ``--table``/``--queue-url`` or WORKFLOWS_TABLE/WORKFLOWS_QUEUE_URL, and ``--endpoint-url``
+points it at a local stack. ``--json`` prints machine-readable output. Errors print one line and exit 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
+
+from framework.client import InstanceStatus, WorkflowClient
+from framework.errors import WorkflowError
+from framework.registry import load_modules
+from framework.timeline import format_timeline
 
 
-def _demo(args: argparse.Namespace) -> int:
+class CliError(Exception):
+    """A one-line message for the user."""
+
+
+def _read_json(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read {what} file {value[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _client(args: argparse.Namespace) -> WorkflowClient:
+    sys.path.insert(0, str(Path.cwd()))
+    if args.modules or os.environ.get("WORKFLOW_MODULES"):
+        load_modules(args.modules or os.environ["WORKFLOW_MODULES"])
+    table = args.table or os.environ.get("WORKFLOWS_TABLE")
+    queue = args.queue_url or os.environ.get("WORKFLOWS_QUEUE_URL")
+    if not table or not queue:
+        raise CliError("give --table and --queue-url, or set WORKFLOWS_TABLE and WORKFLOWS_QUEUE_URL")
+    bucket = args.bucket or os.environ.get("WORKFLOWS_BUCKET")
+    return WorkflowClient(table, queue, bucket_name=bucket, endpoint_url=args.endpoint_url)
+
+
+def _print_status(args: argparse.Namespace, status: InstanceStatus) -> None:
+    if args.json:
+        print(json.dumps(status.as_dict(), default=str))
+        return
+    print(f"{status.id}  {status.workflow}  {status.status}")
+    if status.error:
+        print(f"error: {status.error['name']}: {status.error['message']}")
+    elif status.output is not None:
+        print(f"output: {json.dumps(status.output, default=str)}")
+
+
+def _accepted(args: argparse.Namespace, instance_id: str, what: str) -> None:
+    status = _client(args).get(instance_id).status()
+    if args.json:
+        print(json.dumps({"id": instance_id, "status": status.status.value, "done": what}))
+    else:
+        print(f"{instance_id}: {what}; now {status.status}")
+
+
+def cmd_start(args: argparse.Namespace) -> None:
+    client = _client(args)
+    inst = client.create(args.name, _read_json(args.params, "--params"), id=args.id)
+    print(json.dumps({"id": inst.id, "status": "queued"}) if args.json else inst.id)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    _print_status(args, _client(args).get(args.id).status())
+
+
+def cmd_history(args: argparse.Namespace) -> None:
+    inst = _client(args).get(args.id)
+    history = inst.history()
+    if args.json:
+        print(json.dumps({"id": args.id, "entries": [e.as_dict() for e in history]}, default=str))
+    else:
+        print(format_timeline(inst.status(), history))
+
+
+def cmd_event(args: argparse.Namespace) -> None:
+    _client(args).get(args.id).send_event(args.type, _read_json(args.payload, "--payload"))
+    _accepted(args, args.id, f"event {args.type!r} sent")
+
+
+def cmd_control(args: argparse.Namespace) -> None:
+    getattr(_client(args).get(args.id), args.command)()
+    _accepted(args, args.id, f"{args.command} requested")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    page = _client(args).list(
+        workflow=args.workflow, status=args.status, limit=args.limit, cursor=args.cursor
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {"instances": [i.as_dict() for i in page.instances], "cursor": page.cursor}, default=str
+            )
+        )
+        return
+    for inst in page.instances:
+        print(f"{inst.id}  {inst.workflow}  {inst.status}  {inst.created_at.isoformat(timespec='seconds')}")
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
     path = Path(args.path)
     if not path.is_file():
-        print(
-            f"workflows: no demo script at {path} (run from the project root, or give a path)",
-            file=sys.stderr,
-        )
-        return 2
+        raise CliError(f"no demo script at {path} (run from the project root, or give a path)")
     sys.path.insert(0, str(Path.cwd()))
     runpy.run_path(str(path), run_name="__main__")
-    return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workflows", description="Durable workflows on AWS Lambda.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the demo locally (in-process moto, virtual clock)")
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON")
+    common.add_argument("--endpoint-url", help="an AWS-compatible endpoint, for example a local stack")
+    common.add_argument("--table", help="the table (default: $WORKFLOWS_TABLE)")
+    common.add_argument("--queue-url", help="the work queue (default: $WORKFLOWS_QUEUE_URL)")
+    common.add_argument("--bucket", help="the results bucket (default: $WORKFLOWS_BUCKET)")
+    common.add_argument("--modules", help="workflow modules to import (default: $WORKFLOW_MODULES)")
+    root = argparse.ArgumentParser(prog="workflows", description="Durable workflows on AWS Lambda.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    start = command("start", cmd_start, "start an instance")
+    start.add_argument("name")
+    start.add_argument("--id")
+    start.add_argument("--params", help="JSON, or @file")
+    command("status", cmd_status, "show an instance's status").add_argument("id")
+    command("history", cmd_history, "show an instance's timeline").add_argument("id")
+    event = command("event", cmd_event, "send an event")
+    event.add_argument("id")
+    event.add_argument("type")
+    event.add_argument("--payload", help="JSON, or @file")
+    for action in ("pause", "resume", "terminate", "restart"):
+        command(action, cmd_control, f"{action} an instance").add_argument("id")
+    listing = command("list", cmd_list, "list instances, newest first")
+    listing.add_argument("--workflow")
+    listing.add_argument("--status")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--cursor")
+    demo = command("demo", cmd_demo, "run the demo locally (in-process moto, virtual clock)")
     demo.add_argument(
         "path", nargs="?", default="examples/demo.py", help="demo script (default: %(default)s)"
     )
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
-    code: int = args.run(args)
-    return code
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CliError, WorkflowError, ValueError) as exc:
+        name = "" if isinstance(exc, CliError) else f"{type(exc).__name__}: "
+        print(f"workflows: {name}{exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # botocore's errors (no credentials, unreachable endpoint, ...)
+        print(f"workflows: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def test_demo_runs_the_seed_story_and_resumes_after_the_crash() -> None:
 
 def test_demo_with_a_missing_script_fails_with_one_line() -> None:
     result = run("demo", "no/such/demo.py")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "no demo script" in result.stderr
 
 

@@ -69,7 +69,9 @@ def test_a_redelivered_event_is_kept_once(rt: LocalRuntime) -> None:
     record = {
         "messageId": "m-1",
         "receiptHandle": "r",
-        "body": json.dumps({"action": "event", "instance_id": "ap2", "type": "approved", "payload": {"by": "x"}}),
+        "body": json.dumps(
+            {"action": "event", "instance_id": "ap2", "type": "approved", "payload": {"by": "x"}}
+        ),
         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
         "messageAttributes": {},
         "md5OfBody": "",
