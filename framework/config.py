@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from framework.durations import Duration, parse_duration
+from framework.durations import MAX_SECONDS, Duration, parse_duration
 from framework.errors import InvalidConfigError
 
 # Each attempt is kept in the step's journal item (errors cut to 512 characters): 101 attempts stay far
@@ -68,6 +68,7 @@ class RetryPolicy(BaseModel):
             seconds = self.delay * 2 ** min(retry - 1, 64)
         if self.max_delay is not None:
             seconds = min(seconds, self.max_delay)
+        seconds = min(seconds, MAX_SECONDS)  # 2^n grows past any date a datetime can hold
         if self.jitter is Jitter.FULL:
             seconds = (rng or random).uniform(0, seconds)
         return seconds

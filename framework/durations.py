@@ -27,6 +27,7 @@ _UNIT_SECONDS = {
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+?)s?\s*$")
 # Far beyond any real sleep, but it keeps datetimes and epoch arithmetic in range.
 MAX_SECONDS = 100 * 365 * 86400
+LATEST_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z, the last instant a datetime can hold
 
 
 def parse_duration(value: Duration, *, what: str = "duration") -> float:
@@ -69,8 +70,8 @@ def to_epoch(when: datetime | int | float, *, what: str = "time") -> float:
             )
         return when.timestamp()
     if isinstance(when, int | float):
-        if not math.isfinite(when):
-            raise InvalidConfigError(f"{what} must be finite, got {when!r}")
+        if not math.isfinite(when) or not 0 <= when <= LATEST_EPOCH:
+            raise InvalidConfigError(f"{what} must be epoch seconds from 1970 to 9999, got {when!r}")
         return float(when)
     raise InvalidConfigError(f"{what} must be an aware datetime or epoch seconds, not {type(when).__name__}")
 

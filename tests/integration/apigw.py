@@ -8,6 +8,8 @@ import urllib.parse
 import uuid
 from typing import Any
 
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+
 
 def http_event(
     method: str,
@@ -51,4 +53,5 @@ def http_event(
         event["queryStringParameters"] = query
     if text is not None:
         event["body"] = text
+    APIGatewayProxyEventV2Model.model_validate(event)  # the shape API Gateway really sends
     return event
