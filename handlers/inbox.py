@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from framework import inbox
 from framework.client import default_client
-from framework.logs import logger
+from framework.logs import log_failed_record, logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -20,14 +20,7 @@ def record_handler(record: SQSRecord) -> str:
         sent_at = int(record.attributes.sent_timestamp) / 1000
         return inbox.apply(default_client(), record.body, message_id=record.message_id, sent_at=sent_at)
     except Exception as exc:
-        logger.warning(
-            "inbox message failed",
-            extra={
-                "message_id": record.message_id,
-                "receive_count": record.attributes.approximate_receive_count,
-                "reason": f"{type(exc).__name__}: {exc}",
-            },
-        )
+        log_failed_record("inbox message", record, exc)
         raise
 
 

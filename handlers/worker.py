@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from framework.logs import logger
+from framework.logs import log_failed_record, logger
 from framework.worker import process_message
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -18,14 +18,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
     try:
         return process_message(record.body, lambda_context).value
     except Exception as exc:
-        logger.warning(
-            "message failed",
-            extra={
-                "message_id": record.message_id,
-                "receive_count": record.attributes.approximate_receive_count,
-                "reason": f"{type(exc).__name__}: {exc}",
-            },
-        )
+        log_failed_record("message", record, exc)
         raise
 
 

@@ -361,7 +361,7 @@ class LocalRuntime:
             return False
         now = self.clock.now()
         arn = self._stack.arns[poller.queue]
-        records = [_sqs_record(m, arn, self._region) for m in received]
+        records = [sqs_record(m, arn, self._region) for m in received]
         try:
             response = self._invoke(poller.function, {"Records": records}) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
@@ -392,7 +392,7 @@ class LocalRuntime:
             self._invoking = None
 
 
-def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
@@ -419,4 +419,4 @@ def _one(functions: Iterable[FunctionSpec]) -> FunctionSpec:
     return found[0]
 
 
-__all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack"]
+__all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack", "sqs_record"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 
+from framework.local.runtime import sqs_record
 from handlers.worker import handler
 
 
@@ -35,7 +36,11 @@ def main() -> None:
     url = os.environ["WORKFLOWS_QUEUE_URL"]
     while time.time() < args.until:
         messages: list[dict[str, Any]] = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
         ).get("Messages", [])
         for m in messages:
             if "dup" not in m.get("MessageAttributes", {}):
@@ -46,20 +51,8 @@ def main() -> None:
                 )
         if not messages:
             continue
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
+        arn = "arn:aws:sqs:us-east-1:123456789012:work"
+        records = [sqs_record(m, arn, "us-east-1") for m in messages]
         try:
             failed = {
                 f["itemIdentifier"] for f in handler({"Records": records}, Context(60))["batchItemFailures"]
