@@ -11,6 +11,9 @@ class BlobStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under ``prefix``; return how many."""
+
 
 class S3Blobs:
     def __init__(self, client: Any, bucket: str) -> None:
@@ -23,6 +26,15 @@ class S3Blobs:
     def get(self, key: str) -> bytes:
         body: bytes = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         return body
+
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
 
 
 class MemoryBlobs:
@@ -37,3 +49,10 @@ class MemoryBlobs:
     def get(self, key: str) -> bytes:
         with self._lock:
             return self._data[key]
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            keys = [key for key in self._data if key.startswith(prefix)]
+            for key in keys:
+                del self._data[key]
+            return len(keys)

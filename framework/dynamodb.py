@@ -421,6 +421,19 @@ class DynamoStore:
             raise
         return True
 
+    def purge(self, instance_id: str) -> int:
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in self._query_partition(instance_id, "")
+            if item["sk"]["S"] != INSTANCE_SK
+        ]
+        for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
+            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            while requests:
+                result = self._db.batch_write_item(RequestItems={self._table: requests})
+                requests = result.get("UnprocessedItems", {}).get(self._table, [])
+        return len(keys)
+
     def _query_partition(self, instance_id: str, prefix: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -429,6 +442,12 @@ class DynamoStore:
             "ExpressionAttributeValues": to_av({":pk": instance_id, ":prefix": prefix}),
             "ConsistentRead": True,
         }
+        if not prefix:  # the whole partition
+            kwargs |= {
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeNames": {"#pk": "pk"},
+                "ExpressionAttributeValues": to_av({":pk": instance_id}),
+            }
         items: list[dict[str, Any]] = []
         while True:
             page = self._db.query(**kwargs)

@@ -121,6 +121,10 @@ class Store(Protocol):
     ) -> tuple[list[InstanceRecord], bool]:
         """Instances newest first, created before ``before`` (created_at, id). True if more remain."""
 
+    def purge(self, instance_id: str) -> int:
+        """Delete every item left of an instance whose instance item TTL removed: journals of all
+        runs and events. Return how many were deleted."""
+
 
 def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:
     """What pause, resume, terminate and restart do to an instance. Raise InvalidStateError.
@@ -344,6 +348,13 @@ class MemoryStore:
                 reverse=True,
             )
             return found[:limit], len(found) > limit
+
+    def purge(self, instance_id: str) -> int:
+        with self._lock:
+            self.calls += 1
+            journals = [key for key in self._journals if key[0] == instance_id]
+            count = sum(len(self._journals.pop(key)) for key in journals)
+            return count + len(self._events.pop(instance_id, {}))
 
     def _owned(self, instance_id: str, owner: str) -> InstanceRecord:
         current = self._instances.get(instance_id)

@@ -58,3 +58,12 @@ def test_blobs_roundtrip(backend: dict[str, Any]) -> None:
     assert blobs.get("results/i/1/0") == data
     with pytest.raises(Exception):
         blobs.get("missing")
+
+
+def test_blobs_delete_by_prefix(backend: dict[str, Any]) -> None:
+    blobs = backend["blobs"]
+    for key in ("results/a/1/0/1", "results/a/2/3/1", "results/ab/1/0/1", "outputs/a/1"):
+        blobs.put(key, b"x")
+    assert blobs.delete_prefix("results/a/") == 2
+    assert blobs.get("results/ab/1/0/1") == b"x"
+    assert blobs.delete_prefix("results/a/") == 0

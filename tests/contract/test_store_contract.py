@@ -196,3 +196,22 @@ def test_due_instances_and_postpone(store: Store) -> None:
     store.acquire_lease("d0", "A", NOW, NOW + 30, require_due=True)
     store.release("d0", "A", Release(Status.COMPLETE, NOW + 1))
     assert "d0" not in [d.id for d in store.due_instances(NOW + 1000, 10)]  # finished: out of the index
+
+
+def test_purge_removes_journals_and_events(store: Store) -> None:
+    from framework.records import EventRecord
+
+    store.create_instance(record())
+    for run in (1, 2):
+        for seq in range(30):  # more than one BatchWriteItem
+            store.write_entry("i1", run, entry(seq))
+    store.send_event("i1", EventRecord("e#go#1#a", "go", "null", NOW))
+    store.write_entry("other", 1, entry(0))
+    assert store.purge("i1") == 61
+    assert (
+        store.load_journal("i1", 1) == []
+        and store.load_journal("i1", 2) == []
+        and store.load_events("i1") == []
+    )
+    assert store.purge("i1") == 0
+    assert len(store.load_journal("other", 1)) == 1

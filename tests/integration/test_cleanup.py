@@ -1,0 +1,53 @@
+"""When TTL removes a finished instance, the stream-driven cleanup removes what it left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework.local import LocalContext, LocalRuntime
+from handlers import cleanup
+from tests.integration import workflows as w
+
+
+def stream_record(instance_id: str, sk: str, *, by_ttl: bool = True, event: str = "REMOVE") -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventID": f"{instance_id}-{sk}",
+        "eventName": event,
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"pk": {"S": instance_id}, "sk": {"S": sk}},
+            "SequenceNumber": "1",
+            "SizeBytes": 10,
+            "StreamViewType": "KEYS_ONLY",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026",
+    }
+    if by_ttl:
+        record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return record
+
+
+def test_ttl_removal_purges_journal_events_and_blobs() -> None:
+    with LocalRuntime(workflows=[w.big, w.approval]) as rt:
+        big = rt.client.create("it-big", id="big")
+        kept = rt.client.create("it-approval", id="kept")
+        rt.advance(0)
+        kept.send_event("approved", {"by": "x"})
+        rt.run_until_idle()
+        assert big.status().status == "complete"
+        s3 = rt.boto3_client("s3")
+        assert s3.list_objects_v2(Bucket=rt.bucket_name, Prefix="results/big/")["KeyCount"] == 2
+        context = LocalContext("CleanupFunction", rt.clock, rt.clock.now() + 60)
+        ignored = [
+            stream_record("kept", "instance", by_ttl=False),
+            stream_record("kept", "j#0001#000000"),
+            stream_record("kept", "instance", event="MODIFY"),
+        ]
+        assert cleanup.handler({"Records": ignored}, context) == {"batchItemFailures": []}
+        assert len(rt.env.store.load_journal("kept", 1)) == 2  # nothing purged for those
+        assert cleanup.handler({"Records": [stream_record("big", "instance")]}, context) == {
+            "batchItemFailures": []
+        }
+        assert rt.env.store.load_journal("big", 1) == []
+        assert s3.list_objects_v2(Bucket=rt.bucket_name, Prefix="results/big/")["KeyCount"] == 0
