@@ -378,30 +378,36 @@ class DynamoStore:
         return found[:want]
 
     def _replace_instance(self, current: InstanceRecord, after: InstanceRecord) -> bool:
-        """Write ``after`` if the instance is still exactly ``current`` (same status, lease, run and
-        update time). Return False on a conflict."""
-        fields = {
-            "status": after.status.value,
-            "updated_at": after.updated_at,
-            "run": after.run,
-            "wake_at": after.wake_at,
-            "due_at": after.due_at,
-            "output": after.output,
-            "output_ref": after.output_ref,
-            "error": after.error.as_dict() if after.error else None,
-            "lease_owner": after.lease_owner,
-            "lease_until": after.lease_until,
-            "pause_requested": after.pause_requested or None,
-            "crash_mark": after.crash_mark,
-            "crash_count": after.crash_count or None,
-            "expires_at": after.expires_at,
-        }
-        sets = {k: v for k, v in fields.items() if v is not None}
-        removes = [k for k, v in fields.items() if v is None]
-        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(f"#{k}" for k in removes)
-        names = {f"#{k}": k for k in fields} | {"#rev_status": "status", "#rev_updated_at": "updated_at"}
+        """Write the fields that differ between ``current`` and ``after``, if the instance still has
+        ``current``'s status and update time. Return False on a conflict."""
+
+        def fields(r: InstanceRecord) -> dict[str, Any]:
+            return {
+                "status": r.status.value,
+                "updated_at": r.updated_at,
+                "run": r.run,
+                "wake_at": r.wake_at,
+                "due_at": r.due_at,
+                "output": r.output,
+                "output_ref": r.output_ref,
+                "error": r.error.as_dict() if r.error else None,
+                "lease_owner": r.lease_owner,
+                "lease_until": r.lease_until,
+                "pause_requested": r.pause_requested or None,
+                "crash_mark": r.crash_mark,
+                "crash_count": r.crash_count or None,
+                "expires_at": r.expires_at,
+            }
+
+        before, changed = fields(current), fields(after)
+        changed = {k: v for k, v in changed.items() if v != before[k]}
+        sets = {k: v for k, v in changed.items() if v is not None}
+        removes = [k for k, v in changed.items() if v is None]
+        if not changed:
+            return True
+        parts = [("SET", [f"#{k} = :{k}" for k in sets]), ("REMOVE", [f"#{k}" for k in removes])]
+        expression = " ".join(f"{verb} {', '.join(items)}" for verb, items in parts if items)
+        names = {f"#{k}": k for k in changed} | {"#rev_status": "status", "#rev_updated_at": "updated_at"}
         values = {f":{k}": v for k, v in sets.items()} | {
             ":was_status": current.status.value,
             ":was_updated_at": current.updated_at,
