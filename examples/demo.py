@@ -14,6 +14,8 @@ from framework.timeline import format_timeline
 
 
 def main() -> None:
+    if os.environ["POWERTOOLS_LOG_LEVEL"] == "ERROR":
+        logger.setLevel("ERROR")  # the logger may exist already (`workflows demo` imports the framework)
     with LocalRuntime(workflows=[file_processing]) as rt:
         s3, db = rt.boto3_client("s3"), rt.boto3_client("dynamodb")
         s3.create_bucket(Bucket="uploads")
