@@ -10,6 +10,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # keep the demo's output
 
 from examples.file_processing import file_processing, verifier
 from framework.local import LocalRuntime
+from framework.logs import logger
 from framework.timeline import format_timeline
 
 
