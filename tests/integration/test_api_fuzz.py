@@ -15,6 +15,7 @@ from handlers import api
 from tests.integration import workflows as w
 from tests.integration.apigw import http_event
 
+METHODS = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
 schema = schemathesis.openapi.from_dict(json.loads(api.openapi_document()))
 
 
@@ -28,6 +29,8 @@ def rt() -> Iterator[LocalRuntime]:
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: Any, rt: LocalRuntime) -> None:
+    if case.method.upper() not in METHODS:
+        return  # API Gateway's HTTP API payload has no such method: it never reaches the handler
     body = case.body if isinstance(case.body, dict | list | str | int | float | bool) else None
     raw = case.body.decode(errors="replace") if isinstance(case.body, bytes) else None
     query = {k: str(v) for k, v in (case.query or {}).items()}
