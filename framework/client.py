@@ -37,6 +37,7 @@ from framework.worker import send_wake
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
 MAX_BATCH = 100
+MAX_BATCH_PARAMS_BYTES = 3_500_000  # DynamoDB transactions take 4 MB in all
 MAX_EVENT_BYTES = 256 * 1024
 MAX_LIST = 1000
 
@@ -199,6 +200,11 @@ class WorkflowClient:
             if not isinstance(item, dict) or set(item) - {"id", "params"}:
                 raise InvalidConfigError(f'each batch item is {{"id"?, "params"?}}, got {item!r:.100}')
             records.append(self._new_record(workflow, item.get("params"), item.get("id"), now))
+        size = sum(len(r.params.encode()) for r in records)
+        if size > MAX_BATCH_PARAMS_BYTES:
+            raise PayloadTooLargeError(
+                f"the batch's params are {size} bytes; one transaction takes {MAX_BATCH_PARAMS_BYTES}"
+            )
         ids = [r.id for r in records]
         if len(set(ids)) != len(ids):
             raise InstanceAlreadyExistsError("the batch names one id twice")
@@ -281,8 +287,11 @@ class WorkflowClient:
         now = self._env.clock.now()
         expires = int(now + self._env.settings.retention_days * 86400)
         after = self._env.store.control(check_instance_id(instance_id), action, now, expires)
-        if after.status in (Status.WAITING, Status.QUEUED) and action in (Control.RESUME, Control.RESTART):
-            send_wake(self._env, instance_id, after.wake_at if after.wake_at is not None else now)
+        if action is Control.RESTART:
+            send_wake(self._env, instance_id, now)
+        elif action is Control.RESUME and after.status is Status.WAITING:
+            # A kick, not the old wake time: an event sent while paused must be taken at once.
+            send_wake(self._env, instance_id, None)
 
     def _send_event(
         self,

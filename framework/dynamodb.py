@@ -178,13 +178,13 @@ class DynamoStore:
                 ) from None
             raise
 
-    def expire_lease(self, instance_id: str, owner: str, now: float) -> None:
+    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, crashes: int) -> None:
         self._owned_update(
             instance_id,
             owner,
-            "SET #lease_until = :now, #due_at = :now",
-            {"#lease_until": "lease_until", "#due_at": "due_at"},
-            {":now": now},
+            "SET #lease_until = :now, #due_at = :due_at, #crash_count = :crashes",
+            {"#lease_until": "lease_until", "#due_at": "due_at", "#crash_count": "crash_count"},
+            {":now": now, ":due_at": due_at, ":crashes": crashes},
         )
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:

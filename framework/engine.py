@@ -48,6 +48,7 @@ MAX_STEP_NAME = 256
 # Failures that no retry can mend.
 NEVER_RETRY = (NonRetryableError, SerializationError, PayloadTooLargeError)
 IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
+ATTEMPT_BYTES = 800  # the most one attempt record takes in a journal item (its error cut to 512)
 
 CRASHED = ErrorInfo(
     "InvocationCrashedError",
@@ -272,6 +273,8 @@ class Step:
             )
         if self.problem is not None:
             raise self.problem  # the workflow swallowed a suspension or a fatal error: stop again
+        if self._inv.failure is not None:
+            raise self._inv.failure  # it swallowed an engine failure (with a bare except)
         if self._inv.pause_requested():
             self.problem = Suspend(self._inv.now(), "paused")
             raise self.problem
@@ -292,6 +295,8 @@ class Step:
         journal holds calls that this run no longer made."""
         if self.problem is not None:
             raise self.problem
+        if self._inv.failure is not None:
+            raise self._inv.failure
         unused = sorted(seq for seq in self._journal if seq >= self._pos)
         if unused:
             entry = self._journal[unused[0]]
@@ -398,8 +403,10 @@ class Step:
             # A large result goes to the blob store under a key of its own per attempt; a failure there
             # is the engine's, not the step's.
             key = f"results/{self._inv.instance_id}/{self._inv.run_number}/{seq}/{attempt_no}"
+            # The entry also holds one record per attempt: leave room for them under 400 KB.
+            room = self._inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * (len(attempts) + 1)
             stored = self._inv.engine_call(
-                payloads.store, self._inv.env, text, key, what=f"result of step {name!r}"
+                payloads.store, self._inv.env, text, key, what=f"result of step {name!r}", inline_room=room
             )
             return self._record_success(seq, name, entry, attempts, started, stored, value)
 

@@ -54,6 +54,9 @@ def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float)
             message.instance_id, message.type, message.payload, event_id=message_id, sent_at=sent_at
         )
         return "event"
+    if message.id is None:
+        # A redelivered message must not start a second instance: name it after the SQS message.
+        message = message.model_copy(update={"id": f"inbox-{message_id}"})
     try:
         client.create(message.workflow, message.params, id=message.id)
     except InstanceAlreadyExistsError:

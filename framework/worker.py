@@ -117,6 +117,8 @@ class Invocation:
         self.deadline = deadline
         self.margin = env.settings.time_margin
         self.budget = deadline - env.clock.now()  # the invocation's time when it started
+        # An engine failure raised into workflow code; raised again if the workflow swallows it.
+        self.failure: BaseException | None = None
         self._checked_at = time.monotonic()
         self._pause = lease.previous.pause_requested  # asked while an earlier invocation held it
         self._events: dict[str, list[EventRecord]] = {}
@@ -146,7 +148,8 @@ class Invocation:
         self._checked_at = time.monotonic()
         current = self.env.store.get_instance(self.instance.id)
         if current is None or current.lease_owner != self.lease.owner or current.run != self.instance.run:
-            raise Stopped(f"instance {self.instance.id!r} was terminated or restarted")
+            self.failure = Stopped(f"instance {self.instance.id!r} was terminated or restarted")
+            raise self.failure
         self._pause = current.pause_requested
         return self._pause
 
@@ -165,10 +168,14 @@ class Invocation:
         carried past the user's ``except Exception`` blocks as an EngineFault."""
         try:
             return fn(*args, **kwargs)
-        except (LeaseLost, WorkflowError):
+        except WorkflowError:
+            raise
+        except LeaseLost as lost:
+            self.failure = lost
             raise
         except Exception as exc:
-            raise EngineFault(exc) from exc
+            self.failure = EngineFault(exc)
+            raise self.failure from exc
 
     def run(self) -> Outcome:
         """Replay the workflow to its next wait or its end, then write down where it stands."""
@@ -217,14 +224,15 @@ class Invocation:
     def _retry_soon(self, error: Exception) -> Outcome:
         """Hand the instance over after a failed AWS call: expire the lease (the next invocation counts
         it as a crash, so a lasting failure ends in ``errored``) and wake it after a backoff."""
-        delay = min(5.0 * 2**self.lease.previous.crash_count, 900.0)
+        crashes = self.lease.previous.crash_count + 1
+        wake_at = self.now() + min(5.0 * 2**crashes, 900.0)
         logger.warning(
             "engine call failed; retrying soon", extra={"error": f"{type(error).__name__}: {error}"}
         )
         try:
-            self.env.store.expire_lease(self.instance.id, self.lease.owner, self.now())
-            send_wake(self.env, self.instance.id, self.now() + delay)
-        except Exception:
+            self.env.store.expire_lease(self.instance.id, self.lease.owner, self.now(), wake_at, crashes)
+            send_wake(self.env, self.instance.id, wake_at)
+        except (Exception, LeaseLost):
             raise error from None  # could not hand over: the message fails and SQS delivers it again
         return Outcome.RETRYING
 

@@ -84,3 +84,21 @@ def test_a_redelivered_event_is_kept_once(rt: LocalRuntime) -> None:
         assert inbox.handler({"Records": [record]}, context) == {"batchItemFailures": []}
     events = [e for e in rt.client.get("ap2").history() if e.kind == "event"]
     assert len(events) == 1
+
+
+def test_a_redelivered_create_without_an_id_starts_one_instance(rt: LocalRuntime) -> None:
+    context = LocalContext("InboxFunction", rt.clock, rt.clock.now() + 30)
+    record = {
+        "messageId": "0f0e7a4c-3d7e-4a39-9d1b-4a8f9d0c1b2a",
+        "receiptHandle": "r",
+        "body": json.dumps({"action": "create", "workflow": "it-chain", "params": {"steps": 1}}),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:inbox",
+        "awsRegion": "us-east-1",
+    }
+    for _ in range(2):
+        assert inbox.handler({"Records": [record]}, context) == {"batchItemFailures": []}
+    assert [i.id for i in rt.client.list().instances] == [f"inbox-{record['messageId']}"]

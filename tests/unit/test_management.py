@@ -269,3 +269,22 @@ def test_create_batch_is_all_or_nothing(h: Harness) -> None:
         h.client.create_batch("sleeper", [{"params": [1]}])
     h.run_until_idle()
     assert all(m.status().status == "complete" for m in made)
+
+
+def test_an_event_sent_while_paused_is_taken_at_resume(h: Harness) -> None:
+    inst = h.start("approval")
+    h.run_due()
+    inst.pause()
+    inst.send_event("approved", {"by": "while paused"})
+    h.run_due()
+    assert inst.status().status == "paused"
+    inst.resume()
+    h.run_due()  # at once, not at the wait's deadline
+    assert inst.status().output["by"] == "while paused"
+
+
+def test_a_batch_too_big_for_one_transaction_is_refused(h: Harness) -> None:
+    from framework import PayloadTooLargeError
+
+    with pytest.raises(PayloadTooLargeError):
+        h.client.create_batch("sleeper", [{"params": {"blob": "x" * 200_000}}] * 20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from typing import Any
@@ -180,3 +181,64 @@ def test_an_outer_timer_survives_a_step_timeout() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert fired == []
+
+
+class FailingReads:
+    """Wraps a store: ``load_journal`` fails the next ``n`` times."""
+
+    def __init__(self, inner: Any, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def load_journal(self, instance_id: str, run: int) -> Any:
+        if self.n:
+            self.n -= 1
+            raise ConnectionError("throttled")
+        return self.inner.load_journal(instance_id, run)
+
+
+def test_failed_reads_back_off_and_the_sweeper_does_not_cut_the_backoff_short() -> None:
+    from framework.sweeper import sweep
+
+    def flow(event: Any, step: Any) -> Any:
+        step.sleep("nap", 10)
+        return "done"
+
+    h = Harness(Workflow("reads", flow))
+    inst = h.start("reads")
+    h.run_due()
+    h.env.store = FailingReads(h.env.store, 4)
+    wakes: list[float] = []
+    for _ in range(40):
+        due = h.queue.next_due()
+        if due is None:
+            break
+        h.clock.set(due)
+        sweep(h.env)
+        before = len(h.queue.sent)
+        h.run_due()
+        wakes += [h.clock.now()] if h.outcomes[Outcome.RETRYING] > len(wakes) else []
+        assert len(h.queue.sent) - before <= 2
+    assert inst.status().output == "done"
+    assert h.outcomes[Outcome.RETRYING] == 4
+    gaps = [round(b - a) for a, b in itertools.pairwise(wakes)]
+    assert gaps == sorted(gaps) and gaps[-1] >= 40  # 10, 20, 40 s: growing, not every 5 s
+
+
+def test_a_swallowed_engine_failure_is_raised_again() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        try:
+            step.do("big", lambda: "b" * 400_000)
+        except BaseException:
+            pass
+        return step.do("after", lambda: "went on")
+
+    h = Harness(Workflow("swallow-fault", flow))
+    h.env.blobs = h.blobs = FlakyBlobs(fail_puts=1)
+    inst = h.start("swallow-fault")
+    h.run_until_idle()
+    assert inst.status().output == "went on"
+    journal = h.store.load_journal(inst.id, 1)
+    assert [e.name for e in journal] == ["big", "after"]  # no hole where the failed write was
