@@ -30,6 +30,21 @@ def dead_letters(rt: LocalRuntime) -> list[str]:
     return [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
 
 
+def redelivered_record(message_id: str, body: Any) -> dict[str, Any]:
+    """One SQS record as the inbox's event source delivers it (the same each time it comes back)."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:inbox",
+        "awsRegion": "us-east-1",
+    }
+
+
 def test_create_through_the_inbox_and_duplicates_count_as_success(rt: LocalRuntime) -> None:
     put(rt, {"action": "create", "workflow": "it-typed", "id": "q1", "params": {"sku": "s", "quantity": 1}})
     put(rt, {"action": "create", "workflow": "it-typed", "id": "q1", "params": {"sku": "s", "quantity": 1}})
@@ -66,19 +81,8 @@ def test_events_through_the_inbox_wake_the_wait_once(rt: LocalRuntime) -> None:
 def test_a_redelivered_event_is_kept_once(rt: LocalRuntime) -> None:
     rt.client.create("it-approval", id="ap2")
     rt.advance(0)
-    record = {
-        "messageId": "m-1",
-        "receiptHandle": "r",
-        "body": json.dumps(
-            {"action": "event", "instance_id": "ap2", "type": "approved", "payload": {"by": "x"}}
-        ),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:inbox",
-        "awsRegion": "us-east-1",
-    }
+    body = {"action": "event", "instance_id": "ap2", "type": "approved", "payload": {"by": "x"}}
+    record = redelivered_record("m-1", body)
     context = LocalContext("InboxFunction", rt.clock, rt.clock.now() + 30)
     for _ in range(2):
         assert inbox.handler({"Records": [record]}, context) == {"batchItemFailures": []}
@@ -88,17 +92,8 @@ def test_a_redelivered_event_is_kept_once(rt: LocalRuntime) -> None:
 
 def test_a_redelivered_create_without_an_id_starts_one_instance(rt: LocalRuntime) -> None:
     context = LocalContext("InboxFunction", rt.clock, rt.clock.now() + 30)
-    record = {
-        "messageId": "0f0e7a4c-3d7e-4a39-9d1b-4a8f9d0c1b2a",
-        "receiptHandle": "r",
-        "body": json.dumps({"action": "create", "workflow": "it-chain", "params": {"steps": 1}}),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:inbox",
-        "awsRegion": "us-east-1",
-    }
+    body = {"action": "create", "workflow": "it-chain", "params": {"steps": 1}}
+    record = redelivered_record("0f0e7a4c-3d7e-4a39-9d1b-4a8f9d0c1b2a", body)
     for _ in range(2):
         assert inbox.handler({"Records": [record]}, context) == {"batchItemFailures": []}
     assert [i.id for i in rt.client.list().instances] == [f"inbox-{record['messageId']}"]
