@@ -16,7 +16,7 @@ from typing import Any
 from framework import payloads
 from framework.blobs import S3Blobs
 from framework.clock import Clock, SystemClock
-from framework.durations import from_epoch
+from framework.durations import LATEST_EPOCH, from_epoch
 from framework.dynamodb import DynamoStore
 from framework.dynamodb_items import event_key
 from framework.engine import check_event_type
@@ -342,6 +342,8 @@ def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
         return None
     try:
         created_at, instance_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not 0 <= float(created_at) <= LATEST_EPOCH:  # NaN fails this too
+            raise ValueError("created_at out of range")
         return float(created_at), check_instance_id(instance_id)
     except (ValueError, TypeError, binascii.Error, InvalidInstanceIdError):
         raise InvalidConfigError("cursor is not one this API returned") from None

@@ -178,13 +178,13 @@ class DynamoStore:
                 ) from None
             raise
 
-    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, crashes: int) -> None:
+    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, backoff: int) -> None:
         self._owned_update(
             instance_id,
             owner,
-            "SET #lease_until = :now, #due_at = :due_at, #crash_count = :crashes",
-            {"#lease_until": "lease_until", "#due_at": "due_at", "#crash_count": "crash_count"},
-            {":now": now, ":due_at": due_at, ":crashes": crashes},
+            "SET #lease_until = :now, #due_at = :due_at, #backoff = :backoff",
+            {"#lease_until": "lease_until", "#due_at": "due_at", "#backoff": "backoff"},
+            {":now": now, ":due_at": due_at, ":backoff": backoff},
         )
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
@@ -222,7 +222,7 @@ class DynamoStore:
         }
         sets |= {k: v for k, v in optional.items() if v is not None}
         removes = [k for k, v in optional.items() if v is None]
-        removes += ["lease_owner", "lease_until", "crash_mark", "crash_count", "pause_requested"]
+        removes += ["lease_owner", "lease_until", "crash_mark", "crash_count", "pause_requested", "backoff"]
         expression = (
             "SET "
             + ", ".join(f"#{k} = :{k}" for k in sets)

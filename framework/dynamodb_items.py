@@ -84,6 +84,7 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         crash_count=int(d.get("crash_count", 0)),
         expires_at=d.get("expires_at"),
         pause_requested=bool(d.get("pause_requested", False)),
+        backoff=int(d.get("backoff", 0)),
     )
 
 

@@ -374,7 +374,9 @@ class Step:
                 entry = self._write(entry, marker)
             logger.append_keys(step=name, attempt=attempt_no)
             try:
-                value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted)
+                # The entry also holds one record per attempt: leave room for them under 400 KB.
+                room = self._inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * attempt_no
+                value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted, room)
             except Exception as exc:
                 now = self._inv.now()
                 attempts.append(Attempt(started, now, ErrorInfo.of(exc, limit=512)))
@@ -403,15 +405,20 @@ class Step:
             # A large result goes to the blob store under a key of its own per attempt; a failure there
             # is the engine's, not the step's.
             key = f"results/{self._inv.instance_id}/{self._inv.run_number}/{seq}/{attempt_no}"
-            # The entry also holds one record per attempt: leave room for them under 400 KB.
-            room = self._inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * (len(attempts) + 1)
             stored = self._inv.engine_call(
                 payloads.store, self._inv.env, text, key, what=f"result of step {name!r}", inline_room=room
             )
             return self._record_success(seq, name, entry, attempts, started, stored, value)
 
     def _attempt(
-        self, seq: int, name: str, fn: Callable[..., Any], cfg: StepConfig, attempt: int, context_wanted: bool
+        self,
+        seq: int,
+        name: str,
+        fn: Callable[..., Any],
+        cfg: StepConfig,
+        attempt: int,
+        context_wanted: bool,
+        room: int,
     ) -> tuple[Any, str]:
         inv = self._inv
         context = StepContext(
@@ -439,7 +446,8 @@ class Step:
         point("step.after_body", seq=seq, name=name, attempt=attempt)
         what = f"result of step {name!r}"
         text, value = serde.roundtrip(result, what=what)
-        payloads.check(inv.env, text, what=what)  # too large: the step fails, as for any bad result
+        # Too large: the step fails, as for any bad result, before anything is stored.
+        payloads.check(inv.env, text, what=what, inline_room=room)
         return value, text
 
     def _record_success(

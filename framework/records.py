@@ -114,6 +114,7 @@ class InstanceRecord:
     crash_count: int = 0  # crashes in a row at ``crash_mark``
     expires_at: int | None = None
     pause_requested: bool = False  # pause() on a running instance: it pauses at its next boundary
+    backoff: int = 0  # failed AWS calls in a row: the next hand-over waits 5 s x 2^backoff
 
     @property
     def shown_status(self) -> Status:

@@ -86,10 +86,10 @@ class Store(Protocol):
         """Put the entry if ``entry.rev == 1`` and none exists at its seq, or replace it if the stored
         rev is ``entry.rev - 1``. Raise LeaseLost otherwise: someone else wrote there."""
 
-    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, crashes: int) -> None:
+    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, backoff: int) -> None:
         """End ``owner``'s lease at ``now`` without releasing it, as a crash would (the next invocation
-        counts one), with ``crashes`` in a row so far; the sweeper looks again at ``due_at``. Raise
-        LeaseLost."""
+        counts one); remember ``backoff`` failed hand-overs in a row; the sweeper looks again at
+        ``due_at``. Raise LeaseLost."""
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         """Remember ``count`` crashes in a row at journal position ``mark``. Raise LeaseLost."""
@@ -251,13 +251,11 @@ class MemoryStore:
                 raise LeaseLost(f"journal entry {entry.seq} of {instance_id!r} was written by another")
             entries[entry.seq] = entry
 
-    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, crashes: int) -> None:
+    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, backoff: int) -> None:
         with self._lock:
             self.calls += 1
             current = self._owned(instance_id, owner)
-            self._instances[instance_id] = replace(
-                current, lease_until=now, due_at=due_at, crash_count=crashes
-            )
+            self._instances[instance_id] = replace(current, lease_until=now, due_at=due_at, backoff=backoff)
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         with self._lock:
@@ -287,6 +285,7 @@ class MemoryStore:
                 lease_until=None,
                 crash_mark=None,
                 crash_count=0,
+                backoff=0,
             )
             return status
 

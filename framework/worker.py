@@ -146,7 +146,7 @@ class Invocation:
         if time.monotonic() - self._checked_at < self.env.settings.control_check_seconds:
             return False
         self._checked_at = time.monotonic()
-        current = self.env.store.get_instance(self.instance.id)
+        current = self.engine_call(self.env.store.get_instance, self.instance.id)
         if current is None or current.lease_owner != self.lease.owner or current.run != self.instance.run:
             self.failure = Stopped(f"instance {self.instance.id!r} was terminated or restarted")
             raise self.failure
@@ -156,7 +156,7 @@ class Invocation:
     def events(self, event_type: str) -> list[EventRecord]:
         """The instance's events of one type, read once per invocation."""
         if event_type not in self._events:
-            events = self.env.store.load_events(self.instance.id, event_type)
+            events = self.engine_call(self.env.store.load_events, self.instance.id, event_type)
             self._events[event_type] = [e for e in events if e.run == self.instance.run]
         return self._events[event_type]
 
@@ -224,13 +224,13 @@ class Invocation:
     def _retry_soon(self, error: Exception) -> Outcome:
         """Hand the instance over after a failed AWS call: expire the lease (the next invocation counts
         it as a crash, so a lasting failure ends in ``errored``) and wake it after a backoff."""
-        crashes = self.lease.previous.crash_count + 1
-        wake_at = self.now() + min(5.0 * 2**crashes, 900.0)
+        backoff = self.lease.previous.backoff + 1
+        wake_at = self.now() + min(5.0 * 2**backoff, 900.0)
         logger.warning(
             "engine call failed; retrying soon", extra={"error": f"{type(error).__name__}: {error}"}
         )
         try:
-            self.env.store.expire_lease(self.instance.id, self.lease.owner, self.now(), wake_at, crashes)
+            self.env.store.expire_lease(self.instance.id, self.lease.owner, self.now(), wake_at, backoff)
             send_wake(self.env, self.instance.id, wake_at)
         except (Exception, LeaseLost):
             raise error from None  # could not hand over: the message fails and SQS delivers it again

@@ -46,8 +46,21 @@ def test_ttl_removal_purges_journal_events_and_blobs() -> None:
         ]
         assert cleanup.handler({"Records": ignored}, context) == {"batchItemFailures": []}
         assert len(rt.env.store.load_journal("kept", 1)) == 2  # nothing purged for those
-        assert cleanup.handler({"Records": [stream_record("big", "instance")]}, context) == {
-            "batchItemFailures": []
-        }
+        key = {"pk": {"S": "big"}, "sk": {"S": "instance"}}
+        rt.boto3_client("dynamodb").delete_item(TableName=rt.table_name, Key=key)  # what TTL does
+        removal = {"Records": [stream_record("big", "instance")]}
+        assert cleanup.handler(removal, context) == {"batchItemFailures": []}
         assert rt.env.store.load_journal("big", 1) == []
         assert s3.list_objects_v2(Bucket=rt.bucket_name, Prefix="results/big/")["KeyCount"] == 0
+
+
+def test_an_id_used_again_is_not_purged() -> None:
+    with LocalRuntime(workflows=[w.chain]) as rt:
+        inst = rt.client.create("it-chain", {"steps": 2}, id="again")
+        rt.run_until_idle()
+        context = LocalContext("CleanupFunction", rt.clock, rt.clock.now() + 60)
+        # The instance item still exists (TTL removed an older one with this id): nothing is deleted.
+        assert cleanup.handler({"Records": [stream_record("again", "instance")]}, context) == {
+            "batchItemFailures": []
+        }
+        assert len(rt.env.store.load_journal(inst.id, 1)) == 2

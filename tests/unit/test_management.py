@@ -247,7 +247,12 @@ def test_list_filters_and_pages(h: Harness) -> None:
     assert [i.id for i in page3.instances] == ["s0"] and page3.cursor is None
     assert [i.id for i in h.client.list(status="waiting").instances] == ["a0", "s4", "s3", "s2", "s1", "s0"]
     assert h.client.list(status="complete").instances == []
-    for bad in [{"limit": 0}, {"limit": 1001}, {"status": "sleeping"}, {"cursor": "garbage!"}]:
+    import base64
+
+    nan_cursor = base64.urlsafe_b64encode(b'[NaN, "a"]').decode()
+    huge_cursor = base64.urlsafe_b64encode(b'[1e999, "a"]').decode()
+    bad_args = [{"limit": 0}, {"limit": 1001}, {"status": "sleeping"}, {"cursor": "garbage!"}]
+    for bad in [*bad_args, {"cursor": nan_cursor}, {"cursor": huge_cursor}]:
         with pytest.raises(InvalidConfigError):
             h.client.list(**bad)  # type: ignore[arg-type]
 

@@ -242,3 +242,79 @@ def test_a_swallowed_engine_failure_is_raised_again() -> None:
     assert inst.status().output == "went on"
     journal = h.store.load_journal(inst.id, 1)
     assert [e.name for e in journal] == ["big", "after"]  # no hole where the failed write was
+
+
+class FailingOnce:
+    """Wraps a store: the named method fails the next ``n`` times."""
+
+    def __init__(self, inner: Any, method: str, n: int = 1) -> None:
+        self.inner, self.method, self.n = inner, method, n
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name != self.method:
+            return attr
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if self.n:
+                self.n -= 1
+                raise ConnectionError("throttled")
+            return attr(*args, **kwargs)
+
+        return failing
+
+
+@pytest.mark.parametrize("method", ["get_instance", "load_events"])
+def test_engine_reads_never_reach_user_except_blocks(method: str) -> None:
+    from framework.environment import Settings
+
+    def flow(event: Any, step: Any) -> Any:
+        try:
+            step.do("first", lambda: 1)
+            step.do("charge", lambda: "charged")
+            return step.wait_for_event("go", "go", timeout="1 hour").payload
+        except Exception as exc:
+            return f"fallback after {exc!r}"
+
+    h = Harness(Workflow(f"reads-{method}", flow), settings=Settings(control_check_seconds=0))
+    inst = h.start(f"reads-{method}")
+    inst.send_event("go", "went")
+    h.env.store = FailingOnce(h.env.store, method)
+    h.run_until_idle()
+    assert inst.status().output == "went"
+    assert [e.name for e in inst.history() if e.kind != "event"] == ["first", "charge", "go"]
+
+
+def test_a_result_that_fits_no_item_fails_the_step_before_anything_is_stored() -> None:
+    calls: list[int] = []
+
+    def flow(event: Any, step: Any) -> Any:
+        def charge() -> str:
+            calls.append(1)
+            return "r" * (350_000 - 500)
+
+        try:
+            step.do("charge card", charge, config={"retries": {"limit": 0}})
+        except StepFailedError as exc:
+            return exc.error_type
+        return "stored"
+
+    h = Harness(Workflow("no-bucket", flow))
+    h.env.blobs = None
+    inst = h.start("no-bucket")
+    h.run_until_idle()
+    assert inst.status().output == "PayloadTooLargeError"
+    assert calls == [1]
+
+
+def test_failed_aws_calls_do_not_use_up_a_steps_retries() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        return len(step.do("big", lambda: "b" * 400_000, config={"retries": {"limit": 1, "delay": 1}}))
+
+    h = Harness(Workflow("two-puts", flow))
+    # Two failed puts are two crashes in a row: the first is free and the second costs one attempt,
+    # which a limit of 1 allows (a double count would have failed the step).
+    h.env.blobs = h.blobs = FlakyBlobs(fail_puts=2)
+    inst = h.start("two-puts")
+    h.run_until_idle()
+    assert inst.status().output == 400_000
