@@ -10,9 +10,12 @@ from framework.logs import logger
 def purge(instance_id: str, env: Environment | None = None) -> int:
     """Delete the instance's remaining items and blobs. Safe to run twice. Return items + blobs."""
     env = env or current()
-    if env.store.get_instance(instance_id) is not None:
-        logger.warning("not purged: the id was used again", extra={"instance_id": instance_id})
-        return 0  # a new instance took the id after TTL removed the old one: its items are live
+    again = env.store.get_instance(instance_id)
+    if again is not None:
+        # A new instance took the id after TTL removed the old one: remove only what is older than it,
+        # and leave the blobs, which carry no time.
+        logger.warning("id used again: purging only older items", extra={"instance_id": instance_id})
+        return env.store.purge(instance_id, before=again.created_at)
     removed = env.store.purge(instance_id)
     if env.blobs is not None:
         removed += env.blobs.delete_prefix(f"results/{instance_id}/")

@@ -427,11 +427,17 @@ class DynamoStore:
             raise
         return True
 
-    def purge(self, instance_id: str) -> int:
+    def purge(self, instance_id: str, before: float | None = None) -> int:
+        limit = float("inf") if before is None else before
+
+        def old(item: dict[str, Any]) -> bool:
+            when = item.get("started_at") or item.get("sent_at")
+            return item["sk"]["S"] != INSTANCE_SK and (when is None or float(when["N"]) < limit)
+
         keys = [
             {"pk": item["pk"], "sk": item["sk"]}
             for item in self._query_partition(instance_id, "")
-            if item["sk"]["S"] != INSTANCE_SK
+            if old(item)
         ]
         for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
             requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]

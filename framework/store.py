@@ -122,9 +122,10 @@ class Store(Protocol):
     ) -> tuple[list[InstanceRecord], bool]:
         """Instances newest first, created before ``before`` (created_at, id). True if more remain."""
 
-    def purge(self, instance_id: str) -> int:
-        """Delete every item left of an instance whose instance item TTL removed: journals of all
-        runs and events. Return how many were deleted."""
+    def purge(self, instance_id: str, before: float | None = None) -> int:
+        """Delete what is left of an instance whose instance item TTL removed: journals of all runs
+        and events, or with ``before`` only those started or sent before it (the id was used again).
+        Return how many were deleted."""
 
 
 def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:
@@ -351,12 +352,21 @@ class MemoryStore:
             )
             return found[:limit], len(found) > limit
 
-    def purge(self, instance_id: str) -> int:
+    def purge(self, instance_id: str, before: float | None = None) -> int:
+        limit = float("inf") if before is None else before
         with self._lock:
             self.calls += 1
-            journals = [key for key in self._journals if key[0] == instance_id]
-            count = sum(len(self._journals.pop(key)) for key in journals)
-            return count + len(self._events.pop(instance_id, {}))
+            count = 0
+            for key in [key for key in self._journals if key[0] == instance_id]:
+                old = [seq for seq, e in self._journals[key].items() if e.started_at < limit]
+                for seq in old:
+                    del self._journals[key][seq]
+                count += len(old)
+            events = self._events.get(instance_id, {})
+            old_events = [k for k, e in events.items() if e.sent_at < limit]
+            for k in old_events:
+                del events[k]
+            return count + len(old_events)
 
     def _owned(self, instance_id: str, owner: str) -> InstanceRecord:
         current = self._instances.get(instance_id)

@@ -215,3 +215,10 @@ def test_purge_removes_journals_and_events(store: Store) -> None:
     )
     assert store.purge("i1") == 0
     assert len(store.load_journal("other", 1)) == 1
+
+
+def test_purge_before_keeps_newer_items(store: Store) -> None:
+    store.write_entry("i1", 1, replace(entry(0), started_at=NOW - 10))
+    store.write_entry("i1", 1, replace(entry(1), started_at=NOW + 10))
+    assert store.purge("i1", before=NOW) == 1
+    assert [e.seq for e in store.load_journal("i1", 1)] == [1]

@@ -54,13 +54,33 @@ def test_ttl_removal_purges_journal_events_and_blobs() -> None:
         assert s3.list_objects_v2(Bucket=rt.bucket_name, Prefix="results/big/")["KeyCount"] == 0
 
 
-def test_an_id_used_again_is_not_purged() -> None:
+def test_an_id_used_again_keeps_its_new_items() -> None:
+    from framework.dynamodb_items import to_av
+    from framework.records import EntryKind, EntryStatus, JournalEntry
+
     with LocalRuntime(workflows=[w.chain]) as rt:
+        rt.advance("1 hour")
         inst = rt.client.create("it-chain", {"steps": 2}, id="again")
         rt.run_until_idle()
-        context = LocalContext("CleanupFunction", rt.clock, rt.clock.now() + 60)
-        # The instance item still exists (TTL removed an older one with this id): nothing is deleted.
-        assert cleanup.handler({"Records": [stream_record("again", "instance")]}, context) == {
-            "batchItemFailures": []
+        store = rt.env.store
+        created = store.get_instance("again").created_at  # type: ignore[union-attr]
+        # Left over from an older instance with this id, whose item TTL removed:
+        store.write_entry(
+            "again", 1, JournalEntry(7, EntryKind.STEP, "old", EntryStatus.COMPLETE, created - 3000)
+        )
+        store.write_entry(
+            "again", 2, JournalEntry(0, EntryKind.STEP, "old", EntryStatus.COMPLETE, created - 3000)
+        )
+        old_event = {
+            "pk": "again",
+            "sk": "e#go#old#1",
+            "type": "go",
+            "payload": "null",
+            "sent_at": created - 3000,
         }
-        assert len(rt.env.store.load_journal(inst.id, 1)) == 2
+        rt.boto3_client("dynamodb").put_item(TableName=rt.table_name, Item=to_av(old_event))
+        context = LocalContext("CleanupFunction", rt.clock, rt.clock.now() + 60)
+        removal = {"Records": [stream_record("again", "instance")]}
+        assert cleanup.handler(removal, context) == {"batchItemFailures": []}
+        assert [e.seq for e in store.load_journal(inst.id, 1)] == [0, 1]
+        assert store.load_journal(inst.id, 2) == [] and store.load_events(inst.id) == []
