@@ -96,14 +96,19 @@ class HistoryView(BaseModel):
     entries: list[dict[str, Any]]
 
 
+class CreatedBatch(BaseModel):
+    instances: list[Created]
+
+
 class Accepted(BaseModel):
     id: str
     status: str
 
 
 class ErrorResponse(BaseModel):
-    error: str
+    error: str = Field(description="the error's name, for example InstanceNotFoundError")
     message: str
+    details: list[dict[str, Any]] | None = Field(default=None, description="422 only: pydantic's errors")
 
 
 def _json(status: int, body: BaseModel) -> Response[str]:
@@ -121,25 +126,53 @@ def _view(instance_id: str) -> InstanceView:
     return InstanceView.model_validate(default_client().get(instance_id).status().as_dict())
 
 
+ERRORS = {
+    400: "bad request: malformed JSON, a bad body, id, query or cursor",
+    404: "unknown workflow or instance",
+    409: "duplicate id, or an operation the instance's state does not allow",
+    413: "body over 1 MiB, or a payload over its limit",
+    415: "body not sent as application/json",
+    422: "params that fail the workflow's model (details: pydantic's errors)",
+}
+
+
+def _responses(code: int, model: type[BaseModel], description: str, *errors: int) -> dict[int, Any]:
+    """The OpenAPI responses of a route: its success body and the error bodies it can answer with."""
+    documented: dict[int, Any] = {
+        code: {"description": description, "content": {"application/json": {"model": model}}}
+    }
+    for status in (400, *errors):
+        documented[status] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+    return documented
+
+
 # -- routes -----------------------------------------------------------------------------------------------
-@app.post("/workflows/<name>/instances", responses={201: {"description": "created"}})
+@app.post(
+    "/workflows/<name>/instances", responses=_responses(201, Created, "created", 404, 409, 413, 415, 422)
+)
 def create(name: Annotated[str, Path()], body: Annotated[CreateRequest, Body()]) -> Response[str]:
     inst = default_client().create(name, body.params, id=body.id)
     return _json(201, Created(id=inst.id, status="queued"))
 
 
-@app.post("/workflows/<name>/instances/batch", responses={201: {"description": "created"}})
+@app.post(
+    "/workflows/<name>/instances/batch",
+    responses=_responses(201, CreatedBatch, "created", 404, 409, 413, 415, 422),
+)
 def create_batch(name: Annotated[str, Path()], body: Annotated[BatchRequest, Body()]) -> Response[str]:
     items = [item.model_dump(exclude_unset=True) for item in body.instances]
     made = default_client().create_batch(name, items)
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"instances": [{"id": i.id, "status": "queued"} for i in made]}),
+        body=CreatedBatch(instances=[Created(id=i.id, status="queued") for i in made]).model_dump_json(),
     )
 
 
-@app.get("/workflows/<name>/instances")
+@app.get("/workflows/<name>/instances", responses=_responses(200, InstanceList, "a page of instances", 404))
 def list_instances(
     name: Annotated[str, Path()],
     status: Annotated[str | None, Query()] = None,
@@ -153,18 +186,20 @@ def list_instances(
     )
 
 
-@app.get("/instances/<instance_id>")
+@app.get("/instances/<instance_id>", responses=_responses(200, InstanceView, "the instance", 404))
 def get_instance(instance_id: Annotated[str, Path()]) -> InstanceView:
     return _view(instance_id)
 
 
-@app.get("/instances/<instance_id>/history")
+@app.get("/instances/<instance_id>/history", responses=_responses(200, HistoryView, "the journal", 404))
 def get_history(instance_id: Annotated[str, Path()]) -> HistoryView:
     entries = default_client().get(instance_id).history()
     return HistoryView(id=instance_id, entries=[e.as_dict() for e in entries])
 
 
-@app.post("/instances/<instance_id>/events", responses={202: {"description": "accepted"}})
+@app.post(
+    "/instances/<instance_id>/events", responses=_responses(202, Accepted, "accepted", 404, 409, 413, 415)
+)
 def send_event(instance_id: Annotated[str, Path()], body: Annotated[EventRequest, Body()]) -> Response[str]:
     default_client().get(instance_id).send_event(body.type, body.payload)
     return _json(202, Accepted(id=instance_id, status=str(_view(instance_id).status)))
@@ -175,22 +210,22 @@ def _control(instance_id: str, action: str) -> Response[str]:
     return _json(202, Accepted(id=instance_id, status=_view(instance_id).status))
 
 
-@app.post("/instances/<instance_id>/pause", responses={202: {"description": "accepted"}})
+@app.post("/instances/<instance_id>/pause", responses=_responses(202, Accepted, "accepted", 404, 409))
 def pause(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "pause")
 
 
-@app.post("/instances/<instance_id>/resume", responses={202: {"description": "accepted"}})
+@app.post("/instances/<instance_id>/resume", responses=_responses(202, Accepted, "accepted", 404, 409))
 def resume(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "resume")
 
 
-@app.post("/instances/<instance_id>/terminate", responses={202: {"description": "accepted"}})
+@app.post("/instances/<instance_id>/terminate", responses=_responses(202, Accepted, "accepted", 404, 409))
 def terminate(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "terminate")
 
 
-@app.post("/instances/<instance_id>/restart", responses={202: {"description": "accepted"}})
+@app.post("/instances/<instance_id>/restart", responses=_responses(202, Accepted, "accepted", 404, 409))
 def restart(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "restart")
 
@@ -201,7 +236,15 @@ def openapi() -> Response[str]:
 
 
 def openapi_document() -> str:
-    return app.get_openapi_json_schema(title="Lambda Workflows API", version="1.0.0")
+    """The OpenAPI 3.1 document. Powertools adds a generic 422 to every route; bad bodies are answered
+    with 400 here, so only the 422 this API really sends (params that fail a model) is kept."""
+    document = json.loads(app.get_openapi_json_schema(title="Lambda Workflows API", version="1.0.0"))
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.get("422", {}).get("description") != ERRORS[422]:
+                responses.pop("422", None)
+    return json.dumps(document)
 
 
 # -- errors -------------------------------------------------------------------------------------------------

@@ -163,6 +163,9 @@ def test_openapi_document_validates(call: Api) -> None:
     code, doc = call("GET", "/openapi.json")
     assert code == 200
     validate(doc)
+    pause = doc["paths"]["/instances/{instance_id}/pause"]["post"]["responses"]
+    assert set(pause) == {"202", "400", "404", "409"}  # the errors it really answers with, documented
+    assert pause["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     paths = set(doc["paths"])
     assert {
         "/workflows/{name}/instances",
