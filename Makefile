@@ -16,9 +16,9 @@ demo: $(STAMP)
 	$(BIN)/workflows demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check framework handlers tests examples bench
-	$(BIN)/ruff format --check framework handlers tests examples bench
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/ruff check framework handlers tests examples bench infra
+	$(BIN)/ruff format --check framework handlers tests examples bench infra
+	$(BIN)/python -m infra.lint_template
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

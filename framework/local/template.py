@@ -149,8 +149,14 @@ def find_template(path: str | Path | None = None) -> Path:
     raise InvalidConfigError("no template.yaml found; pass template=PATH")
 
 
+def parse_template(text: str) -> dict[str, Any]:
+    """The template as data; CloudFormation's short-form tags stay tag objects (``.tag``, ``.value``)."""
+    raw: dict[str, Any] = yaml.load(text, Loader=_Loader)
+    return raw
+
+
 def load_stack(path: str | Path | None = None, *, prefix: str = "local") -> Stack:
-    raw = yaml.load(find_template(path).read_text(), Loader=_Loader)
+    raw = parse_template(find_template(path).read_text())
     params = {name: spec.get("Default") for name, spec in (raw.get("Parameters") or {}).items()}
     return Stack(
         prefix=prefix,
