@@ -27,7 +27,7 @@ from framework import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from framework.client import default_client
+from framework.client import Instance, check_instance_id, default_client
 from framework.logs import logger
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -122,8 +122,14 @@ def _error(status: int, name: str, message: str, **extra: Any) -> Response[str]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def _handle(instance_id: str) -> Instance:
+    """A handle without a read: every operation on it reads or writes, and raises
+    InstanceNotFoundError itself (``WorkflowClient.get`` would read once more first)."""
+    return Instance(default_client(), check_instance_id(instance_id))
+
+
 def _view(instance_id: str) -> InstanceView:
-    return InstanceView.model_validate(default_client().get(instance_id).status().as_dict())
+    return InstanceView.model_validate(_handle(instance_id).status().as_dict())
 
 
 ERRORS = {
@@ -193,7 +199,7 @@ def get_instance(instance_id: Annotated[str, Path()]) -> InstanceView:
 
 @app.get("/instances/<instance_id>/history", responses=_responses(200, HistoryView, "the journal", 404))
 def get_history(instance_id: Annotated[str, Path()]) -> HistoryView:
-    entries = default_client().get(instance_id).history()
+    entries = _handle(instance_id).history()
     return HistoryView(id=instance_id, entries=[e.as_dict() for e in entries])
 
 
@@ -201,12 +207,12 @@ def get_history(instance_id: Annotated[str, Path()]) -> HistoryView:
     "/instances/<instance_id>/events", responses=_responses(202, Accepted, "accepted", 404, 409, 413, 415)
 )
 def send_event(instance_id: Annotated[str, Path()], body: Annotated[EventRequest, Body()]) -> Response[str]:
-    default_client().get(instance_id).send_event(body.type, body.payload)
+    _handle(instance_id).send_event(body.type, body.payload)
     return _json(202, Accepted(id=instance_id, status=str(_view(instance_id).status)))
 
 
 def _control(instance_id: str, action: str) -> Response[str]:
-    getattr(default_client().get(instance_id), action)()
+    getattr(_handle(instance_id), action)()
     return _json(202, Accepted(id=instance_id, status=_view(instance_id).status))
 
 
