@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# aws-sam-cli pins its own boto3, so it lives in a venv of its own and never enters our dependencies.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+export SAM_CLI_TELEMETRY := 0
+# What `sam build` puts beside framework/ and handlers/: the packages that hold your workflows.
+WORKFLOW_PACKAGES ?= examples
 
-.PHONY: demo test lint typecheck unit integration e2e bench clean
+.PHONY: demo dev test lint validate typecheck bench build deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,13 +19,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
+$(SAM):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(SAM_VENV)/bin/uv pip install -q --python $(SAM_VENV)/bin/python aws-sam-cli==$(SAM_CLI_VERSION)
+
 demo: $(STAMP)
 	$(BIN)/workflows demo
+
+dev: $(STAMP)
+	$(BIN)/workflows dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check framework handlers tests examples bench infra
 	$(BIN)/ruff format --check framework handlers tests examples bench infra
 	$(BIN)/python -m infra.lint_template
+	$(MAKE) --no-print-directory validate
+
+validate: $(SAM)
+	$(SAM) validate --lint --region us-east-1
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,5 +48,21 @@ test: lint typecheck $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# `sam build` (Metadata: BuildMethod: makefile) calls build-<LogicalId> for each function: one clean
+# artifact with our package, its dependencies for Lambda's arm64 Python 3.12, and the workflow packages.
+build: $(SAM) $(STAMP)
+	$(SAM) build --config-file infra/samconfig.toml
+
+build-%Function: $(STAMP)
+	$(BIN)/uv pip install -q --target "$(ARTIFACTS_DIR)" --python-platform aarch64-manylinux2014 \
+		--python-version 3.12 .
+	for pkg in $(subst $(COMMA), ,$(WORKFLOW_PACKAGES)); do cp -R "$$pkg" "$(ARTIFACTS_DIR)/"; done
+	rm -rf "$(ARTIFACTS_DIR)"/bin "$(ARTIFACTS_DIR)"/*.dist-info/RECORD
+
+deploy: build
+	$(SAM) deploy --guided --config-file infra/samconfig.toml
+
+COMMA := ,
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from framework.dynamodb_items import (
+    TTL_ATTRIBUTE,
     conflict,
     entry_from,
     entry_to,
@@ -218,7 +219,7 @@ class DynamoStore:
             "output": release.output,
             "output_ref": release.output_ref,
             "error": release.error.as_dict() if release.error else None,
-            "expires_at": release.expires_at,
+            TTL_ATTRIBUTE: release.expires_at,
         }
         sets |= {k: v for k, v in optional.items() if v is not None}
         removes = [k for k, v in optional.items() if v is None]
@@ -396,7 +397,7 @@ class DynamoStore:
                 "pause_requested": r.pause_requested or None,
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
-                "expires_at": r.expires_at,
+                TTL_ATTRIBUTE: r.expires_at,
             }
 
         before, changed = fields(current), fields(after)

@@ -19,6 +19,8 @@ from framework.records import (
     Status,
 )
 
+TTL_ATTRIBUTE = "expires_at"  # the table's TimeToLiveSpecification names it (template.yaml)
+
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -82,7 +84,7 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         lease_until=d.get("lease_until"),
         crash_mark=d.get("crash_mark"),
         crash_count=int(d.get("crash_count", 0)),
-        expires_at=d.get("expires_at"),
+        expires_at=d.get(TTL_ATTRIBUTE),
         pause_requested=bool(d.get("pause_requested", False)),
         backoff=int(d.get("backoff", 0)),
     )

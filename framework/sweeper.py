@@ -14,14 +14,21 @@ def sweep(env: Environment | None = None) -> int:
     env = env or current()
     now = env.clock.now()
     grace = env.settings.sweep_grace
-    requeued = 0
+    requeued = failed = 0
     for due in env.store.due_instances(now - grace, env.settings.sweep_limit):
         # Postpone first, so that the next sweep leaves it alone while this kick is in flight.
         if not env.store.postpone(due.id, due.due_at, now + grace):
             continue
         wake_at = due.wake_at if due.status is Status.WAITING and due.wake_at is not None else now
-        send_wake(env, due.id, wake_at)
+        try:
+            send_wake(env, due.id, wake_at)
+        except Exception as exc:  # SQS is failing: it stays due, so a sweep after the grace retries it
+            failed += 1
+            logger.warning("sweeper could not re-enqueue", extra={"instance_id": due.id, "error": repr(exc)})
+            continue
         requeued += 1
     if requeued:
         logger.warning("sweeper re-enqueued stuck instances", extra={"requeued": requeued})
+    if failed:
+        logger.error("sweeper sends failed; the next sweep retries them", extra={"failed": failed})
     return requeued

@@ -1,7 +1,8 @@
 """Read ``template.yaml`` to stand up the same table, queues and bucket locally.
 
 Only what a local stack needs is resolved: ``!Ref`` to parameters (their defaults) and resources,
-``!GetAtt X.Arn`` / ``X.QueueName``, and plain ``!Sub``. Resource names are the logical ids, prefixed.
+``!GetAtt X.Arn`` / ``X.QueueName``, ``!FindInMap`` and plain ``!Sub``. Resource names are the logical
+ids, prefixed.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FunctionSpec:
     environment: dict[str, str]
     sqs_events: list[dict[str, Any]] = field(default_factory=list)  # Queue (logical id), BatchSize
     schedules: list[str] = field(default_factory=list)
+    http: bool = False  # behind the stack's HTTP API (an HttpApi event or an ApiGatewayV2 integration)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Stack:
     parameters: dict[str, Any]
     resources: dict[str, dict[str, Any]]
     globals: dict[str, Any]
+    mappings: dict[str, Any] = field(default_factory=dict)
     physical: dict[str, str] = field(default_factory=dict)  # logical id -> name (table, queue, bucket)
     urls: dict[str, str] = field(default_factory=dict)  # queue logical id -> URL
     arns: dict[str, str] = field(default_factory=dict)
@@ -97,16 +100,39 @@ class Stack:
         if tag == "Sub":
             text = value if isinstance(value, str) else value[0]
             return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._resolve_tag("Ref", m.group(1))), text)
+        if tag == "FindInMap":
+            name, top, second = (self.resolve(v) for v in value)
+            try:
+                return self.mappings[name][str(top)][second]
+            except KeyError:
+                raise InvalidConfigError(
+                    f"template: !FindInMap {name}.{top}.{second} is not defined"
+                ) from None
         raise InvalidConfigError(f"template: !{tag} is not supported by the local stack")
+
+    def _integrated(self) -> set[str]:
+        """Logical ids of the functions that an ``AWS::ApiGatewayV2::Integration`` targets."""
+        found = set()
+        for props in self.of_type("AWS::ApiGatewayV2::Integration").values():
+            uri = props.get("IntegrationUri")
+            target = uri.value if isinstance(uri, _Tag) and uri.tag == "GetAtt" else None
+            if isinstance(uri, dict) and "Fn::GetAtt" in uri:
+                target = uri["Fn::GetAtt"]
+            if target is not None:
+                found.add((target if isinstance(target, str) else ".".join(target)).split(".")[0])
+        return found
 
     def functions(self) -> list[FunctionSpec]:
         defaults = self.globals.get("Function", {}) or {}
+        integrated = self._integrated()
         specs = []
         for logical, props in self.of_type("AWS::Serverless::Function").items():
             env = dict(defaults.get("Environment", {}).get("Variables", {}))
             env.update((props.get("Environment") or {}).get("Variables", {}))
             sqs, schedules = [], []
+            http = logical in integrated
             for event in (props.get("Events") or {}).values():
+                http = http or event.get("Type") == "HttpApi"
                 if event.get("Type") == "SQS":
                     queue_ref = event["Properties"]["Queue"]
                     target = queue_ref.value if isinstance(queue_ref, _Tag) else queue_ref["Fn::GetAtt"]
@@ -127,6 +153,7 @@ class Stack:
                     environment={k: str(self.resolve(v)) for k, v in env.items()},
                     sqs_events=sqs,
                     schedules=schedules,
+                    http=http,
                 )
             )
         return specs
@@ -163,4 +190,5 @@ def load_stack(path: str | Path | None = None, *, prefix: str = "local") -> Stac
         parameters=params,
         resources=raw.get("Resources") or {},
         globals=raw.get("Globals") or {},
+        mappings=raw.get("Mappings") or {},
     )

@@ -50,6 +50,29 @@ def test_sweeper_requeues_a_sleep_whose_wake_up_was_lost() -> None:
     assert inst.status().output == "woke"
 
 
+def test_a_failed_send_leaves_the_others_swept_and_is_retried_after_the_grace() -> None:
+    h = Harness(Workflow("swept-many", lambda event, step: step.do("a", lambda: "ok")))
+    instances = [h.start("swept-many", id=f"m{i}") for i in range(3)]
+    h.queue.due()  # every start message is lost
+    h.clock.advance(121)
+    real_send, calls = h.queue.send, []
+
+    def flaky(body: str, delay_seconds: int) -> None:
+        calls.append(body)
+        if len(calls) == 1:
+            raise ConnectionError("SQS is down")
+        real_send(body, delay_seconds)
+
+    h.queue.send = flaky  # type: ignore[method-assign]
+    assert sweep(h.env) == 2  # one failed send does not stop the sweep
+    assert sweep(h.env) == 0  # postponed, like the others: due again one grace later, swept after another
+    h.run_due()  # the two that were sent complete
+    h.clock.advance(2 * 121)
+    assert sweep(h.env) == 1
+    h.run_due()
+    assert [i.status().output for i in instances] == ["ok"] * 3
+
+
 def test_logs_carry_ids_and_skip_replayed_steps() -> None:
     import io
 
