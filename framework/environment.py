@@ -79,7 +79,13 @@ def from_env(environ: Mapping[str, str] | None = None, **clients: Any) -> Enviro
     if missing:
         raise InvalidConfigError(f"set {' and '.join(missing)} to the table name and work queue URL")
     if environ.get(ENV_MODULES):
-        load_modules(environ[ENV_MODULES])
+        # A module that fails to import must not stop the container: its workflows' instances error
+        # with the reason (Registry.get), and every other workflow runs on.
+        failed = load_modules(environ[ENV_MODULES], strict=False)
+        if failed:
+            from framework.logs import logger
+
+            logger.error("workflow modules failed to import", extra={"modules": failed})
     settings = Settings.from_env(environ)
     bucket = environ.get(ENV_BUCKET)
     return Environment(

@@ -89,6 +89,7 @@ class Registry:
 
     def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
         self._workflows: dict[str, Workflow] = {}
+        self.broken: dict[str, str] = {}  # workflow module -> why it failed to import
         for wf in workflows:
             self.add(wf)
 
@@ -106,7 +107,11 @@ class Registry:
             return self._workflows[name]
         except KeyError:
             known = ", ".join(sorted(self._workflows)) or "none"
-            raise WorkflowNotFoundError(f"no workflow named {name!r} (registered: {known})") from None
+            message = f"no workflow named {name!r} (registered: {known})"
+            if self.broken:
+                failed = "; ".join(f"{module}: {why}" for module, why in sorted(self.broken.items()))
+                message += f"; workflow modules that failed to import: {failed}"
+            raise WorkflowNotFoundError(message) from None
 
     def names(self) -> list[str]:
         return sorted(self._workflows)
@@ -143,9 +148,24 @@ def workflow(
     return register
 
 
-def load_modules(modules: str | Iterable[str]) -> None:
-    """Import workflow modules (comma-separated, or a list), which register their workflows."""
+def load_modules(
+    modules: str | Iterable[str], *, strict: bool = True, registry: Registry = REGISTRY
+) -> dict[str, str]:
+    """Import workflow modules (comma-separated, or a list), which register their workflows.
+
+    ``strict``: the first module that raises on import raises here. Otherwise every module is tried,
+    and the failures are returned and kept in ``registry.broken``, so that the instances of the
+    workflows they hold fail with the reason while the others run on (a worker must not stop)."""
     names = modules.split(",") if isinstance(modules, str) else list(modules)
+    failures: dict[str, str] = {}
     for module in (m.strip() for m in names):
-        if module:
+        if not module:
+            continue
+        try:
             importlib.import_module(module)
+        except Exception as exc:
+            if strict:
+                raise
+            failures[module] = f"{type(exc).__name__}: {exc}"[:1000]
+    registry.broken.update(failures)
+    return failures

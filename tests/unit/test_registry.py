@@ -147,3 +147,63 @@ def test_suspension_is_not_an_exception() -> None:
 
     assert not issubclass(Suspend, Exception)
     assert not issubclass(LeaseLost, Exception)
+
+
+def test_a_module_that_fails_to_import_is_recorded_and_the_others_load(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from framework.registry import load_modules
+
+    (tmp_path / "wf_import_boom.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "wf_import_fine.py").write_text(
+        "from framework import workflow\n\n\n@workflow('import-fine')\ndef fine(event, step):\n    return 1\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RuntimeError, match="boom at import"):
+        load_modules("wf_import_boom")
+    registry = Registry()
+    failed = load_modules(" wf_import_boom , wf_import_fine,", strict=False, registry=registry)
+    assert failed == {"wf_import_boom": "RuntimeError: boom at import"}
+    assert registry.broken == failed
+    assert REGISTRY.get("import-fine").name == "import-fine"
+    with pytest.raises(WorkflowNotFoundError, match="wf_import_boom: RuntimeError: boom at import"):
+        registry.get("lost")
+
+
+def test_instances_of_a_broken_module_error_with_the_reason_and_the_queue_moves_on() -> None:
+    from tests.unit.harness import Harness
+
+    h = Harness(Workflow("fragile", lambda event, step: step.do("a", lambda: 1)))
+    h.start("fragile", id="f1")
+    # A new deploy whose module for "fragile" raises at import; "sturdy" still loads.
+    registry = Registry([Workflow("sturdy", lambda event, step: step.do("a", lambda: 2))])
+    registry.broken["flows.fragile"] = "SyntaxError: invalid syntax (fragile.py, line 3)"
+    h.env.registry = registry
+    h.client = type(h.client)(environment=h.env)
+    h.start("sturdy", id="s1")
+    h.run_due()
+    broken = h.client.get("f1").status()
+    assert broken.status == "errored"
+    assert broken.error is not None and broken.error["name"] == "WorkflowNotFoundError"
+    assert "flows.fragile: SyntaxError" in broken.error["message"]
+    assert h.client.get("s1").status().output == 2
+
+
+def test_a_container_starts_even_when_a_workflow_module_fails_to_import(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from framework.environment import from_env
+
+    (tmp_path / "wf_import_boom2.py").write_text("import no_such_dependency_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(REGISTRY, "broken", {})
+    environ = {
+        "WORKFLOWS_TABLE": "t",
+        "WORKFLOWS_QUEUE_URL": "https://q",
+        "WORKFLOW_MODULES": "wf_import_boom2",
+    }
+    env = from_env(environ, dynamodb=object(), sqs=object())
+    assert env.registry.broken == {
+        "wf_import_boom2": "ModuleNotFoundError: No module named 'no_such_dependency_here'"
+    }
+    assert "workflow modules failed to import" in caplog.text
