@@ -65,4 +65,4 @@ deploy: build
 COMMA := ,
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .venv-docs .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

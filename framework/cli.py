@@ -3,13 +3,16 @@
 It talks to AWS through ``WorkflowClient`` with the standard AWS configuration: the table and queue
 come from ``--table``/``--queue-url`` or WORKFLOWS_TABLE/WORKFLOWS_QUEUE_URL, and ``--endpoint-url``
 points it at a local stack. ``--json`` prints machine-readable output. Errors print one line and exit 1.
+``workflows dev`` serves the whole stack on 127.0.0.1 (``framework.local.dev``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -125,6 +128,52 @@ def cmd_demo(args: argparse.Namespace) -> None:
     runpy.run_path(str(path), run_name="__main__")
 
 
+def cmd_dev(args: argparse.Namespace) -> None:
+    try:
+        from framework.local.dev import DevError, DevOptions, run
+    except ImportError as exc:  # moto and PyYAML come with the `local` extra
+        raise CliError(f"dev needs the local extra: pip install 'lambda-workflows[local]' ({exc})") from None
+    options = DevOptions(
+        port=args.port,
+        workers=args.workers,
+        modules=args.modules,
+        endpoint_url=args.endpoint_url,
+        prefix=args.prefix,
+        template=args.template,
+        sweep_every=args.sweep_every,
+        worker_timeout=args.worker_timeout,
+        visibility_timeout=args.visibility_timeout,
+    )
+    try:
+        run(options)
+    except DevError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _number(kind: type[int] | type[float], low: float, high: float | None = None) -> Any:
+    """An argparse type: a number of ``kind`` from ``low`` to ``high``, or a usage error that says so."""
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < low or (high is not None and value > high):
+            bounds = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole' if kind is int else 'a'} number {bounds}"
+            )
+        return value
+
+    return convert
+
+
+def _prefix(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,29}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use 1 to 30 lowercase letters, digits and hyphens")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON")
@@ -158,6 +207,31 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor")
+    dev = commands.add_parser(
+        "dev",
+        help="serve the stack locally: moto, the HTTP API, workers and the sweeper",
+        description="Serve the stack of template.yaml on 127.0.0.1 until Ctrl-C (docs/local-testing.md).",
+    )
+    dev.set_defaults(run=cmd_dev)
+    dev.add_argument("--port", type=_number(int, 0, 65535), default=8787, help="HTTP port (0: any free)")
+    dev.add_argument("--workers", type=_number(int, 1), default=2, help="worker processes (default: 2)")
+    dev.add_argument("--modules", help="workflow modules (default: $WORKFLOW_MODULES, else the template's)")
+    dev.add_argument(
+        "--endpoint-url", help="use this running endpoint (a moto_server) instead of starting one"
+    )
+    dev.add_argument("--prefix", type=_prefix, default="dev", help="resource name prefix (default: dev)")
+    dev.add_argument("--template", help="the SAM template (default: ./template.yaml or above)")
+    dev.add_argument("--sweep-every", type=_number(float, 0.1), help="seconds (default: the schedule)")
+    dev.add_argument(
+        "--worker-timeout",
+        type=_number(int, 1, 900),
+        help="the worker's Lambda timeout, s (default: template)",
+    )
+    dev.add_argument(
+        "--visibility-timeout",
+        type=_number(int, 1, 43200),
+        help="the work queue's visibility for dev's receives, s (default: the queue's)",
+    )
     demo = command("demo", cmd_demo, "run the demo locally (in-process moto, virtual clock)")
     demo.add_argument(
         "path", nargs="?", default="examples/demo.py", help="demo script (default: %(default)s)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import itertools
 import json
 import re
 import uuid
@@ -28,6 +29,7 @@ from framework.errors import (
     InvalidInstanceIdError,
     PayloadTooLargeError,
     SerializationError,
+    WorkflowError,
 )
 from framework.history import HistoryAttempt, HistoryEntry, build_history
 from framework.queue import SqsQueue
@@ -36,21 +38,52 @@ from framework.registry import Registry, Workflow
 from framework.worker import send_wake
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
+MAX_JSON_DEPTH = 64  # nesting of params and event payloads: deeper JSON would recurse out of the stack
 MAX_BATCH = 100
 MAX_BATCH_PARAMS_BYTES = 3_500_000  # DynamoDB transactions take 4 MB in all
 MAX_EVENT_BYTES = 256 * 1024
+_SENDS = itertools.count()
 MAX_LIST = 1000
 
 __all__ = ["HistoryAttempt", "HistoryEntry", "Instance", "InstancePage", "InstanceStatus", "WorkflowClient"]
 
 
 def check_instance_id(instance_id: Any) -> str:
+    """An id is 1 to 100 ASCII letters, digits, ``_`` or ``-``, compared as is: no case folding and no
+    Unicode normalisation (no id needs any, since every character it may hold is ASCII)."""
     if not isinstance(instance_id, str) or not ID_PATTERN.fullmatch(instance_id):
         raise InvalidInstanceIdError(
-            f"instance id {instance_id!r} is invalid: use 1 to 100 letters, digits, '_' or '-', "
+            f"instance id {_shown(instance_id)} is invalid: use 1 to 100 letters, digits, '_' or '-', "
             "not starting with '-'"
         )
     return instance_id
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: repr escapes control and invisible characters
+    (NUL, newlines, bidi overrides), and the cut keeps a hostile value from filling an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of JSON ``text`` nest (``1`` is ``[1]`` or ``{}``), computed
+    without parsing or recursing, so that it is safe on any input (``json.loads`` raises RecursionError
+    at about 1,000 levels)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
+    return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def check_json_depth(text: str, what: str) -> str:
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise SerializationError(f"{what} nest {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +252,20 @@ class WorkflowClient:
         name = workflow.name if isinstance(workflow, Workflow) else workflow
         instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
         wf = self.registry.get(name)
+        what = f"params of workflow {wf.name!r}"
+        try:
+            text = wf.encode_params(params)
+        except WorkflowError:
+            raise
+        except RecursionError:  # json.dumps on a structure nested about 1,000 levels deep
+            raise SerializationError(f"{what} nest more than {MAX_JSON_DEPTH} levels deep") from None
+        except ValueError as exc:  # a lone surrogate ("\ud800") that UTF-8 cannot encode, and the like
+            raise SerializationError(f"{what} cannot be stored as UTF-8 JSON: {exc}") from None
         return InstanceRecord(
             id=instance_id,
             workflow=wf.name,
             status=Status.QUEUED,
-            params=wf.encode_params(params),
+            params=check_json_depth(text, what),
             created_at=now,
             updated_at=now,
             due_at=now,  # the sweeper re-enqueues it if the send is lost
@@ -249,7 +291,7 @@ class WorkflowClient:
             wanted = None if status is None else Status(status)
         except ValueError:
             raise InvalidConfigError(
-                f"status {status!r} is unknown; one of: {', '.join(s.value for s in Status)}"
+                f"status {_shown(status, 60)} is unknown; one of: {', '.join(s.value for s in Status)}"
             ) from None
         before = _decode_cursor(cursor)
         records, more = self._env.store.list_instances(workflow, wanted, limit, before)
@@ -308,14 +350,18 @@ class WorkflowClient:
         check_event_type(event_type)
         try:
             text = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+            size = len(text.encode())  # a lone surrogate ("\ud800") fails here: not UTF-8
+        except RecursionError:
+            raise SerializationError(f"event payload nests more than {MAX_JSON_DEPTH} levels deep") from None
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"event payload cannot be serialized: {exc}") from None
-        if len(text.encode()) > MAX_EVENT_BYTES:
-            raise PayloadTooLargeError(
-                f"event payload is {len(text.encode())} bytes; the limit is {MAX_EVENT_BYTES}"
-            )
+        check_json_depth(text, "event payload")
+        if size > MAX_EVENT_BYTES:
+            raise PayloadTooLargeError(f"event payload is {size} bytes; the limit is {MAX_EVENT_BYTES}")
         now = self._env.clock.now() if sent_at is None else sent_at
-        key = event_key(event_type, now, event_id or uuid.uuid4().hex)
+        # Events of one type are taken first in, first out by key: sends from one process at the same
+        # clock reading (a virtual clock, or a coarse one) keep their order through the counter.
+        key = event_key(event_type, now, event_id or f"{next(_SENDS):012d}-{uuid.uuid4().hex}")
         self._env.store.send_event(instance_id, EventRecord(key, event_type, text, now))
         send_wake(self._env, instance_id, None)  # a kick: wakes a wait at once, whatever its deadline
 
@@ -342,8 +388,11 @@ def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
         return None
     try:
         created_at, instance_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not 0 <= float(created_at) <= LATEST_EPOCH:  # NaN fails this too
+        # Only what _encode_cursor writes: a number (not a bool or a string) and a valid id.
+        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+            raise TypeError("created_at is not a number")
+        if not 0 <= created_at <= LATEST_EPOCH:  # NaN fails this too
             raise ValueError("created_at out of range")
         return float(created_at), check_instance_id(instance_id)
-    except (ValueError, TypeError, binascii.Error, InvalidInstanceIdError):
+    except (ValueError, TypeError, RecursionError, binascii.Error, InvalidInstanceIdError):
         raise InvalidConfigError("cursor is not one this API returned") from None

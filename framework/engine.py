@@ -311,9 +311,10 @@ class Step:
             entry = previous.next_rev(
                 **{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"}
             )
-        point("journal.before_write", seq=entry.seq, name=entry.name, status=entry.status)
+        where = {"instance_id": self._inv.instance_id, "seq": entry.seq, "name": entry.name}
+        point("journal.before_write", **where, status=entry.status)
         self._inv.write_entry(entry)
-        point("journal.after_write", seq=entry.seq, name=entry.name, status=entry.status)
+        point("journal.after_write", **where, status=entry.status)
         self._journal[entry.seq] = entry
         return entry
 
@@ -443,7 +444,7 @@ class Step:
         finally:
             self._in_step = False
         self.steps_run += 1
-        point("step.after_body", seq=seq, name=name, attempt=attempt)
+        point("step.after_body", instance_id=inv.instance_id, seq=seq, name=name, attempt=attempt)
         what = f"result of step {name!r}"
         text, value = serde.roundtrip(result, what=what)
         # Too large: the step fails, as for any bad result, before anything is stored.

@@ -19,6 +19,7 @@ from pydantic_core import PydanticSerializationError
 
 from framework.errors import SerializationError
 
+MAX_DEPTH = 64  # nesting of a stored value: json would recurse out of the stack at about 1,000
 _TYPE_KEY = "$type"
 _VALUE_KEY = "$value"
 
@@ -34,7 +35,7 @@ def encode(value: Any, *, what: str) -> str:
             raise SerializationError(f"{what} cannot be serialized: {path}: {exc}") from None
         data: Any = {_TYPE_KEY: path, _VALUE_KEY: dumped}
     else:
-        _check_plain(value, what=what, where="")
+        _check_plain(value, what=what, where="", depth=0)
         data = {_VALUE_KEY: value}
     try:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -56,16 +57,18 @@ def roundtrip(value: Any, *, what: str) -> tuple[str, Any]:
     return text, decode(text)
 
 
-def _check_plain(value: Any, *, what: str, where: str) -> None:
+def _check_plain(value: Any, *, what: str, where: str, depth: int) -> None:
     if value is None or isinstance(value, bool | int | str):
         return
+    if depth >= MAX_DEPTH:
+        raise SerializationError(f"{what} nests deeper than {MAX_DEPTH} levels{where[:200]}")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SerializationError(f"{what} holds {value!r}{where}, which JSON cannot store")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_plain(item, what=what, where=f"{where}[{index}]")
+            _check_plain(item, what=what, where=f"{where}[{index}]", depth=depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
@@ -73,7 +76,7 @@ def _check_plain(value: Any, *, what: str, where: str) -> None:
                 raise SerializationError(
                     f"{what} has a dict key of type {type(key).__name__}{where}: JSON keys must be str"
                 )
-            _check_plain(item, what=what, where=f"{where}[{key!r}]")
+            _check_plain(item, what=what, where=f"{where}[{key!r}]", depth=depth + 1)
         return
     raise SerializationError(
         f"{what} cannot be serialized: {type(value).__module__}.{type(value).__qualname__}{where} is not "

@@ -1,13 +1,20 @@
 """The HTTP API (API Gateway HTTP API, payload v2): start, inspect and manage instances.
 
-Every error is JSON ``{"error": "<Name>", "message": "..."}``: 400 bad input, 404 unknown workflow or
-instance, 409 duplicate id or invalid state, 413 oversized body, 415 not JSON, 422 params that fail
-the workflow's model. A 500 is a bug, logged with its traceback.
+Every error is JSON ``{"error": "<Name>", "message": "..."}``: 400 bad input, 404 unknown workflow,
+instance or route, 405 a known path with another method, 409 duplicate id or invalid state, 413
+oversized body, 415 not JSON, 422 params that fail the workflow's model. A 500 is a bug, logged with
+its traceback. Bodies, params and payloads are never logged.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import json
+import re
+import sys
+from collections import Counter
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -27,10 +34,15 @@ from framework import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from framework.client import Instance, check_instance_id, default_client
+from framework.client import MAX_JSON_DEPTH, Instance, check_instance_id, default_client, json_depth
 from framework.logs import logger
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_MESSAGE_CHARS = 2000  # an error message echoes input: cut it, so that a response stays small
+MAX_DETAILS = 20  # of pydantic's errors in a 422: a list param can fail once per item
+# API Gateway HTTP APIs pass the path percent-decoded: %0A arrives as a newline, which a route's ``$``
+# would ignore (``/instances/x\n`` would read instance ``x``). No valid path holds one.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (InvalidParamsError, 422),
     (WorkflowNotFoundError, 404),
@@ -117,9 +129,21 @@ def _json(status: int, body: BaseModel) -> Response[str]:
     )
 
 
-def _error(status: int, name: str, message: str, **extra: Any) -> Response[str]:
+def _error(
+    status: int,
+    name: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> Response[str]:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
+    extra = {} if details is None else {"details": details[:MAX_DETAILS]}
     body = json.dumps({"error": name, "message": message, **extra}, default=str)
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
 
 
 def _handle(instance_id: str) -> Instance:
@@ -135,6 +159,7 @@ def _view(instance_id: str) -> InstanceView:
 ERRORS = {
     400: "bad request: malformed JSON, a bad body, id, query or cursor",
     404: "unknown workflow or instance",
+    405: "a known path with a method it does not take",
     409: "duplicate id, or an operation the instance's state does not allow",
     413: "body over 1 MiB, or a payload over its limit",
     415: "body not sent as application/json",
@@ -256,6 +281,7 @@ def openapi_document() -> str:
 # -- errors -------------------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def bad_request(exc: RequestValidationError) -> Response[str]:
+    """Bodies reach the routes already checked (see ``_checked``): what fails here fails the model."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error(400, "MalformedJSON", "the body is not valid JSON")
@@ -268,14 +294,48 @@ def bad_request(exc: RequestValidationError) -> Response[str]:
 
 @app.exception_handler(WorkflowError)
 def workflow_error(exc: WorkflowError) -> Response[str]:
+    return _workflow_error(exc)
+
+
+def _workflow_error(exc: WorkflowError) -> Response[str]:
     status = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
-    extra = {"details": exc.details} if isinstance(exc, InvalidParamsError) else {}
-    return _error(status, type(exc).__name__, str(exc), **extra)
+    details = exc.details if isinstance(exc, InvalidParamsError) else None
+    return _error(status, type(exc).__name__, str(exc), details=details)
 
 
 @app.not_found
 def not_found(exc: Exception) -> Response[str]:
-    return _error(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+    """No route took the request. A path that fits a route once any segment is allowed (Powertools only
+    matches segments of URL-safe characters) names a bad id or workflow: answer as the route would.
+    A known path with another method is 405 with ``Allow``; anything else 404."""
+    method, path = app.current_event.http_method.upper(), app.current_event.path
+    fits = [(route, match) for route in _routes() if (match := _loose(route.path).match(path))]
+    for route, match in fits:
+        if route.method == method:
+            segments = match.groupdict()
+            try:
+                if "instance_id" in segments:
+                    check_instance_id(segments["instance_id"])
+                if "name" in segments:
+                    default_client().registry.get(segments["name"])
+            except WorkflowError as error:
+                return _workflow_error(error)
+    allowed = sorted({route.method for route, _ in fits})
+    shown = json.dumps(path[:200])
+    if allowed:
+        message = f"{method} is not allowed on {shown}; allowed: {', '.join(allowed)}"
+        return _error(405, "MethodNotAllowed", message, headers={"Allow": ", ".join(allowed)})
+    return _error(404, "NotFound", f"no route {method} {shown}")
+
+
+def _routes() -> list[Any]:
+    return [*app._static_routes, *app._dynamic_routes]
+
+
+@functools.cache
+def _loose(rule: str) -> re.Pattern[str]:
+    """A route's path with ``<param>`` matching any one segment, up to the very end (not ``$``)."""
+    return re.compile("^" + re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule) + r"\Z")
 
 
 @app.exception_handler(Exception)
@@ -284,19 +344,117 @@ def internal_error(exc: Exception) -> Response[str]:
     return _error(500, "InternalError", "an internal error occurred; it has been logged")
 
 
-@logger.inject_lambda_context(clear_state=True)
+class Rejected(Exception):
+    """A request answered before routing."""
+
+    def __init__(self, status: int, name: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.name, self.message = status, name, message
+
+
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event holds the body (params, payloads).
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    body = event.get("body") or ""
-    size = len(body.encode()) if isinstance(body, str) else 0
-    if event.get("isBase64Encoded"):
-        size = size * 3 // 4
-    if size > MAX_BODY_BYTES:
-        return _raw_error(413, "PayloadTooLarge", f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}")
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    media = headers.get("content-type", content_types.APPLICATION_JSON).split(";")[0].strip().lower()
-    if body and media != content_types.APPLICATION_JSON:
-        return _raw_error(415, "UnsupportedMediaType", f"send the body as application/json, not {media!r}")
+    try:
+        event = _checked(event)
+    except Rejected as exc:
+        return _raw_error(exc.status, exc.name, exc.message)
     return app.resolve(event, context)
+
+
+def _checked(event: dict[str, Any]) -> dict[str, Any]:
+    """Check the body before routing, on every route: its size (decoded), media type and charset,
+    UTF-8, nesting depth, and that it is strict JSON (no duplicate keys, no NaN, no lone surrogates).
+    Return the event with the body as plain UTF-8 text and ``Content-Type: application/json``, which
+    is what the resolver reads."""
+    if CONTROL.search(str(event.get("rawPath", ""))):
+        raise Rejected(400, "BadRequest", "the path holds a control character")
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    headers["content-type"] = content_types.APPLICATION_JSON
+    body = event.get("body")
+    if body is None or body == "":
+        return {**event, "headers": headers, "body": None, "isBase64Encoded": False}
+    if not isinstance(body, str):
+        raise Rejected(400, "BadRequest", "the body is not a string")
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except binascii.Error:
+            raise Rejected(
+                400, "MalformedJSON", "the body is marked base64 but is not valid base64"
+            ) from None
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        raise Rejected(413, "PayloadTooLarge", f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+    _check_media_type(_header(event))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(
+            400, "MalformedJSON", f"the body is not UTF-8: bad byte at offset {exc.start}"
+        ) from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise Rejected(
+            400, "BadRequest", f"the body nests {depth} levels deep; the limit is {MAX_JSON_DEPTH}"
+        )
+    _strict_json(text)
+    return {**event, "headers": headers, "body": text, "isBase64Encoded": False}
+
+
+def _header(event: dict[str, Any]) -> str:
+    found = [v for k, v in (event.get("headers") or {}).items() if str(k).lower() == "content-type"]
+    return str(found[0]) if found else ""
+
+
+def _check_media_type(value: str) -> None:
+    """``application/json``, any case, with at most a UTF-8 charset; no header at all means JSON."""
+    media, *parameters = (part.strip() for part in value.split(";"))
+    if media and media.lower() != content_types.APPLICATION_JSON:
+        raise Rejected(415, "UnsupportedMediaType", f"send the body as application/json, not {media[:100]!r}")
+    for parameter in parameters:
+        name, _, charset = parameter.partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise Rejected(415, "UnsupportedMediaType", f"send the body as UTF-8, not {charset[:50]!r}")
+
+
+class _BadJSON(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        twice = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise _BadJSON(f"key {twice[:100]!r} appears twice in one object")
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _BadJSON(f"{name} is not JSON")
+
+
+def _integer(digits: str) -> int:
+    if len(digits) > sys.get_int_max_str_digits():
+        raise _BadJSON(f"a number has {len(digits)} digits; the limit is {sys.get_int_max_str_digits()}")
+    return int(digits)
+
+
+def _strict_json(text: str) -> None:
+    try:
+        parsed = json.loads(text, object_pairs_hook=_object, parse_constant=_constant, parse_int=_integer)
+        if "\\ud" in text.lower():  # a \uD800-\uDFFF escape: it must pair into one character
+            json.dumps(parsed, ensure_ascii=False).encode()
+    except json.JSONDecodeError as exc:
+        raise Rejected(400, "MalformedJSON", f"the body is not valid JSON: {exc}") from None
+    except UnicodeEncodeError as exc:
+        bad = f"\\u{ord(exc.object[exc.start]):04x}"
+        raise Rejected(
+            400, "MalformedJSON", f"the body holds a lone surrogate ({bad}): not Unicode text"
+        ) from None
+    except _BadJSON as exc:
+        raise Rejected(400, "MalformedJSON", f"the body is not valid JSON: {exc}") from None
 
 
 def _raw_error(status: int, name: str, message: str) -> dict[str, Any]:

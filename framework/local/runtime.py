@@ -7,18 +7,18 @@ moto's SQS delays and visibility timeouts follow too, so hours of sleeps pass in
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import importlib
-import json
+import logging
 import os
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from framework.blobs import S3Blobs
 from framework.client import WorkflowClient
@@ -27,6 +27,7 @@ from framework.durations import Duration, parse_duration
 from framework.dynamodb import DynamoStore
 from framework.environment import Environment, Settings, use
 from framework.faults import POINTS, injected
+from framework.local.resources import create_resources
 from framework.local.template import FunctionSpec, Stack, load_stack
 from framework.queue import SqsQueue
 from framework.registry import REGISTRY, Registry, Workflow
@@ -35,6 +36,7 @@ WORK_QUEUE = "WorkQueue"
 FAR_FUTURE = 200 * 365 * 86400.0
 SWEEP_EVERY = 60.0  # the template's schedule: rate(1 minute)
 Handler = Callable[[dict[str, Any], Any], Any]
+log = logging.getLogger(__name__)
 
 
 class SimulatedCrash(BaseException):
@@ -111,11 +113,14 @@ class LocalRuntime:
         self.aws_calls: Counter[str] = Counter()
         self.invocations: Counter[str] = Counter()
         self.crashes = 0
+        self.fault_hits: Counter[str] = Counter()  # fault points reached inside invocations
         self._last_sweep = float("-inf")
-        self._invoking: str | None = None
+        # The function invoking on this thread, if any: faults fire only inside handler invocations.
+        self._local = threading.local()
+        self._handlers: dict[str, Handler] = {}
 
     # -- set-up ----------------------------------------------------------------------------------
-    def __enter__(self) -> LocalRuntime:
+    def __enter__(self) -> Self:
         try:
             self._start()
         except BaseException:
@@ -141,19 +146,17 @@ class LocalRuntime:
                 from framework.local.motoclock import follow_clock
 
                 self._exit.enter_context(follow_clock(self.clock))
-        import boto3
-
         # Set-up and the runtime's own look-ups go uncounted; the event source mapping's receives and
         # deletes are counted, as AWS bills them.
-        quiet = boto3.Session(region_name=self._region)
+        quiet = self._session()
         self._clients = {s: quiet.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
         self._poller = self.boto3_client("sqs")
-        engine_session = boto3.Session(region_name=self._region)
+        engine_session = self._session()
         engine_session.events.register("before-call.*.*", self._count)
         engine_session.events.register("before-parameter-build.sqs.SendMessage", self._track_send)
         engine = {s: engine_session.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
-        self._create_resources()
         stack = self._stack
+        create_resources(stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"])
         self.env = Environment(
             store=DynamoStore(engine["dynamodb"], stack.physical["Table"], shards=self._settings.shards),
             queue=SqsQueue(engine["sqs"], stack.urls[WORK_QUEUE]),
@@ -169,7 +172,7 @@ class LocalRuntime:
         self._quiet_store = DynamoStore(
             self._clients["dynamodb"], stack.physical["Table"], shards=self._settings.shards
         )
-        functions = stack.functions()
+        functions = self.functions = stack.functions()
         self._worker = _one(f for f in functions if any(e["Queue"] == WORK_QUEUE for e in f.sqs_events))
         self._sweeper = _one(f for f in functions if f.schedules)
         # Every SQS event source of the template gets a poller: the work queue's and the inbox's.
@@ -180,43 +183,16 @@ class LocalRuntime:
             for f in functions
             for e in f.sqs_events
         ]
-        self._handlers = {
-            f.logical_id: _import_handler(f.handler)
-            for f in {p.function.logical_id: p.function for p in self._pollers}.values()
-        } | {self._sweeper.logical_id: _import_handler(self._sweeper.handler)}
+        # Import the polled and scheduled handlers now, so that a broken one fails at start; others
+        # (the API's) are imported when first invoked.
+        for f in [*(p.function for p in self._pollers), self._sweeper]:
+            self._handler(f)
 
-    def _create_resources(self) -> None:
-        stack, db, sqs, s3 = self._stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"]
-        for logical, props in stack.of_type("AWS::DynamoDB::Table").items():
-            name = stack.physical[logical] = f"{stack.prefix}-{logical}"
-            args: dict[str, Any] = {
-                k: stack.resolve(props[k]) for k in ("AttributeDefinitions", "KeySchema") if k in props
-            }
-            if props.get("GlobalSecondaryIndexes"):
-                args["GlobalSecondaryIndexes"] = stack.resolve(props["GlobalSecondaryIndexes"])
-            # An existing table belongs to a local stack kept by a long-running endpoint: reuse it.
-            with contextlib.suppress(db.exceptions.ResourceInUseException):
-                db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **args)
-        queues = stack.of_type("AWS::SQS::Queue")
-        for logical in queues:  # first all queues, then their redrive policies, which refer to each other
-            name = stack.physical[logical] = f"{stack.prefix}-{logical}"
-            url = stack.urls[logical] = sqs.create_queue(QueueName=name)["QueueUrl"]
-            stack.arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-        for logical, props in queues.items():
-            attributes: dict[str, str] = {
-                key: str(stack.resolve(props[key]))
-                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
-                if key in props
-            }
-            if "RedrivePolicy" in props:
-                attributes["RedrivePolicy"] = json.dumps(stack.resolve(props["RedrivePolicy"]))
-            if attributes:
-                sqs.set_queue_attributes(QueueUrl=stack.urls[logical], Attributes=attributes)
-        for logical in stack.of_type("AWS::S3::Bucket"):
-            name = stack.physical[logical] = f"{stack.prefix}-{logical}".lower()
-            s3.create_bucket(Bucket=name)
+    def _session(self) -> Any:
+        """A boto3 session for the runtime's clients (a subclass may hook how requests are sent)."""
+        import boto3
+
+        return boto3.Session(region_name=self._region)
 
     def _queue_attribute(self, logical: str, name: str) -> str:
         attrs = self._clients["sqs"].get_queue_attributes(
@@ -233,8 +209,9 @@ class LocalRuntime:
         heapq.heappush(self._due, self.clock.now() + int(params.get("DelaySeconds", 0)))
 
     def _fault(self, name: str, info: dict[str, Any]) -> None:
-        if self._invoking is None:
+        if getattr(self._local, "invoking", None) is None:
             return  # faults stand for a dying Lambda: the client's own calls are left alone
+        self.fault_hits[name] += 1
         for fault in self._faults:
             if fault.point == name and all(info.get(k) == v for k, v in fault.match.items()):
                 fault.skip -= 1
@@ -266,9 +243,7 @@ class LocalRuntime:
 
     def boto3_client(self, service: str) -> Any:
         """A client on the runtime's endpoint (counted in ``aws_calls``), for tests and examples."""
-        import boto3
-
-        session = boto3.Session(region_name=self._region)
+        session = self._session()
         session.events.register("before-call.*.*", self._count)
         session.events.register("before-parameter-build.sqs.SendMessage", self._track_send)
         return session.client(service, endpoint_url=self._endpoint)
@@ -295,6 +270,52 @@ class LocalRuntime:
         self._last_sweep = self.clock.now()
         event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": "", "detail": {}}
         return self._invoke(self._sweeper, event)
+
+    def invoke(self, function: FunctionSpec | str, event: dict[str, Any]) -> Any:
+        """Call a function of the template (one of ``functions``, or its logical id) with ``event``, as
+        Lambda would: its ``Handler`` import path, and a ``LocalContext`` whose deadline is the function's
+        ``Timeout``. What the handler raises propagates."""
+        if isinstance(function, str):
+            found = [f for f in self.functions if f.logical_id == function]
+            if not found:
+                raise ValueError(f"no function {function!r} in the template")
+            function = found[0]
+        return self._invoke(function, event)
+
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        queues: Collection[str] | None = None,
+        sweep_every: float | None = None,
+        idle: float = 0.2,
+    ) -> None:
+        """Poll as the event source mappings and the sweeper's schedule do, on the real clock, until
+        ``stop`` is set: deliver batches from ``queues`` (logical ids; default: every SQS event source),
+        and run the sweeper at once, then every ``sweep_every`` seconds (None: never). A round that
+        delivers nothing waits ``idle`` seconds. A failing AWS call is logged and the loop goes on.
+
+        For ``workflows dev``. ``invoke`` may run on other threads meanwhile; the handlers themselves
+        decide whether concurrent invocations are safe (Lambda runs one at a time per container)."""
+        if self._virtual:
+            raise ValueError("run_forever needs the real clock: the virtual clock moves only in advance()")
+        pollers = [p for p in self._pollers if queues is None or p.queue in queues]
+        next_sweep = time.monotonic()
+        while not stop.is_set():
+            self._due.clear()  # due times steer _pump, not this loop: do not let them pile up
+            delivered = False
+            try:
+                if sweep_every is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    self.sweep()
+                for poller in pollers:
+                    delivered = self._deliver(poller) or delivered
+            except Exception as exc:  # the endpoint is down or refuses: keep polling, as Lambda does
+                log.warning("local runtime: %s: %s; trying again in 1 s", type(exc).__name__, exc)
+                stop.wait(1.0)
+                continue
+            if not delivered:
+                stop.wait(idle)
 
     # -- the event source mapping ----------------------------------------------------------------
     def _pump(self, until: float | None, max_deliveries: int) -> None:
@@ -355,7 +376,9 @@ class LocalRuntime:
             QueueUrl=url,
             MaxNumberOfMessages=min(poller.batch_size, 10),
             MessageSystemAttributeNames=["All"],
+            # Short polls: a long poll would hold a serialised endpoint (workflows dev) for its wait.
             WaitTimeSeconds=0,
+            VisibilityTimeout=poller.visibility,
         ).get("Messages", [])
         if not received:
             return False
@@ -382,14 +405,20 @@ class LocalRuntime:
             heapq.heappush(self._due, now + poller.visibility + 0.001)
         return True
 
+    def _handler(self, function: FunctionSpec) -> Handler:
+        if function.logical_id not in self._handlers:
+            self._handlers[function.logical_id] = _import_handler(function.handler)
+        return self._handlers[function.logical_id]
+
     def _invoke(self, function: FunctionSpec, event: dict[str, Any]) -> Any:
+        handler = self._handler(function)
         self.invocations[function.logical_id] += 1
         context = LocalContext(function.logical_id, self.clock, self.clock.now() + function.timeout)
-        self._invoking = function.logical_id
+        self._local.invoking = function.logical_id
         try:
-            return self._handlers[function.logical_id](event, context)
+            return handler(event, context)
         finally:
-            self._invoking = None
+            self._local.invoking = None
 
 
 def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Real concurrency: worker processes on a moto server (127.0.0.1), every message delivered twice."""
+"""Real concurrency: worker processes (not threads) on a moto server (127.0.0.1) poll one queue, and
+every message is delivered twice on purpose. A larger run is `make bench`'s, not a test's."""
 
 from __future__ import annotations
 
@@ -7,67 +8,137 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from framework.local import LocalRuntime
 from tests.integration import workflows as w
+from tests.integration.worker_process import ROOT, environment
 
-ROOT = Path(__file__).resolve().parents[2]
-INSTANCES = 40
 WORKERS = 3
 
 
-def test_worker_processes_with_duplicates_record_each_step_once(moto_server: str, tmp_path: Path) -> None:
-    with LocalRuntime(workflows=[w.sleepy], endpoint_url=moto_server, prefix="conc") as rt:
-        env = dict(
-            os.environ,
-            AWS_ENDPOINT_URL=moto_server,
-            WORKFLOWS_TABLE=rt.table_name,
-            WORKFLOWS_QUEUE_URL=rt.queue_url,
-            WORKFLOWS_BUCKET=rt.bucket_name,
-            WORKFLOW_MODULES="tests.integration.workflows",
-            POWERTOOLS_LOG_LEVEL="INFO",
-            PYTHONPATH=str(ROOT),
-        )
-        until = time.time() + 90
-        logs = [tmp_path / f"worker{n}.log" for n in range(WORKERS)]
-        workers = []
-        for log in logs:
-            with log.open("w") as out:  # a file, not a pipe: a full pipe would block the worker
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "tests.integration.worker_process", "--until", str(until)],
-                        env=env,
-                        cwd=ROOT,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
+@dataclass(frozen=True)
+class Outcome:
+    instances: int
+    seconds: float
+    duplicates_turned_away: int
+    lease_conflicts: int
+
+
+def run_concurrently(
+    rt: LocalRuntime,
+    endpoint: str,
+    tmp_path: Path,
+    *,
+    instances: int,
+    params: dict[str, Any],
+    deadline: float,
+) -> Outcome:
+    """Start ``instances`` instances of it-chain, paced so that the queue stays shallow (moto's SQS
+    slows down with depth), and wait for all of them to finish."""
+    env = environment(rt, endpoint, POWERTOOLS_LOG_LEVEL="INFO")
+    logs = [tmp_path / f"worker{n}.log" for n in range(WORKERS)]
+    workers = []
+    started = time.time()
+    for log in logs:
+        with log.open("w") as out:  # a file, not a pipe: a full pipe would block the worker
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.integration.worker_process",
+                        "--until",
+                        str(deadline),
+                        "--duplicate",
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 )
-        instances = [
-            rt.client.create("it-sleepy", {"sleep": "2 seconds"}, id=f"c{i}") for i in range(INSTANCES)
-        ]
-        try:
-            pending = set(range(INSTANCES))
-            while pending and time.time() < until:
-                pending = {i for i in pending if instances[i].status().status != "complete"}
-                time.sleep(0.5)
-        finally:
-            for proc in workers:
-                proc.terminate()
-                proc.wait(timeout=30)
-        assert not pending, f"stuck: {sorted(pending)}"
-        for inst in instances:
-            assert inst.status().output == {"total": 45}
-            journal = rt.env.store.load_journal(inst.id, 1)
-            assert [e.seq for e in journal] == list(range(11))
-            assert all(e.rev == 1 for e in journal)  # each entry written once, never replaced
-        lines = [
-            json.loads(line) for log in logs for line in log.read_text().splitlines() if line.startswith("{")
-        ]
-        skipped = sum(1 for line in lines if line.get("message") == "wake-up skipped")
-        lost = sum(1 for line in lines if str(line.get("message", "")).startswith("lease lost"))
-        print(
-            f"\nconcurrency: {INSTANCES} instances, {WORKERS} processes, every message twice: "
-            f"{skipped} duplicate wake-ups turned away, {lost} journal write conflicts"
+            )
+    sqs, db = rt.boto3_client("sqs"), rt.boto3_client("dynamodb")
+    try:
+        for i in range(instances):
+            # One PutItem each: moto's TransactWriteItems (create_batch) slows down as the table grows.
+            rt.client.create("it-chain", params, id=f"c{i}")
+            if i % 50 == 49:
+                while _depth(sqs, rt.queue_url) > 100 and time.time() < deadline:
+                    time.sleep(0.2)
+        print(f"{time.time() - started:.0f} s: {instances} created", flush=True)
+        while (done := _finished(db, rt.table_name)) < instances and time.time() < deadline:
+            print(f"{time.time() - started:.0f} s: {done} complete", flush=True)
+            time.sleep(5)
+    finally:
+        for proc in workers:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lines = [
+        json.loads(line) for log in logs for line in log.read_text().splitlines() if line.startswith("{")
+    ]
+    return Outcome(
+        instances=instances,
+        seconds=time.time() - started,
+        duplicates_turned_away=sum(1 for line in lines if line.get("message") == "wake-up skipped"),
+        lease_conflicts=sum(1 for line in lines if str(line.get("message", "")).startswith("lease lost")),
+    )
+
+
+def _depth(sqs: Any, url: str) -> int:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def _finished(db: Any, table: str) -> int:
+    count = 0
+    for page in db.get_paginator("scan").paginate(
+        TableName=table,
+        Select="COUNT",
+        FilterExpression="#sk = :instance AND #status = :complete",
+        ExpressionAttributeNames={"#sk": "sk", "#status": "status"},
+        ExpressionAttributeValues={":instance": {"S": "instance"}, ":complete": {"S": "complete"}},
+    ):
+        count += page["Count"]
+    return count
+
+
+@pytest.mark.timeout(420)
+def test_a_thousand_instances_on_worker_processes_with_every_message_twice(
+    moto_server: str, tmp_path: Path
+) -> None:
+    instances = int(os.environ.get("CONCURRENCY_INSTANCES", "1000"))
+    with LocalRuntime(workflows=[w.chain], endpoint_url=moto_server, prefix="conc") as rt:
+        outcome = run_concurrently(
+            rt,
+            moto_server,
+            tmp_path,
+            instances=instances,
+            params={"steps": 1},
+            deadline=time.time() + 360,
         )
-        assert skipped >= INSTANCES  # duplicates were delivered, and the lease or due check turned them away
+        # One scan checks them all: every instance complete, and one journal entry each, written once.
+        items = [
+            item
+            for page in rt.boto3_client("dynamodb").get_paginator("scan").paginate(TableName=rt.table_name)
+            for item in page["Items"]
+        ]
+        status = {i["pk"]["S"]: i["status"]["S"] for i in items if i["sk"]["S"] == "instance"}
+        stuck = sorted(k for k, v in status.items() if v != "complete")
+        assert len(status) == instances and not stuck, f"stuck: {stuck[:20]} ({len(stuck)} in all)"
+        entries = Counter(i["pk"]["S"] for i in items if i["sk"]["S"].startswith("j#"))
+        assert entries == Counter({f"c{i}": 1 for i in range(instances)}), "each step recorded once"
+        assert all(i["rev"]["N"] == "1" for i in items if i["sk"]["S"].startswith("j#")), "never replaced"
+        assert rt.client.get("c0").status().output == {"total": 0}
+        print(
+            f"\nconcurrency: {outcome.instances} instances, {WORKERS} processes, every message twice, "
+            f"{outcome.seconds:.0f} s: {outcome.duplicates_turned_away} duplicate wake-ups turned away, "
+            f"{outcome.lease_conflicts} journal write conflicts"
+        )
+        # Duplicates were delivered, and the lease or due check turned them away.
+        assert outcome.duplicates_turned_away >= instances

@@ -53,6 +53,23 @@ def mixed(event: Any, step: Any) -> Any:
     return {"sum": a + b + c}
 
 
+@workflow("it-quick-mixed")
+def quick_mixed(event: Any, step: Any) -> Any:
+    """it-mixed on a real clock's scale: a retried step and a sleep of 2 seconds each (waits of a
+    second or more go through SQS)."""
+    a = step.do("a", lambda: 1)
+
+    @step.do("flaky", config={"retries": {"limit": 3, "delay": "2 seconds", "backoff": "constant"}})
+    def flaky(ctx: StepContext) -> int:
+        if ctx.attempt < 2:
+            raise ConnectionError("try again")
+        return 2
+
+    b = flaky()
+    step.sleep("nap", "2 seconds")
+    return {"sum": a + b + step.do("c", lambda: 3)}
+
+
 class Order(BaseModel):
     sku: str
     quantity: int

@@ -199,3 +199,32 @@ def test_bad_ids(instance_id: Any) -> None:
     with pytest.raises(InvalidInstanceIdError) as info:
         check_instance_id(instance_id)
     assert isinstance(info.value, ValueError)
+
+
+def test_a_result_nested_too_deep_fails_the_step_at_once() -> None:
+    from framework import StepFailedError, Workflow
+    from tests.unit.harness import Harness
+
+    deep: Any = 1
+    for _ in range(1000):
+        deep = [deep]
+    with pytest.raises(SerializationError, match="nests deeper than 64 levels"):
+        encode(deep, what="result")
+    edge: Any = 1
+    for _ in range(64):
+        edge = [edge]
+    assert decode(encode(edge, what="result")) == edge
+
+    def flow(event: Any, step: Any) -> str:
+        try:
+            step.do("deep", lambda: deep)
+        except StepFailedError as exc:
+            return str(exc)
+        return "stored"
+
+    h = Harness(Workflow("too-deep", flow))
+    inst = h.start("too-deep")
+    h.run_until_idle()
+    assert "nests deeper than 64 levels" in inst.status().output
+    (entry,) = inst.history()
+    assert len(entry.attempts) == 1  # not retried: the same value would fail again

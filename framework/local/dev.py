@@ -1,0 +1,460 @@
+"""``workflows dev``: the stack of ``template.yaml`` on a moto server, served on 127.0.0.1 until Ctrl-C.
+
+One dev process holds:
+
+- the endpoint: a moto server it starts on 127.0.0.1 (its state ends with the process), or one given
+  with ``--endpoint-url`` (its state outlives dev, which finds the same stack again by its prefix);
+- the HTTP API: each request becomes an API Gateway HTTP API (payload 2.0) event for the template's
+  HTTP function, called through its ``Handler`` import path;
+- the other SQS event sources (the inbox) and the sweeper's schedule, on one thread;
+- N worker processes (``devworker``), each polling the work queue like Lambda's event source mapping.
+
+Why workers are processes: a worker process is what a Lambda container is, one invocation at a time.
+The handlers rely on that: Powertools' batch processor and API resolver keep the current batch or
+request in module globals, and step timeouts interrupt a body with SIGALRM, which only works on a
+process's main thread. In this process, each function is likewise invoked by one thread at a time.
+
+Why every AWS call is serialised (``SerialSender``): moto's server runs each request on its own thread
+with no lock around its backends, so concurrent requests race. Checked on moto 5.2.5: four clients doing
+conditional read-modify-write updates of one item got 142 successes for a counter that ended at 140, two
+writes that "succeeded" on a stale condition. Leases and journal revisions rely on those conditions, so
+dev's processes take turns on the endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from pydantic import ValidationError
+
+from framework.environment import Settings
+from framework.local.apigw import http_api_event, http_api_response
+from framework.local.runtime import WORK_QUEUE, LocalRuntime
+from framework.local.template import load_stack
+from framework.registry import REGISTRY, load_modules
+
+STOP_GRACE = 10.0  # seconds that workers get to finish their batch on Ctrl-C, before they are killed
+IDLE = 0.2  # seconds between polls of an empty queue (short polls: see LocalRuntime.run_forever)
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+CRASH_LOOP_SECONDS = 5.0  # a worker that exits sooner after its start is broken, not unlucky
+READY_SECONDS = 60.0  # how long a worker may take to import and find the stack
+
+
+class DevError(Exception):
+    """A one-line problem for the user: a port in use, an unreachable endpoint, a bad option."""
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """What ``workflows dev`` was asked for. None means: as the template (or the environment) says."""
+
+    port: int = 8787
+    workers: int = 2
+    modules: str | None = None  # default: $WORKFLOW_MODULES, else the template's WorkflowModules
+    endpoint_url: str | None = None  # default: start a moto server in this process
+    prefix: str = "dev"
+    template: str | None = None
+    sweep_every: float | None = None  # default: the sweeper's rate(...) schedule
+    worker_timeout: int | None = None  # default: the worker function's Timeout
+    visibility_timeout: int | None = None  # default: the work queue's VisibilityTimeout
+
+
+class SerialSender:
+    """A botocore ``before-send`` handler that sends each request itself, one at a time across every
+    process that uses the same lock file: a thread lock within a process, ``flock`` across processes
+    (the kernel drops the lock of a process that dies). See the module docstring for why."""
+
+    def __init__(self, lock_path: str) -> None:
+        from botocore.httpsession import URLLib3Session
+
+        self._path = lock_path
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._http = URLLib3Session()
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        with self._lock:
+            if self._file is None:
+                self._file = open(self._path, "ab")  # noqa: SIM115 - kept open for the process's life
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+            try:
+                return self._http.send(request)
+            finally:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+
+
+class DevRuntime(LocalRuntime):
+    """``LocalRuntime`` as each dev process runs it: on an endpoint and the real clock, engine settings
+    from WORKFLOWS_* variables as in Lambda, every AWS call through ``sender``, and the worker's timeout
+    and the work queue's receive visibility as ``options`` say."""
+
+    def __init__(self, options: DevOptions, endpoint_url: str, sender: SerialSender) -> None:
+        super().__init__(
+            endpoint_url=endpoint_url,
+            clock="real",
+            template=options.template,
+            prefix=options.prefix,
+            settings=Settings.from_env(),
+        )
+        self._options = options
+        self._sender = sender
+
+    def _session(self) -> Any:
+        session = super()._session()
+        session.events.register("before-send", self._sender)
+        return session
+
+    def _start(self) -> None:
+        super()._start()
+        work = next(p for p in self._pollers if p.queue == WORK_QUEUE)
+        timeout = self._options.worker_timeout or work.function.timeout
+        visibility = self._options.visibility_timeout or work.visibility
+        if visibility < timeout:
+            # Lambda refuses the same: a message would come back while its invocation still runs.
+            raise DevError(
+                f"the work queue's visibility timeout ({visibility} s) is shorter than the worker's timeout "
+                f"({timeout} s); raise --visibility-timeout or lower --worker-timeout"
+            )
+        self.worker = replace(work.function, timeout=timeout)
+        self.visibility = visibility
+        self._pollers = [
+            replace(p, function=self.worker, visibility=visibility) if p.queue == WORK_QUEUE else p
+            for p in self._pollers
+        ]
+        for function in self.functions:  # import the API's handler now: the first request is not slow
+            if function.http:
+                self._handler(function)
+
+
+def schedule_seconds(expression: str) -> float:
+    """Seconds between runs of an EventBridge ``rate(N unit)`` schedule."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        raise DevError(f"cannot follow the sweeper's schedule {expression!r}; give --sweep-every SECONDS")
+    return int(match[1]) * {"minute": 60, "hour": 3600, "day": 86400}[match[2].rstrip("s")]
+
+
+# -- the HTTP API ---------------------------------------------------------------------------------------
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    call: Callable[[dict[str, Any]], Any]
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    """Every method and path goes to the HTTP function, as API Gateway's ``$default`` route does."""
+
+    server: _ApiServer
+    server_version = "workflows-dev"
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        status, headers, data = self._respond()
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        print(f"{self.command} {self.path} {status} {(time.monotonic() - started) * 1000:.0f}ms", flush=True)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def _respond(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return _gateway_error(411, "Length Required")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return _gateway_error(400, "Bad Request")
+        if length > MAX_REQUEST_BYTES:
+            return _gateway_error(413, "Request Entity Too Large")
+        body = self.rfile.read(length) if length > 0 else None
+        url = urllib.parse.urlsplit(self.path)
+        try:
+            event = http_api_event(
+                self.command,
+                urllib.parse.unquote(url.path or "/"),  # HTTP APIs pass the path percent-decoded
+                raw_query=url.query,
+                headers=self.headers.items(),
+                body=body,
+                source_ip=self.client_address[0],
+            )
+        except ValidationError:
+            return _gateway_error(400, "Bad Request")
+        try:
+            return http_api_response(self.server.call(event))
+        except Exception:  # a function error: API Gateway answers 500; the trace goes to the dev output
+            traceback.print_exc()
+            return _gateway_error(500, "Internal Server Error")
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Each request is printed once it is answered, with its time (see ``_serve``)."""
+
+
+def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An error that API Gateway itself answers, in its shape."""
+    return status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
+
+
+def _listen(port: int) -> _ApiServer:
+    try:
+        return _ApiServer(("127.0.0.1", port), _ApiHandler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise DevError(
+                f"port {port} on 127.0.0.1 is in use; pick another with --port (0: any free port)"
+            ) from None
+        raise DevError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+
+
+# -- the endpoint -----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _moto_server() -> Iterator[str]:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _check_endpoint(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DevError(f"--endpoint-url {url!r} is not an http:// or https:// URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=3).close()
+    except OSError as exc:
+        raise DevError(f"cannot reach --endpoint-url {url}: {exc.strerror or exc}") from None
+
+
+def lock_path(endpoint_url: str) -> str:
+    """The lock file that serialises calls to ``endpoint_url``, shared by every dev process using it."""
+    digest = hashlib.sha256(endpoint_url.encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"workflows-dev-{digest}.lock")
+
+
+# -- worker processes -------------------------------------------------------------------------------------
+class _Workers:
+    """The worker processes: started, replaced when one dies (as Lambda replaces a container), stopped."""
+
+    def __init__(self, count: int, argv: list[str]) -> None:
+        self._count, self._argv = count, argv
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._started: list[float] = []
+
+    def _spawn(self, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
+        extra, fds = ([str(ready_fd)], (ready_fd,)) if ready_fd is not None else ([], ())
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground process group, and the
+        # dev process alone decides when its workers stop (SIGTERM, then SIGKILL after STOP_GRACE).
+        return subprocess.Popen(
+            [*self._argv, *extra], stdin=subprocess.DEVNULL, pass_fds=fds, start_new_session=True
+        )
+
+    def start(self, stop: threading.Event) -> None:
+        """Start the workers and wait until each one polls (it writes to a pipe then), so that the stack
+        is ready when dev says so. Return early if ``stop`` is set."""
+        pipes: list[int] = []
+        for _ in range(self._count):
+            read, write = os.pipe()
+            self.procs.append(self._spawn(write))
+            self._started.append(time.monotonic())
+            os.close(write)
+            pipes.append(read)
+        deadline = time.monotonic() + READY_SECONDS
+        try:
+            for proc, read in zip(self.procs, pipes, strict=True):
+                while not select.select([read], [], [], 0.2)[0]:
+                    if stop.is_set():
+                        return
+                    if time.monotonic() > deadline:
+                        raise DevError(f"worker {proc.pid} is not ready after {READY_SECONDS:.0f} s")
+                if not os.read(read, 1):  # the pipe closed: the worker died as it started
+                    raise DevError(
+                        f"worker {proc.pid} exited with code {proc.wait()} as it started (see above)"
+                    )
+        finally:
+            for read in pipes:
+                os.close(read)
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.procs):
+            code = proc.poll()
+            if code is None:
+                continue
+            if time.monotonic() - self._started[i] < CRASH_LOOP_SECONDS:
+                raise DevError(f"worker {proc.pid} exited with code {code} soon after it started (see above)")
+            print(f"workflows dev: worker {proc.pid} exited ({code}); starting another", file=sys.stderr)
+            self.procs[i] = self._spawn()
+            self._started[i] = time.monotonic()
+
+    def stop(self, force: threading.Event) -> None:
+        """Ask every worker to finish its invocation and stop (SIGTERM); kill those still busy after
+        ``STOP_GRACE``, or at once when ``force`` is set (a second Ctrl-C). A killed invocation is a
+        crash: its instance resumes after its lease."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE
+        while any(p.poll() is None for p in self.procs) and time.monotonic() < deadline:
+            if force.wait(0.05):
+                break
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+                print(
+                    f"workflows dev: worker {proc.pid} was still busy and was killed; its instance "
+                    "resumes once its lease expires (docs/local-testing.md)",
+                    file=sys.stderr,
+                )
+
+
+# -- the dev process ---------------------------------------------------------------------------------------
+def run(options: DevOptions, out: TextIO | None = None) -> None:
+    """Serve the stack until SIGINT or SIGTERM, then stop everything and return. Raise DevError (nothing
+    left running) when it cannot start."""
+    out = out or sys.stdout
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # the logs of a long-running process, as they come
+    stop, force = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        (force if stop.is_set() else stop).set()  # a second Ctrl-C stops busy workers at once
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.ExitStack() as stack:
+            workers = _serve(options, stop, force, stack, out)
+            while not stop.wait(0.2):
+                workers.check()
+            print("workflows dev: stopping", file=out, flush=True)
+        print("workflows dev: stopped", file=out, flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(
+    options: DevOptions,
+    stop: threading.Event,
+    force: threading.Event,
+    stack: contextlib.ExitStack,
+    out: TextIO,
+) -> _Workers:
+    """Start every part, registering on ``stack`` how to stop it (it unwinds in reverse order)."""
+    api = _listen(options.port)  # first: a port in use fails before anything starts
+    stack.callback(api.server_close)
+    modules = (
+        options.modules
+        or os.environ.get("WORKFLOW_MODULES")
+        or str(load_stack(options.template).parameters.get("WorkflowModules") or "")
+    )
+    sys.path.insert(0, str(Path.cwd()))
+    load_modules(modules)
+    if options.endpoint_url:
+        endpoint = options.endpoint_url.rstrip("/")
+        _check_endpoint(endpoint)
+    else:
+        endpoint = stack.enter_context(_moto_server())
+        stack.callback(Path(lock_path(endpoint)).unlink, missing_ok=True)
+    rt = stack.enter_context(DevRuntime(options, endpoint, SerialSender(lock_path(endpoint))))
+    api_function = [f for f in rt.functions if f.http]
+    if len(api_function) != 1:
+        raise DevError(f"the template must have one function behind its HTTP API, not {len(api_function)}")
+    scheduled = [f for f in rt.functions if f.schedules]
+    sweep_every = options.sweep_every or (schedule_seconds(scheduled[0].schedules[0]) if scheduled else None)
+
+    # One API invocation at a time, as in one Lambda container: Powertools' resolver is a module global
+    # that holds the current request.
+    api_lock = threading.Lock()
+
+    def call(event: dict[str, Any]) -> Any:
+        with api_lock:
+            return rt.invoke(api_function[0], event)
+
+    api.call = call
+    spec = {"options": asdict(options), "endpoint": endpoint, "modules": modules, "parent": os.getpid()}
+    workers = _Workers(options.workers, [sys.executable, "-m", "framework.local.devworker", json.dumps(spec)])
+    stack.callback(workers.stop, force)
+    workers.start(stop)
+    serving = threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    serving.start()
+    stack.callback(api_lock.acquire, timeout=STOP_GRACE)  # let a request in flight finish
+    stack.callback(api.shutdown)
+    others = {e["Queue"] for f in rt.functions for e in f.sqs_events} - {WORK_QUEUE}
+    pump_stop = threading.Event()
+    pump = threading.Thread(
+        target=rt.run_forever,
+        args=(pump_stop,),
+        kwargs={"queues": others, "sweep_every": sweep_every, "idle": IDLE},
+        daemon=True,
+    )
+    pump.start()
+    stack.callback(pump.join, STOP_GRACE)
+    stack.callback(pump_stop.set)
+    if not stop.is_set():
+        _banner(out, options, rt, endpoint, api, workers, sweep_every)
+    return workers
+
+
+def _banner(
+    out: TextIO,
+    options: DevOptions,
+    rt: DevRuntime,
+    endpoint: str,
+    api: _ApiServer,
+    workers: _Workers,
+    sweep_every: float | None,
+) -> None:
+    url = f"http://127.0.0.1:{api.server_address[1]}"
+    names = REGISTRY.names()
+    kept = "its state outlives dev" if options.endpoint_url else "moto in this process: state ends with it"
+    pids = ", ".join(str(p.pid) for p in workers.procs)
+    sweeps = f"every {sweep_every:g} s" if sweep_every else "off"
+    lines = [
+        f"workflows dev: stack {options.prefix!r}, workflows: {', '.join(names) or 'none'}",
+        f"  API:       {url}   (Swagger UI: {url}/docs)",
+        f"  endpoint:  {endpoint}   ({kept})",
+        f"  table:     {rt.table_name}",
+        f"  queue:     {rt.queue_url}",
+        f"  inbox:     {rt.inbox_url}",
+        f"  bucket:    {rt.bucket_name}",
+        f"  workers:   {len(workers.procs)} processes (pids {pids}), timeout {rt.worker.timeout} s, "
+        f"visibility {rt.visibility} s; sweeper {sweeps}",
+    ]
+    if names:
+        lines.append(f"try: curl -s {url}/workflows/{names[0]}/instances")
+    lines.append("Ctrl-C stops it.")
+    print("\n".join(lines), file=out, flush=True)

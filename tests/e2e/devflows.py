@@ -1,0 +1,33 @@
+"""Workflows for the `workflows dev` tests, loaded with ``--modules tests.e2e.devflows`` (module level, so
+that dev's worker processes import them too)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from framework import workflow
+
+
+@workflow("dev-order")
+def order(event: Any, step: Any) -> dict[str, Any]:
+    """A step, a durable sleep (an SQS delay in real time), an event wait, a step."""
+    reserved = step.do("reserve", lambda: f"reserved {event.payload['item']}")
+    step.sleep("nap", "1 second")
+    confirmation = step.wait_for_event("confirm", "confirm", timeout="1 hour")
+    shipped = step.do("ship", lambda: f"shipped to {confirmation.payload['to']}")
+    return {"reserved": reserved, "shipped": shipped}
+
+
+def _slow(i: int) -> int:
+    time.sleep(1)  # long enough to kill the dev process while a body runs
+    return i
+
+
+@workflow("dev-slow")
+def slow(event: Any, step: Any) -> dict[str, Any]:
+    """Steps that take a second each."""
+    total = 0
+    for i in range(int(event.payload.get("steps", 6))):
+        total += step.do(f"step {i}", lambda i=i: _slow(i))
+    return {"total": total}

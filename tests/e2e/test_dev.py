@@ -1,0 +1,285 @@
+"""`workflows dev` run as a user runs it: a subprocess driven over HTTP only, stopped with Ctrl-C (SIGINT),
+and killed with SIGKILL and started again against the same moto server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framework.local import LocalRuntime
+from framework.local.apigw import http_api_event, http_api_response
+from framework.local.dev import DevError, lock_path, schedule_seconds
+from tests.conftest import free_port
+from tests.e2e import devflows
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = "tests.e2e.devflows"
+
+
+class Dev:
+    """One `workflows dev` process; its output goes to files (a full pipe would block it)."""
+
+    def __init__(self, tmp_path: Path, name: str, *args: str) -> None:
+        self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), POWERTOOLS_LOG_LEVEL="WARNING")
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "framework.cli", "dev", "--modules", MODULES, *args],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+            )
+        self.url = self._wait_for(r"API:\s+(http://\S+)")
+        self.worker_pids = [int(p) for p in self._wait_for(r"pids ([\d, ]+)\)").split(", ")]
+
+    def _wait_for(self, pattern: str) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.out.read_text())
+            if found:
+                return found.group(1)
+            assert self.proc.poll() is None, f"dev exited: {self.err.read_text()}"
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in the output:\n{self.out.read_text()}")
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"} if data is not None else {}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read())
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie that nobody reaped yet counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+@pytest.fixture
+def start_dev(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
+    started: list[Dev] = []
+
+    def start(*args: str) -> Dev:
+        dev = Dev(tmp_path, f"dev{len(started)}", *args)
+        started.append(dev)
+        return dev
+
+    yield start
+    for dev in started:
+        dev.stop(signal.SIGKILL)
+
+
+def test_dev_serves_the_stack_over_http_and_stops_on_ctrl_c(start_dev: Callable[..., Dev]) -> None:
+    dev = start_dev("--port", "0", "--workers", "2", "--sweep-every", "1")
+    assert dev.call("GET", "/openapi.json")[0] == 200
+    assert dev.call("GET", "/nowhere")[1]["error"] == "NotFound"
+    assert dev.call("POST", "/workflows/nope/instances", {})[1]["error"] == "WorkflowNotFoundError"
+
+    status, created = dev.call(
+        "POST", "/workflows/dev-order/instances", {"id": "o-1", "params": {"item": "book"}}
+    )
+    assert (status, created) == (201, {"id": "o-1", "status": "queued"})
+
+    def waiting_for_the_event() -> bool:
+        entries = dev.call("GET", "/instances/o-1/history")[1]["entries"]
+        at_wait = [e["kind"] for e in entries] == ["step", "sleep", "wait"]
+        return at_wait and dev.call("GET", "/instances/o-1")[1]["status"] == "waiting"
+
+    until("the instance to sleep 1 s, then wait for its event", waiting_for_the_event)
+    assert dev.call("POST", "/instances/o-1/pause") == (202, {"id": "o-1", "status": "paused"})
+    assert dev.call("GET", "/instances/o-1")[1]["status"] == "paused"
+    assert dev.call("POST", "/instances/o-1/resume") == (202, {"id": "o-1", "status": "waiting"})
+    status, sent = dev.call("POST", "/instances/o-1/events", {"type": "confirm", "payload": {"to": "ana"}})
+    assert status == 202 and sent["id"] == "o-1"
+
+    view = until(
+        "completion", lambda: (v := dev.call("GET", "/instances/o-1")[1])["status"] == "complete" and v
+    )
+    assert view["output"] == {"reserved": "reserved book", "shipped": "shipped to ana"}
+    entries = dev.call("GET", "/instances/o-1/history")[1]["entries"]
+    assert [(e["kind"], e["name"], e["status"]) for e in entries] == [
+        ("step", "reserve", "complete"),
+        ("sleep", "nap", "complete"),
+        ("wait", "confirm", "complete"),
+        ("event", "confirm", "consumed"),
+        ("step", "ship", "complete"),
+    ]
+    assert all(len(e["attempts"]) == 1 for e in entries if e["kind"] == "step")
+    listed = dev.call("GET", "/workflows/dev-order/instances")[1]["instances"]
+    assert [i["id"] for i in listed] == ["o-1"]
+
+    started = time.monotonic()
+    assert dev.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 15  # seconds: nothing is in flight, so no worker waits
+    assert "Traceback" not in dev.err.read_text(), dev.err.read_text()
+    assert dev.out.read_text().rstrip().endswith("workflows dev: stopped")
+    assert all(gone(pid) for pid in dev.worker_pids)
+
+
+@pytest.fixture
+def endpoint(moto_server: str) -> Iterator[str]:
+    """A moto server for dev's --endpoint-url; dev leaves its lock file for the next dev process."""
+    yield moto_server
+    Path(lock_path(moto_server)).unlink(missing_ok=True)
+
+
+def test_a_killed_dev_process_loses_nothing_on_restart(start_dev: Callable[..., Dev], endpoint: str) -> None:
+    # A 12 s worker timeout means a 17 s lease (timeout + 5 s); the work queue's messages come back 20 s
+    # after a receive. The killed invocation's message thus returns once its lease has expired.
+    args = ("--endpoint-url", endpoint, "--port", "0", "--workers", "1")
+    args += ("--worker-timeout", "12", "--visibility-timeout", "20", "--sweep-every", "1")
+    first = start_dev(*args)
+    assert (
+        first.call("POST", "/workflows/dev-slow/instances", {"id": "s-1", "params": {"steps": 3}})[0] == 201
+    )
+
+    def completed_steps(dev: Dev) -> list[str]:
+        entries = dev.call("GET", "/instances/s-1/history")[1]["entries"]
+        return [e["name"] for e in entries if e["status"] == "complete"]
+
+    until("a step", lambda: len(completed_steps(first)) >= 1)
+    first.stop(signal.SIGKILL)  # in the middle of a step's body
+    until("the workers to die with their dev process", lambda: all(gone(p) for p in first.worker_pids), 5)
+
+    second = start_dev(*args)  # the same stack: same endpoint, same default prefix
+    assert second.call("GET", "/instances/s-1")[1]["status"] == "running"  # the lease is still held
+    view = until(
+        "completion after the restart",
+        lambda: (v := second.call("GET", "/instances/s-1")[1])["status"] == "complete" and v,
+        timeout=60,
+    )
+    assert view["output"] == {"total": 0 + 1 + 2}
+    entries = second.call("GET", "/instances/s-1/history")[1]["entries"]
+    assert [(e["name"], e["status"]) for e in entries] == [(f"step {i}", "complete") for i in range(3)]
+    for entry in entries:  # recorded once each; the crash was free (the first at its position is)
+        assert [a["error"] for a in entry["attempts"]] == [None], entry
+    assert second.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in second.err.read_text(), second.err.read_text()
+
+
+def test_dev_usage_errors() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        commands = {
+            "workers": ["--workers", "0"],
+            "prefix": ["--prefix", "Not_Valid"],
+            "in use": ["--port", str(port), "--modules", MODULES],
+            "unreachable": ["--endpoint-url", f"http://127.0.0.1:{free_port()}", "--port", "0"],
+        }
+        running = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", "framework.cli", "dev", *args],
+                cwd=ROOT,
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, args in commands.items()
+        }
+        results = {name: (proc.wait(60), proc.communicate()[1]) for name, proc in running.items()}
+    code, err = results["workers"]
+    assert code == 2 and "argument --workers: '0' is not a whole number 1 or more" in err
+    assert results["prefix"][0] == 2
+    assert results["in use"] == (
+        1,
+        f"workflows: port {port} on 127.0.0.1 is in use; pick another with --port (0: any free port)\n",
+    )
+    code, err = results["unreachable"]
+    assert code == 1 and err.startswith("workflows: cannot reach --endpoint-url") and err.count("\n") == 1
+
+
+def test_run_forever_polls_the_inbox_and_runs_the_sweeper(moto_server: str) -> None:
+    with LocalRuntime(workflows=[devflows.order], endpoint_url=moto_server, prefix="forever") as rt:
+        stop = threading.Event()
+        thread = threading.Thread(target=rt.run_forever, args=(stop,), kwargs={"sweep_every": 0.5})
+        thread.start()
+        try:
+            body = {"action": "create", "workflow": "dev-order", "id": "f-1", "params": {"item": "pen"}}
+            rt.boto3_client("sqs").send_message(QueueUrl=rt.inbox_url, MessageBody=json.dumps(body))
+            until("the inbox's create", lambda: rt.invocations["WorkerFunction"] >= 1)
+            until("the wait", lambda: rt.client.get("f-1").status().status == "waiting")
+            rt.client.get("f-1").send_event("confirm", {"to": "bo"})
+            until("completion", lambda: rt.client.get("f-1").status().status == "complete")
+            until("a sweep", lambda: rt.invocations["SweeperFunction"] >= 2)
+        finally:
+            stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+        assert rt.invocations["InboxFunction"] == 1
+    with LocalRuntime(workflows=[devflows.order]) as virtual, pytest.raises(ValueError, match="real clock"):
+        virtual.run_forever(threading.Event())
+
+
+def test_requests_and_responses_as_api_gateway_shapes_them() -> None:
+    event = http_api_event(
+        "post",
+        "/a/b",
+        raw_query="x=1&x=2&y=",
+        headers=[("Host", "127.0.0.1:8787"), ("X-Twice", "a"), ("x-twice", "b"), ("Cookie", "c=1; d=2")],
+        body=b"\xff\x00",
+    )
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["queryStringParameters"] == {"x": "1,2", "y": ""}
+    assert event["headers"] == {"host": "127.0.0.1:8787", "x-twice": "a,b"}
+    assert event["cookies"] == ["c=1", "d=2"]
+    assert event["isBase64Encoded"] and event["body"] == "/wA="
+    assert event["requestContext"]["domainName"] == "127.0.0.1"
+    assert http_api_response({"statusCode": 204, "headers": {"a": "b"}, "cookies": ["k=v"]}) == (
+        204,
+        [("a", "b"), ("Set-Cookie", "k=v")],
+        b"",
+    )
+    assert http_api_response({"ok": True}) == (200, [("Content-Type", "application/json")], b'{"ok": true}')
+    assert schedule_seconds("rate(1 minute)") == 60 and schedule_seconds("rate(2 hours)") == 7200
+    with pytest.raises(DevError, match="--sweep-every"):
+        schedule_seconds("cron(0 * * * ? *)")

@@ -1,0 +1,143 @@
+"""Crash at every point of every example workflow: every fault point (the first, a middle and the last
+time it is reached in a run), for each example workflow and path. Each case crashes once: the invocation
+dies where it stands, as if its process ended. SQS redelivery and the sweeper recover it. Asserted
+against a run with no fault: the same final status and output, each step recorded exactly once, each
+step body finished at most once more, and nothing left stuck."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from examples.approval import expense_approval
+from examples.file_processing import file_processing
+from framework.faults import POINTS, injected
+from framework.local import LocalRuntime
+from framework.records import Status
+
+FINAL = {Status.COMPLETE, Status.ERRORED, Status.TERMINATED}
+
+
+@dataclass(frozen=True)
+class Run:
+    status: str
+    output: Any
+    entries: list[tuple[int, str, str]]  # (seq, kind, name) of each journal entry
+    bodies: Counter[str]  # step name -> bodies that returned
+
+
+def _until_final(rt: LocalRuntime, case: str) -> None:
+    """Run the stack until the instance has finished (at most 30 virtual days)."""
+    for _ in range(30 * 24):
+        if rt.client.get(case).status().status in FINAL:
+            return
+        rt.advance("1 hour")
+
+
+def _file_processing(rt: LocalRuntime, case: str) -> None:
+    s3 = rt.boto3_client("s3")
+    s3.put_object(Bucket="uploads", Key=case, Body=b"quarterly report: all figures verified")
+    rt.client.create("file-processing", {"bucket": "uploads", "key": case, "table": "verdicts"}, id=case)
+    _until_final(rt, case)
+
+
+def _approved(rt: LocalRuntime, case: str) -> None:
+    inst = rt.client.create("expense-approval", {"employee": "ana", "amount": 12.5}, id=case)
+    rt.advance("1 hour")
+    inst.send_event("approval", {"approved": True, "by": "lee"})
+    _until_final(rt, case)
+
+
+def _escalated(rt: LocalRuntime, case: str) -> None:
+    params = {"employee": "bo", "amount": 99, "approval_timeout": "2 hours"}
+    inst = rt.client.create("expense-approval", params, id=case)
+    rt.advance("3 hours")  # the approver never answers: escalate, then wait for the manager
+    inst.send_event("approval", {"approved": False, "by": "manager"})
+    _until_final(rt, case)
+
+
+SCENARIOS: dict[str, Callable[[LocalRuntime, str], None]] = {
+    "file-processing": _file_processing,
+    "expense-approval": _approved,
+    "expense-escalated": _escalated,
+}
+
+
+class Harness:
+    """One local stack for every case: cases run one at a time, each on its own instance."""
+
+    def __init__(self, rt: LocalRuntime) -> None:
+        self.rt = rt
+        self.bodies: Counter[str] = Counter()
+        self.cases = 0
+
+    def hook(self, where: str, info: dict[str, Any]) -> None:
+        if where == "step.after_body":
+            self.bodies[str(info["name"])] += 1
+
+    def run(self, scenario: str, crash: tuple[str, int] | None = None) -> tuple[str, Run]:
+        self.cases += 1
+        case = f"{scenario}-{self.cases}"
+        self.bodies.clear()
+        hits_before = Counter(self.rt.fault_hits)
+        crashes_before = self.rt.crashes
+        if crash is not None:
+            self.rt.crash_at(crash[0], skip=crash[1])
+        SCENARIOS[scenario](self.rt, case)
+        inst = self.rt.client.get(case)
+        status = inst.status()
+        entries = [(e.seq, str(e.kind), e.name) for e in self.rt.env.store.load_journal(case, 1)]
+        if crash is not None:
+            assert self.rt.crashes == crashes_before + 1, f"the crash at {crash} never happened"
+        self.hits = self.rt.fault_hits - hits_before
+        # A finished instance may leave a wake-up hopping towards a wait's deadline (days away): it
+        # would be turned away, and it costs each following case its hops. Clear it.
+        self.rt.boto3_client("sqs").purge_queue(QueueUrl=self.rt.queue_url)
+        # Outputs may quote the instance id (idempotency keys): compare them without it.
+        output = json.loads(json.dumps(status.output).replace(case, "<id>"))
+        return case, Run(str(status.status), output, entries, Counter(self.bodies))
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    with LocalRuntime(workflows=[file_processing, expense_approval]) as rt:
+        rt.boto3_client("s3").create_bucket(Bucket="uploads")
+        rt.boto3_client("dynamodb").create_table(
+            TableName="verdicts",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        h = Harness(rt)
+        with injected(h.hook):
+            yield h
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_a_crash_at_every_point_and_every_hit_recovers_to_the_same_result(
+    harness: Harness, scenario: str
+) -> None:
+    _, baseline = harness.run(scenario)
+    assert baseline.status in FINAL and len({seq for seq, _, _ in baseline.entries}) == len(baseline.entries)
+    hits = harness.hits
+    assert set(hits) == set(POINTS), f"the scenario reaches every fault point: {sorted(hits)}"
+    tried = 0
+    for point in POINTS:
+        # The first, a middle and the last time the point is reached in the run.
+        for nth in sorted({0, hits[point] // 2, hits[point] - 1}):
+            _, run = harness.run(scenario, crash=(point, nth))
+            where = f"{scenario}: crash at {point} #{nth}"
+            assert run.status == baseline.status, where
+            assert run.output == baseline.output, where
+            assert run.entries == baseline.entries, f"{where}: each step recorded exactly once"
+            for name, finished in run.bodies.items():
+                assert finished <= baseline.bodies[name] + 1, f"{where}: body {name!r} ran {finished}x"
+            tried += 1
+    print(f"\ncrash matrix: {scenario}: {tried} cases over {len(POINTS)} points")
+    assert tried >= len(POINTS)
