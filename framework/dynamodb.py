@@ -215,7 +215,7 @@ class DynamoStore:
         sets: dict[str, Any] = {"status": release.status.value, "updated_at": release.now}
         optional = {
             "wake_at": release.wake_at,
-            "due_at": release.wake_at if release.status is Status.WAITING else None,
+            "due_at": release.due_on_wait() if release.status is Status.WAITING else None,
             "output": release.output,
             "output_ref": release.output_ref,
             "error": release.error.as_dict() if release.error else None,

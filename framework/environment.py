@@ -38,6 +38,7 @@ class Settings:
     default_invocation_seconds: float = 900.0  # the deadline when there is no Lambda context
     max_crashes: int = 12  # crashes in a row without progress before the instance errors
     sweep_grace: float = 120.0  # how late a due instance may be before the sweeper re-enqueues it
+    park_lead: float = 600.0  # a wait over 900 s is parked: the sweeper sends its wake-up this early
     sweep_limit: int = 1000
     shards: int = 8
     control_check_seconds: float = 1.0  # how often a running invocation looks for pause/terminate

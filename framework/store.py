@@ -44,10 +44,14 @@ class Release:
     status: Status
     now: float
     wake_at: float | None = None  # WAITING: when to wake (None: wait with no deadline)
+    due_at: float | None = None  # WAITING: when the sweeper should look (default: ``wake_at``)
     output: str | None = None
     output_ref: str | None = None
     error: ErrorInfo | None = None
     expires_at: int | None = None  # finished instances: the TTL
+
+    def due_on_wait(self) -> float | None:
+        return self.due_at if self.due_at is not None else self.wake_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +280,7 @@ class MemoryStore:
                 status=status,
                 updated_at=release.now,
                 wake_at=release.wake_at,
-                due_at=release.wake_at if status is Status.WAITING else None,
+                due_at=release.due_on_wait() if status is Status.WAITING else None,
                 pause_requested=False,
                 output=release.output,
                 output_ref=release.output_ref,

@@ -1,5 +1,6 @@
-"""Re-enqueue instances that are due but have no message in flight: a lost send, or a crash between
-the status write and the send. Run on a schedule; safe to run twice at once."""
+"""Re-enqueue instances that are due but have no message in flight: a lost send, a crash between the
+status write and the send, or a long wait parked in the due-index, whose wake-up is sent from here once
+it is less than one SQS delay away. Run on a schedule; safe to run twice at once."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ def sweep(env: Environment | None = None) -> int:
     grace = env.settings.sweep_grace
     requeued = failed = 0
     for due in env.store.due_instances(now - grace, env.settings.sweep_limit):
-        # Postpone first, so that the next sweep leaves it alone while this kick is in flight.
-        if not env.store.postpone(due.id, due.due_at, now + grace):
-            continue
         wake_at = due.wake_at if due.status is Status.WAITING and due.wake_at is not None else now
+        # Postpone first, so that the next sweep leaves it alone while this wake-up is in flight: until
+        # the grace after the time it should land.
+        if not env.store.postpone(due.id, due.due_at, max(now, wake_at) + grace):
+            continue
         try:
             send_wake(env, due.id, wake_at)
         except Exception as exc:  # SQS is failing: it stays due, so a sweep after the grace retries it

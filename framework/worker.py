@@ -259,7 +259,14 @@ class Invocation:
         return status
 
     def _suspend(self, suspension: Suspend) -> Outcome:
-        status = self._release(Release(Status.WAITING, self.now(), wake_at=suspension.wake_at))
+        wake_at, now = suspension.wake_at, self.now()
+        # A wait longer than one SQS delay is parked in the due-index with no message in flight: the
+        # sweeper sends its one wake-up ``park_lead`` before it ends (docs/execution-model.md).
+        due = None
+        if wake_at is not None and wake_at - now > MAX_DELAY_SECONDS:
+            due = wake_at - self.env.settings.park_lead - self.env.settings.sweep_grace
+        parked = due is not None
+        status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due))
         if status is Status.PAUSED:
             logger.info("paused")  # resume() sends the next wake-up
             return Outcome.PAUSED
@@ -269,9 +276,9 @@ class Invocation:
             fresh = self.env.store.load_events(self.instance.id, suspension.event_type)
             if any(e.key not in suspension.seen and e.run == self.instance.run for e in fresh):
                 send_wake(self.env, self.instance.id, None)
-        if suspension.wake_at is not None:
-            send_wake(self.env, self.instance.id, suspension.wake_at)
-        logger.info("suspended", extra={"reason": suspension.reason, "wake_at": suspension.wake_at})
+        if wake_at is not None and not parked:
+            send_wake(self.env, self.instance.id, wake_at)
+        logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
         return Outcome.SUSPENDED
 
     def _complete(self, output: Any) -> Outcome:

@@ -271,6 +271,15 @@ class LocalRuntime:
         event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": "", "detail": {}}
         return self._invoke(self._sweeper, event)
 
+    def _scheduled_sweep(self) -> None:
+        """The schedule's run: a run that dies is a Lambda error, and the next run tries again."""
+        try:
+            self.sweep()
+        except SimulatedCrash:
+            self.crashes += 1
+        except Exception:
+            log.exception("sweeper run failed; the next run tries again")
+
     def invoke(self, function: FunctionSpec | str, event: dict[str, Any]) -> Any:
         """Call a function of the template (one of ``functions``, or its logical id) with ``event``, as
         Lambda would: its ``Handler`` import path, and a ``LocalContext`` whose deadline is the function's
@@ -337,7 +346,7 @@ class LocalRuntime:
                 break
             self._wait_until(nxt)
             if sweep_at is not None and nxt >= sweep_at:
-                self.sweep()
+                self._scheduled_sweep()
         else:
             raise RuntimeError(f"still busy after {max_deliveries} deliveries: is a workflow looping?")
         if until is not None:

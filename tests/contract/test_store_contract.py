@@ -184,6 +184,16 @@ def test_journal_pages_past_one_megabyte(store: Store) -> None:
     assert [e.seq for e in store.load_journal("i1", 1)] == list(range(8))
 
 
+def test_a_parked_wait_is_due_for_the_sweeper_before_it_wakes(store: Store) -> None:
+    store.create_instance(record())
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    store.release("i1", "A", Release(Status.WAITING, NOW + 1, wake_at=NOW + 86400, due_at=NOW + 85680))
+    parked = store.get_instance("i1")
+    assert parked is not None and (parked.wake_at, parked.due_at) == (NOW + 86400, NOW + 85680)
+    assert [d.id for d in store.due_instances(NOW + 85680, 10)] == ["i1"]
+    assert store.due_instances(NOW + 85679, 10) == []
+
+
 def test_due_instances_and_postpone(store: Store) -> None:
     for i, due in enumerate([NOW + 10, NOW + 5, NOW + 50]):
         store.create_instance(record(f"d{i}", due_at=due))

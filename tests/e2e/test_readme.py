@@ -37,3 +37,8 @@ def test_snippet_runs(index: int, tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, f"snippet {index} failed:\n{BLOCKS[index]}\n{result.stderr[-3000:]}"
+    # A comment right below a print() shows what it prints: it must be what it prints.
+    shown = re.findall(r"^( *)print\(.*\n\1# (.*)$", BLOCKS[index], flags=re.MULTILINE)
+    printed = result.stdout.splitlines()
+    for _, expected in shown:
+        assert expected in printed, f"snippet {index} prints {printed}, not {expected!r}"

@@ -45,20 +45,25 @@ def test_chain_costs_one_invocation_and_one_write_per_step(rt: LocalRuntime) -> 
     assert calls["sqs.SendMessage"] == 0  # only the start, sent by create
 
 
-def test_hour_sleep_hops_four_times_and_reads_the_journal_once(rt: LocalRuntime) -> None:
+def test_hour_sleep_is_parked_woken_by_one_message_and_reads_the_journal_once(rt: LocalRuntime) -> None:
     inst = rt.client.create("it-sleepy")
     rt.advance(0)
     assert inst.status().status == "waiting"
-    before = Counter(rt.aws_calls)
-    rt.advance("59 minutes")
+    before, sweeps = Counter(rt.aws_calls), rt.invocations["SweeperFunction"]
+    rt.advance("49 minutes")
     during = rt.aws_calls - before
-    assert dynamodb_calls(during) == 0  # early hops never touch DynamoDB
+    assert dynamodb_calls(during) == 0 and during["sqs.SendMessage"] == 0  # parked: nothing in flight
+    rt.advance("10 minutes")
     assert inst.status().status == "waiting"
     rt.advance("1 minute")
     assert inst.status().output == {"total": 45}
     after = rt.aws_calls - before
-    assert after["dynamodb.Query"] == 1
-    assert rt.aws_calls["sqs.SendMessage"] == 1 + 4  # the start, then ceil(3600/900) for the sleep
+    swept = rt.invocations["SweeperFunction"] - sweeps
+    assert swept == 1  # 10 minutes before the wake time, it sends the one wake-up
+    # The sweeper's Query of each shard of the due-index (shared by every instance), then the resume's
+    # one journal Query.
+    assert after["dynamodb.Query"] == swept * rt.env.settings.shards + 1
+    assert rt.aws_calls["sqs.SendMessage"] == 1 + 1  # the start, then the sweeper's wake-up
 
 
 def test_retry_backoff_runs_on_virtual_time(rt: LocalRuntime) -> None:

@@ -14,6 +14,7 @@ from framework.environment import Environment, Settings
 from framework.queue import MemoryQueue
 from framework.registry import Registry, Workflow
 from framework.store import MemoryStore, Store
+from framework.sweeper import sweep
 from framework.worker import Outcome, process_message
 
 
@@ -88,6 +89,7 @@ class Harness:
         self.client = WorkflowClient(environment=self.env)
         self.outcomes: Counter[Outcome] = Counter()
         self.invocation_seconds = invocation_seconds
+        self.last_sweep = float("-inf")
 
     def deliver(self, body: str) -> Outcome:
         outcome = process_message(body, FakeContext(self.clock, self.invocation_seconds), self.env)
@@ -104,24 +106,44 @@ class Harness:
         return delivered
 
     def run_until_idle(self, limit: int = 100_000) -> None:
+        """Deliver messages, and run the sweeper on its schedule, until nothing is left to do."""
         for _ in range(limit):
             self.run_due()
-            nxt = self.queue.next_due()
+            nxt = self._next()
             if nxt is None:
                 return
-            self.clock.set(nxt)
+            self._move_to(*nxt)
         raise AssertionError("still busy")
 
     def advance(self, duration: Duration) -> None:
         end = self.clock.now() + parse_duration(duration)
         while True:
             self.run_due()
-            nxt = self.queue.next_due()
-            if nxt is None or nxt > end:
+            nxt = self._next()
+            if nxt is None or nxt[0] > end:
                 break
-            self.clock.set(nxt)
+            self._move_to(*nxt)
         self.clock.set(end)
         self.run_due()
+
+    def _next(self) -> tuple[float, bool] | None:
+        """When something happens next: a message comes due (False), or the sweeper, on its one-minute
+        schedule, finds a parked or lost instance (True)."""
+        message = self.queue.next_due()
+        parked = self.store.inner.due_instances(self.clock.now() + 10**10, 1)  # uncounted: not the app's
+        sweep_at = None
+        if parked:
+            grace = self.env.settings.sweep_grace
+            sweep_at = max(parked[0].due_at + grace, self.last_sweep + 60, self.clock.now())
+        if sweep_at is not None and (message is None or sweep_at < message):
+            return sweep_at, True
+        return None if message is None else (message, False)
+
+    def _move_to(self, when: float, sweeps: bool) -> None:
+        self.clock.set(max(when, self.clock.now()))
+        if sweeps:
+            self.last_sweep = self.clock.now()
+            sweep(self.env)
 
     def start(self, workflow: str, params: Any = None, **kwargs: Any) -> Any:
         return self.client.create(workflow, params, **kwargs)

@@ -311,7 +311,7 @@ def test_sleep_until_and_past_times() -> None:
     assert inst.status().output == "woke"
 
 
-def test_long_sleep_hops_without_touching_the_store() -> None:
+def test_a_long_sleep_is_parked_and_woken_by_the_sweeper_with_one_message() -> None:
     @wf("long")
     def long(event: Any, step: Any) -> Any:
         step.sleep("day", "1 day")
@@ -320,13 +320,15 @@ def test_long_sleep_hops_without_touching_the_store() -> None:
     h = Harness(long)
     inst = h.start("long")
     h.run_due()
+    assert len(h.queue.sent) == 1  # the start; the sleep is parked with no message in flight
     calls_before = h.store.calls
-    h.advance(timedelta(days=1) - timedelta(seconds=1))
-    assert h.store.calls == calls_before  # every early hop: zero store calls
-    assert h.outcomes[Outcome.HOPPED] == 95
-    h.advance("1 second")
+    h.advance(timedelta(days=1) - timedelta(minutes=11))
+    assert h.store.calls == calls_before  # a parked sleep costs nothing until the sweeper sees it due
+    h.advance("11 minutes")
     assert inst.status().output == 1
-    assert len(h.queue.sent) == 1 + 96  # the start, then ceil(86400/900) messages for the sleep
+    (_start, wake) = h.queue.sent
+    assert wake[1] == 600  # the sweeper sent the one wake-up, park_lead (600 s) before it ends
+    assert h.outcomes[Outcome.HOPPED] == 0
 
 
 def test_a_year_long_sleep_works() -> None:
@@ -341,7 +343,8 @@ def test_a_year_long_sleep_works() -> None:
     h.run_until_idle()
     assert inst.status().output == "happy new year"
     assert h.clock.now() - 1_700_000_000.0 == pytest.approx(366 * 86400)
-    assert h.outcomes[Outcome.HOPPED] == 366 * 96 - 2  # every hop but the two that land on a wake time
+    assert h.outcomes[Outcome.HOPPED] == 0  # both sleeps parked: no chain of hops
+    assert len(h.queue.sent) == 3  # the start, and one wake-up per sleep from the sweeper
 
 
 def test_sub_second_waits_are_slept_in_process() -> None:

@@ -28,7 +28,7 @@ def test_sweeper_requeues_an_instance_whose_start_was_lost() -> None:
 
 def test_sweeper_requeues_a_sleep_whose_wake_up_was_lost() -> None:
     def flow(event: Any, step: Any) -> str:
-        step.sleep("nap", "1 hour")
+        step.sleep("nap", "10 minutes")
         return "woke"
 
     h = Harness(Workflow("swept-sleep", flow))
@@ -44,7 +44,32 @@ def test_sweeper_requeues_a_sleep_whose_wake_up_was_lost() -> None:
     with injected(lose_send), pytest.raises(Lost):
         h.run_due()  # the status says waiting, but the wake-up is never sent
     assert len(h.queue) == 0
-    h.clock.advance(3600 + 121)
+    h.clock.advance(600 + 121)
+    assert sweep(h.env) == 1
+    h.run_due()
+    assert inst.status().output == "woke"
+
+
+def test_a_parked_sleep_is_sent_once_and_resent_only_if_its_wake_up_is_lost() -> None:
+    def flow(event: Any, step: Any) -> str:
+        step.sleep("nap", "2 hours")
+        return "woke"
+
+    h = Harness(Workflow("parked", flow))
+    inst = h.start("parked")
+    h.run_due()
+    assert len(h.queue) == 0  # parked: nothing in flight
+    h.clock.advance(7200 - 601)
+    assert sweep(h.env) == 0  # not yet within park_lead (600 s) of the wake time
+    h.clock.advance(1)
+    assert sweep(h.env) == 1  # sends the one wake-up, 600 s ahead
+    h.clock.advance(60)
+    assert sweep(h.env) == 0  # in flight: left alone until the grace after the wake time
+    h.clock.advance(540)
+    assert len(h.queue.due()) == 1  # the wake-up lands at the wake time, and is lost
+    h.clock.advance(121)
+    assert sweep(h.env) == 0  # the sweeper gives it the grace after the wake time first
+    h.clock.advance(121)
     assert sweep(h.env) == 1
     h.run_due()
     assert inst.status().output == "woke"
