@@ -53,7 +53,8 @@ bench: $(STAMP)
 build: $(SAM) $(STAMP)
 	$(SAM) build --config-file infra/samconfig.toml
 
-build-%Function: $(STAMP)
+# No prerequisite: `sam build --parallel` runs these at once, and `make build` has set up .venv already.
+build-%Function:
 	$(BIN)/uv pip install -q --target "$(ARTIFACTS_DIR)" --python-platform aarch64-manylinux2014 \
 		--python-version 3.12 .
 	for pkg in $(subst $(COMMA), ,$(WORKFLOW_PACKAGES)); do cp -R "$$pkg" "$(ARTIFACTS_DIR)/"; done

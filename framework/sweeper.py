@@ -24,7 +24,8 @@ def sweep(env: Environment | None = None) -> int:
             continue
         try:
             send_wake(env, due.id, wake_at)
-        except Exception as exc:  # SQS is failing: it stays due, so a sweep after the grace retries it
+        except Exception as exc:  # SQS is failing: due again one grace from now, for the next sweeps
+            env.store.postpone(due.id, max(now, wake_at) + grace, now + grace)
             failed += 1
             logger.warning("sweeper could not re-enqueue", extra={"instance_id": due.id, "error": repr(exc)})
             continue

@@ -136,3 +136,21 @@ def test_logs_carry_ids_and_skip_replayed_steps() -> None:
     assert [c["step"] for c in second if c["message"] == "step completed"] == ["second"]
     assert all(line.get("instance_id") == "log-1" for line in first + second)
     assert not any("secret" in json.dumps(line) for line in first + second)  # params are never logged
+
+
+def test_a_parked_wake_up_that_fails_to_send_is_tried_again_before_the_wake_time() -> None:
+    h = Harness(Workflow("parked-flaky", lambda event, step: step.sleep("nap", "2 hours")))
+    h.start("parked-flaky")
+    h.run_due()
+    h.clock.advance(7200 - 600)
+    real_send = h.queue.send
+
+    def down(body: str, delay_seconds: int) -> None:
+        raise ConnectionError("SQS is down")
+
+    h.queue.send = down  # type: ignore[method-assign]
+    assert sweep(h.env) == 0
+    h.queue.send = real_send  # type: ignore[method-assign]
+    h.clock.advance(2 * 121)  # due again one grace after the failure, not one grace after the wake time
+    assert sweep(h.env) == 1
+    assert h.queue.sent[-1][1] == 600 - 2 * 121  # still lands on the wake time
