@@ -382,7 +382,11 @@ def _serve(
         or str(load_stack(options.template).parameters.get("WorkflowModules") or "")
     )
     sys.path.insert(0, str(Path.cwd()))
-    load_modules(modules)
+    try:
+        load_modules(modules)
+    except Exception as exc:  # the user's module: say which, in one line
+        why = f"{type(exc).__name__}: {exc}"
+        raise DevError(f"workflow modules {modules!r} failed to import: {why}") from None
     if options.endpoint_url:
         endpoint = options.endpoint_url.rstrip("/")
         _check_endpoint(endpoint)

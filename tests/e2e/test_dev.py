@@ -214,6 +214,7 @@ def test_dev_usage_errors() -> None:
             "prefix": ["--prefix", "Not_Valid"],
             "in use": ["--port", str(port), "--modules", MODULES],
             "unreachable": ["--endpoint-url", f"http://127.0.0.1:{free_port()}", "--port", "0"],
+            "broken module": ["--modules", "no_such_workflow_module", "--port", "0"],
         }
         running = {
             name: subprocess.Popen(
@@ -236,6 +237,11 @@ def test_dev_usage_errors() -> None:
     )
     code, err = results["unreachable"]
     assert code == 1 and err.startswith("workflows: cannot reach --endpoint-url") and err.count("\n") == 1
+    assert results["broken module"] == (
+        1,
+        "workflows: workflow modules 'no_such_workflow_module' failed to import: "
+        "ModuleNotFoundError: No module named 'no_such_workflow_module'\n",
+    )
 
 
 def test_run_forever_polls_the_inbox_and_runs_the_sweeper(moto_server: str) -> None:
