@@ -1,8 +1,9 @@
 """Lambda Workflows: durable, multi-step Python workflows on AWS Lambda, DynamoDB and SQS."""
 
+from framework.calls import StepContext
 from framework.client import Instance, InstanceStatus, WorkflowClient
 from framework.config import Backoff, Jitter, RetryPolicy, StepConfig
-from framework.engine import Step, StepContext
+from framework.engine import Step
 from framework.errors import (
     DuplicateWorkflowError,
     InstanceAlreadyExistsError,

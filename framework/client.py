@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from framework import payloads
+from framework import payloads, serde
 from framework.blobs import S3Blobs
+from framework.calls import check_event_type
 from framework.clock import Clock, SystemClock
 from framework.durations import LATEST_EPOCH, from_epoch
 from framework.dynamodb import DynamoStore
 from framework.dynamodb_items import event_key
-from framework.engine import check_event_type
 from framework.environment import Environment, Settings, current, from_env
 from framework.errors import (
     InstanceAlreadyExistsError,
@@ -38,7 +38,7 @@ from framework.registry import Registry, Workflow
 from framework.worker import send_wake
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
-MAX_JSON_DEPTH = 64  # nesting of params and event payloads: deeper JSON would recurse out of the stack
+MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
 MAX_BATCH = 100
 MAX_BATCH_PARAMS_BYTES = 3_500_000  # DynamoDB transactions take 4 MB in all
 MAX_EVENT_BYTES = 256 * 1024

@@ -8,24 +8,26 @@ wait, the call raises :class:`~framework.errors.Suspend`, which only ``framework
 from __future__ import annotations
 
 import functools
-import inspect
-import json
-import re
-import signal
-import threading
-import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework import payloads, serde
+from framework.calls import (
+    Event,
+    StepContext,
+    call_with_timeout,
+    check_event_type,
+    check_name,
+    event_of,
+    timeout_message,
+    wants_context,
+)
 from framework.config import StepConfig, step_config
-from framework.durations import Duration, from_epoch, parse_duration, to_epoch
+from framework.durations import Duration, parse_duration, to_epoch
 from framework.errors import (
-    AttemptInterrupted,
     InvalidConfigError,
     NonDeterminismError,
     NonRetryableError,
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
     from framework.worker import Invocation
 
 T = TypeVar("T")
-MAX_STEP_NAME = 256
 # Failures that no retry can mend.
 NEVER_RETRY = (NonRetryableError, SerializationError, PayloadTooLargeError)
 IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
@@ -54,100 +55,6 @@ CRASHED = ErrorInfo(
     "InvocationCrashedError",
     "the invocation ended during this attempt (for example a Lambda timeout or out of memory)",
 )
-
-
-EVENT_TYPE = re.compile(r"[a-zA-Z0-9_.:-]{1,100}")
-
-
-def check_event_type(event_type: Any) -> str:
-    if not isinstance(event_type, str) or not EVENT_TYPE.fullmatch(event_type):
-        raise InvalidConfigError(
-            f"event type {event_type!r} is invalid: use 1 to 100 letters, digits, '_', '.', ':' or '-'"
-        )
-    return event_type
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event as a wait returns it."""
-
-    type: str
-    payload: Any
-    timestamp: datetime
-
-
-def _event_of(entry: JournalEntry) -> Event:
-    return Event(
-        type=entry.extra["event_type"],
-        payload=json.loads(entry.extra["payload"]),
-        timestamp=from_epoch(entry.extra["sent_at"]),
-    )
-
-
-def _timeout_message(entry: JournalEntry) -> str:
-    return (
-        f"wait {entry.name!r} for event {entry.extra['event_type']!r} timed out after "
-        f"{entry.extra['timeout']:g} s"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class StepContext:
-    """Passed to a step body that takes one positional parameter."""
-
-    attempt: int
-    name: str
-    count: int  # how many times a step of this name has been called in this run, this one included
-    instance_id: str
-    idempotency_key: str  # stable per instance, run and step: use it for calls to outside APIs
-
-
-def check_name(name: Any, *, what: str = "step") -> str:
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_STEP_NAME:
-        raise InvalidConfigError(
-            f"{what} name must be a str of 1 to {MAX_STEP_NAME} characters, got {name!r}"
-        )
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise InvalidConfigError(f"{what} name {name!r} contains control characters")
-    return name
-
-
-def _wants_context(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return any(p.kind in positional and p.default is inspect.Parameter.empty for p in params)
-
-
-def _call_with_timeout(fn: Callable[[], T], seconds: float) -> T:
-    """Run ``fn``; raise StepTimeoutError if it runs past ``seconds``. On the main thread a real timer
-    interrupts the body; elsewhere the overrun is detected when the body returns."""
-    started = time.monotonic()
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-
-        def interrupt(signum: int, frame: Any) -> None:
-            raise AttemptInterrupted
-
-        previous = signal.signal(signal.SIGALRM, interrupt)
-        outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            try:
-                return fn()
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except AttemptInterrupted:
-            raise StepTimeoutError(f"attempt ran past its timeout of {seconds:g} s") from None
-        finally:
-            signal.signal(signal.SIGALRM, previous)
-            if outer_delay > 0:  # someone else's timer (a test runner's, say) was running: put it back
-                remaining = outer_delay - (time.monotonic() - started)
-                signal.setitimer(signal.ITIMER_REAL, max(remaining, 0.001), outer_interval)
-    result = fn()
-    if time.monotonic() - started > seconds:
-        raise StepTimeoutError(f"attempt ran past its timeout of {seconds:g} s")
-    return result
 
 
 class Step:
@@ -220,9 +127,9 @@ class Step:
             )
             raise self.problem
         if entry is not None and entry.status is EntryStatus.COMPLETE:
-            return _event_of(entry)
+            return event_of(entry)
         if entry is not None and entry.status is EntryStatus.TIMED_OUT:
-            raise WorkflowTimeoutError(_timeout_message(entry))
+            raise WorkflowTimeoutError(timeout_message(entry))
         now = self._inv.now()
         if entry is None:
             waiting = JournalEntry(
@@ -250,13 +157,13 @@ class Step:
                 extra=entry.extra
                 | {"event_key": event.key, "payload": event.payload, "sent_at": event.sent_at},
             )
-            return _event_of(self._write(entry, done))
+            return event_of(self._write(entry, done))
         assert entry.wake_at is not None
         if now >= entry.wake_at:
             timed_out = self._write(
                 entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=entry.wake_at)
             )
-            raise WorkflowTimeoutError(_timeout_message(timed_out))
+            raise WorkflowTimeoutError(timeout_message(timed_out))
         self.problem = Suspend(
             entry.wake_at,
             f"wait {name!r} for {event_type!r}",
@@ -352,7 +259,7 @@ class Step:
         self._crash_charge = 0
         if entry is not None and entry.status is EntryStatus.RETRYING and entry.wake_at is not None:
             self._wait(entry.wake_at, f"retry of step {name!r}")
-        context_wanted = _wants_context(fn)
+        context_wanted = wants_context(fn)
         policy = cfg.retries
         while True:
             if len(attempts) > policy.limit:
@@ -433,7 +340,7 @@ class Step:
         budget = max(inv.time_left() - inv.margin / 2, 0.001)
         self._in_step = True
         try:
-            result = _call_with_timeout(body, min(cfg.timeout, budget))
+            result = call_with_timeout(body, min(cfg.timeout, budget))
         except StepTimeoutError:
             if budget < cfg.timeout and budget < 0.9 * inv.budget:
                 # The invocation's time ran out, not the step's: start the attempt over in a fresh

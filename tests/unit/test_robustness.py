@@ -11,7 +11,7 @@ import pytest
 
 from framework import StepFailedError, Workflow
 from framework.blobs import MemoryBlobs
-from framework.engine import _call_with_timeout
+from framework.calls import call_with_timeout as _call_with_timeout
 from framework.records import EntryKind, EntryStatus, JournalEntry
 from framework.worker import LeaseLostError, Outcome
 from tests.unit.harness import Harness

@@ -12,10 +12,10 @@ import pytest
 from pydantic import BaseModel
 
 from framework import InvalidConfigError, InvalidInstanceIdError, RetryPolicy, SerializationError, StepConfig
+from framework.calls import check_name
 from framework.client import check_instance_id
 from framework.config import step_config
 from framework.durations import parse_duration, to_epoch
-from framework.engine import check_name
 from framework.serde import decode, encode, roundtrip
 
 
