@@ -7,6 +7,7 @@ import time
 import bench  # noqa: F401 - sets POWERTOOLS_LOG_LEVEL before the framework is imported
 from bench.counts import chain_section, sleep_section
 from bench.report import render, versions, write_results
+from bench.sleeps import sleeps_section
 from bench.throughput import throughput_section
 
 
@@ -16,7 +17,7 @@ def main() -> None:
     print("Lambda Workflows benchmark: " + ", ".join(f"{k} {v}" for k, v in found.items()))
     print("AWS calls are counted by botocore before-call hooks (LocalRuntime.aws_calls).")
     print("Steps/s are comparable only within one run: compare them through the ratio to the floor.")
-    sections = [chain_section(), sleep_section(), throughput_section()]
+    sections = [chain_section(), sleep_section(), sleeps_section(), throughput_section()]
     print(render(sections))
     elapsed = time.perf_counter() - started
     path = write_results({"versions": found, "elapsed_seconds": round(elapsed, 1)}, sections)

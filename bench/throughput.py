@@ -117,7 +117,7 @@ def throughput_section(instances: int = 20, steps: int = 10, runs: int = 7) -> S
         "runs": per_run,
     }
     return Section(
-        f"3. Throughput: {instances} instances x {steps} steps, fresh in-process moto per run",
+        f"4. Throughput: {instances} instances x {steps} steps, fresh in-process moto per run",
         checks,
         data,
     )
