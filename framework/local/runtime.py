@@ -402,13 +402,7 @@ class LocalRuntime:
             failed = {m["MessageId"] for m in received}
         except Exception:  # a function error: Lambda returns the whole batch to the queue
             failed = {m["MessageId"] for m in received}
-        done = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(received)
-            if m["MessageId"] not in failed
-        ]
-        if done:
-            sqs.delete_message_batch(QueueUrl=url, Entries=done)
+        delete_done(sqs, url, received, failed)
         if failed:
             # They come back once the visibility timeout has passed (moto: strictly after it).
             heapq.heappush(self._due, now + poller.visibility + 0.001)
@@ -428,6 +422,17 @@ class LocalRuntime:
             return handler(event, context)
         finally:
             self._local.invoking = None
+
+
+def delete_done(sqs: Any, url: str, received: list[dict[str, Any]], failed: set[str]) -> None:
+    """Delete the received messages that did not fail, as the event source mapping does."""
+    done = [
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+        for i, m in enumerate(received)
+        if m["MessageId"] not in failed
+    ]
+    if done:
+        sqs.delete_message_batch(QueueUrl=url, Entries=done)
 
 
 def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
@@ -457,4 +462,4 @@ def _one(functions: Iterable[FunctionSpec]) -> FunctionSpec:
     return found[0]
 
 
-__all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack", "sqs_record"]
+__all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack", "delete_done", "sqs_record"]

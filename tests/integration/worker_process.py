@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 
 from framework import faults
-from framework.local.runtime import sqs_record
+from framework.local.runtime import delete_done, sqs_record
 from handlers.worker import handler
 
 
@@ -105,13 +105,7 @@ def poll(args: argparse.Namespace) -> None:
             }
         except Exception:
             failed = {m["MessageId"] for m in messages}
-        done = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(messages)
-            if m["MessageId"] not in failed
-        ]
-        if done:
-            sqs.delete_message_batch(QueueUrl=url, Entries=done)
+        delete_done(sqs, url, messages, failed)
 
 
 if __name__ == "__main__":
