@@ -26,22 +26,20 @@ from framework.dynamodb_items import (
     instance_from,
     to_av,
 )
+from framework.dynamodb_manage import INSTANCE_SK, TableBase
 from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
 from framework.records import (
     FINISHED,
     RUNNABLE,
-    Control,
     EventRecord,
     InstanceRecord,
     JournalEntry,
     Lease,
     Status,
 )
-from framework.store import DueInstance, LeaseConflict, LeaseLost, Release, control_outcome, shard_of
+from framework.store import DueInstance, LeaseConflict, LeaseLost, Release, shard_of
 
-INSTANCE_SK = "instance"
 DUE_INDEX = "due-index"
-LIST_INDEX = "list-index"
 
 # Each part of every ConditionExpression, by name.
 INSTANCE_IS_NEW = "attribute_not_exists(#pk)"
@@ -55,16 +53,10 @@ DUE_AT_IS = "#due_at = :due_at"
 NO_PAUSE_REQUESTED = "attribute_not_exists(#pause_requested)"
 IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorted(FINISHED)) + ")"
 RUN_IS = "#run = :run"
-UNCHANGED_SINCE_READ = "#rev_status = :was_status AND #rev_updated_at = :was_updated_at"
 
 
-class DynamoStore:
+class DynamoStore(TableBase):
     """Store on one DynamoDB table, through an injected low-level client."""
-
-    def __init__(self, client: Any, table_name: str, *, shards: int = 8) -> None:
-        self._db = client
-        self._table = table_name
-        self._shards = shards
 
     def create_instances(self, records: list[InstanceRecord]) -> None:
         puts = [
@@ -119,12 +111,6 @@ class DynamoStore:
         if record.due_at is not None:
             values["due_at"] = record.due_at
         return to_av(values)
-
-    def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        item = self._db.get_item(TableName=self._table, Key=self._key(instance_id), ConsistentRead=True).get(
-            "Item"
-        )
-        return instance_from(item) if item else None
 
     def acquire_lease(
         self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
@@ -317,158 +303,6 @@ class DynamoStore:
         prefix = "e#" if event_type is None else f"e#{event_type}#"
         return [event_from(item) for item in self._query_partition(instance_id, prefix)]
 
-    def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
-        for _ in range(5):  # a conflict means the instance moved meanwhile: look again
-            current = self.get_instance(instance_id)
-            if current is None:
-                raise InstanceNotFoundError(f"no instance {instance_id!r}")
-            after = control_outcome(current, action, now, expires_at)
-            if self._replace_instance(current, after):
-                return after
-        raise InvalidStateError(f"instance {instance_id!r} kept changing; try {action.value} again")
-
-    def list_instances(
-        self, workflow: str | None, status: Status | None, limit: int, before: tuple[float, str] | None
-    ) -> tuple[list[InstanceRecord], bool]:
-        found: list[InstanceRecord] = []
-        for shard in range(self._shards):
-            found += self._list_shard(str(shard), workflow, status, limit + 1, before)
-        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return found[:limit], len(found) > limit
-
-    def _list_shard(
-        self,
-        shard: str,
-        workflow: str | None,
-        status: Status | None,
-        want: int,
-        before: tuple[float, str] | None,
-    ) -> list[InstanceRecord]:
-        names = {"#shard": "shard"}
-        values: dict[str, Any] = {":shard": shard}
-        key = "#shard = :shard"
-        if before is not None:
-            key += " AND #created_at <= :before"
-            names["#created_at"] = "created_at"
-            values[":before"] = before[0]
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": LIST_INDEX,
-            "ScanIndexForward": False,
-        }
-        if workflow is not None:
-            kwargs["FilterExpression"] = "#workflow = :workflow"
-            names["#workflow"] = "workflow"
-            values[":workflow"] = workflow
-        kwargs |= {
-            "KeyConditionExpression": key,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_av(values),
-        }
-        found: list[InstanceRecord] = []
-        while len(found) < want:
-            page = self._db.query(**kwargs, Limit=max(want * 2, 25))
-            for record in map(instance_from, page.get("Items", [])):
-                if (before is None or (record.created_at, record.id) < before) and (
-                    status is None or record.shown_status == status
-                ):
-                    found.append(record)
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return found[:want]
-
-    def _replace_instance(self, current: InstanceRecord, after: InstanceRecord) -> bool:
-        """Write the fields that differ between ``current`` and ``after``, if the instance still has
-        ``current``'s status and update time. Return False on a conflict."""
-
-        def fields(r: InstanceRecord) -> dict[str, Any]:
-            return {
-                "status": r.status.value,
-                "updated_at": r.updated_at,
-                "run": r.run,
-                "wake_at": r.wake_at,
-                "due_at": r.due_at,
-                "output": r.output,
-                "output_ref": r.output_ref,
-                "error": r.error.as_dict() if r.error else None,
-                "lease_owner": r.lease_owner,
-                "lease_until": r.lease_until,
-                "pause_requested": r.pause_requested or None,
-                "crash_mark": r.crash_mark,
-                "crash_count": r.crash_count or None,
-                TTL_ATTRIBUTE: r.expires_at,
-            }
-
-        before, changed = fields(current), fields(after)
-        changed = {k: v for k, v in changed.items() if v != before[k]}
-        sets = {k: v for k, v in changed.items() if v is not None}
-        removes = [k for k, v in changed.items() if v is None]
-        if not changed:
-            return True
-        parts = [("SET", [f"#{k} = :{k}" for k in sets]), ("REMOVE", [f"#{k}" for k in removes])]
-        expression = " ".join(f"{verb} {', '.join(items)}" for verb, items in parts if items)
-        names = {f"#{k}": k for k in changed} | {"#rev_status": "status", "#rev_updated_at": "updated_at"}
-        values = {f":{k}": v for k, v in sets.items()} | {
-            ":was_status": current.status.value,
-            ":was_updated_at": current.updated_at,
-        }
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(current.id),
-                UpdateExpression=expression,
-                ConditionExpression=UNCHANGED_SINCE_READ,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_av(values),
-            )
-        except ClientError as exc:
-            if conflict(exc):
-                return False
-            raise
-        return True
-
-    def purge(self, instance_id: str, before: float | None = None) -> int:
-        limit = float("inf") if before is None else before
-
-        def old(item: dict[str, Any]) -> bool:
-            when = item.get("started_at") or item.get("sent_at")
-            return item["sk"]["S"] != INSTANCE_SK and (when is None or float(when["N"]) < limit)
-
-        keys = [
-            {"pk": item["pk"], "sk": item["sk"]}
-            for item in self._query_partition(instance_id, "")
-            if old(item)
-        ]
-        for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
-            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-            while requests:
-                result = self._db.batch_write_item(RequestItems={self._table: requests})
-                requests = result.get("UnprocessedItems", {}).get(self._table, [])
-        return len(keys)
-
-    def _query_partition(self, instance_id: str, prefix: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": to_av({":pk": instance_id, ":prefix": prefix}),
-            "ConsistentRead": True,
-        }
-        if not prefix:  # the whole partition
-            kwargs |= {
-                "KeyConditionExpression": "#pk = :pk",
-                "ExpressionAttributeNames": {"#pk": "pk"},
-                "ExpressionAttributeValues": to_av({":pk": instance_id}),
-            }
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._db.query(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     def _owned_update(
         self,
         instance_id: str,
@@ -492,7 +326,3 @@ class DynamoStore:
             if conflict(exc):
                 raise LeaseLost(f"instance {instance_id!r} is no longer leased by {owner}") from None
             raise
-
-    @staticmethod
-    def _key(instance_id: str) -> dict[str, Any]:
-        return {"pk": {"S": instance_id}, "sk": {"S": INSTANCE_SK}}
