@@ -320,7 +320,7 @@ class WorkflowClient:
 
     def _history(self, instance_id: str) -> builtins.list[HistoryEntry]:
         record = self._record(instance_id)
-        journal = self._env.store.load_journal(instance_id, record.run)
+        journal = record.with_tail(self._env.store.load_journal(instance_id, record.run))
         events = [e for e in self._env.store.load_events(instance_id) if e.run == record.run]
         return build_history(self._env, journal, events, self._env.clock.now())
 

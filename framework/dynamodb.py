@@ -17,10 +17,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from framework.dynamodb_items import (
+    MAX_SEQ,
     TTL_ATTRIBUTE,
     conflict,
     entry_from,
+    entry_key,
     entry_to,
+    entry_values,
     event_from,
     from_item,
     instance_from,
@@ -117,7 +120,11 @@ class DynamoStore(TableBase):
     ) -> Lease:
         condition = f"{IS_RUNNABLE} AND {LEASE_IS_FREE}" + (f" AND {IS_DUE}" if require_due else "")
         names = {"#status": "status", "#lease_until": "lease_until", "#lease_owner": "lease_owner"}
-        names |= {"#due_at": "due_at", "#updated_at": "updated_at", "#wake_at": "wake_at"}
+        names["#updated_at"] = "updated_at"
+        if require_due:
+            names["#wake_at"] = "wake_at"
+        else:
+            names["#due_at"] = "due_at"
         values: dict[str, Any] = {f":st_{s.name.lower()}": s.value for s in RUNNABLE}
         values |= {":now": now, ":until": until, ":owner": owner, ":running": Status.RUNNING.value}
         try:
@@ -126,7 +133,7 @@ class DynamoStore(TableBase):
                 Key=self._key(instance_id),
                 UpdateExpression=(
                     "SET #status = :running, #lease_owner = :owner, #lease_until = :until, "
-                    "#due_at = :until, #updated_at = :now REMOVE #wake_at"
+                    "#updated_at = :now" + ("" if require_due else ", #due_at = :until")
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -141,8 +148,9 @@ class DynamoStore(TableBase):
             raise
         return Lease(owner=owner, until=until, previous=instance_from(old["Attributes"]))
 
-    def load_journal(self, instance_id: str, run: int) -> list[JournalEntry]:
-        return [entry_from(item) for item in self._query_partition(instance_id, f"j#{run:04d}#")]
+    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+        between = (entry_key(run, from_seq), entry_key(run, MAX_SEQ))
+        return [entry_from(item) for item in self._query_partition(instance_id, "", between=between)]
 
     def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
         if entry.rev == 1:
@@ -198,7 +206,11 @@ class DynamoStore(TableBase):
         return Status.PAUSED
 
     def _release(self, instance_id: str, owner: str, release: Release, condition: str) -> None:
-        sets: dict[str, Any] = {"status": release.status.value, "updated_at": release.now}
+        sets: dict[str, Any] = {
+            "status": release.status.value,
+            "updated_at": release.now,
+            "released_by": owner,
+        }
         optional = {
             "wake_at": release.wake_at,
             "due_at": release.due_on_wait() if release.status is Status.WAITING else None,
@@ -206,6 +218,7 @@ class DynamoStore(TableBase):
             "output_ref": release.output_ref,
             "error": release.error.as_dict() if release.error else None,
             TTL_ATTRIBUTE: release.expires_at,
+            "tail": entry_values(release.tail) if release.tail else None,
         }
         sets |= {k: v for k, v in optional.items() if v is not None}
         removes = [k for k, v in optional.items() if v is None]
@@ -238,18 +251,18 @@ class DynamoStore(TableBase):
             )
             for item in page.get("Items", []):
                 d = from_item(item)
-                found.append(DueInstance(d["pk"], float(d["due_at"]), Status(d["status"]), d.get("wake_at")))
+                found.append(DueInstance(d["pk"], float(d["due_at"]), d.get("wake_at")))
         return sorted(found, key=lambda due: due.due_at)[:limit]
 
-    def postpone(self, instance_id: str, due_at: float, new_due_at: float) -> bool:
+    def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(instance_id),
                 UpdateExpression="SET #due_at = :new_due_at",
-                ConditionExpression=DUE_AT_IS,
-                ExpressionAttributeNames={"#due_at": "due_at"},
-                ExpressionAttributeValues=to_av({":due_at": due_at, ":new_due_at": new_due_at}),
+                ConditionExpression=f"{DUE_AT_IS} AND {LEASE_IS_FREE}",
+                ExpressionAttributeNames={"#due_at": "due_at", "#lease_until": "lease_until"},
+                ExpressionAttributeValues=to_av({":due_at": due_at, ":new_due_at": new_due_at, ":now": now}),
             )
         except ClientError as exc:
             if conflict(exc):

@@ -87,13 +87,18 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         expires_at=d.get(TTL_ATTRIBUTE),
         pause_requested=bool(d.get("pause_requested", False)),
         backoff=int(d.get("backoff", 0)),
+        tail=entry_of(d["tail"]) if "tail" in d else None,
+        released_by=d.get("released_by"),
     )
 
 
 def entry_to(instance_id: str, run: int, e: JournalEntry) -> dict[str, Any]:
+    return to_av({"pk": instance_id, "sk": entry_key(run, e.seq)} | entry_values(e))
+
+
+def entry_values(e: JournalEntry) -> dict[str, Any]:
+    """An entry's attributes as plain values (``to_av`` makes them an item, or a map inside one)."""
     values: dict[str, Any] = {
-        "pk": instance_id,
-        "sk": entry_key(run, e.seq),
         "seq": e.seq,
         "kind": e.kind.value,
         "name": e.name,
@@ -116,11 +121,14 @@ def entry_to(instance_id: str, run: int, e: JournalEntry) -> dict[str, Any]:
         or None,
     }
     values.update({k: v for k, v in optional.items() if v is not None})
-    return to_av(values)
+    return values
 
 
 def entry_from(item: dict[str, Any]) -> JournalEntry:
-    d = from_item(item)
+    return entry_of(from_item(item))
+
+
+def entry_of(d: dict[str, Any]) -> JournalEntry:
     return JournalEntry(
         seq=int(d["seq"]),
         kind=EntryKind(d["kind"]),
@@ -138,6 +146,9 @@ def entry_from(item: dict[str, Any]) -> JournalEntry:
         wake_at=d.get("wake_at"),
         extra=d.get("extra", {}),
     )
+
+
+MAX_SEQ = 999_999  # entry keys hold six digits of seq: framework.environment caps max_history below
 
 
 def entry_key(run: int, seq: int) -> str:

@@ -84,15 +84,33 @@ class TableBase:
         found: list[InstanceRecord] = []
         while len(found) < want:
             page = self._db.query(**kwargs, Limit=max(want * 2, 25))
-            for record in map(instance_from, page.get("Items", [])):
-                if (before is None or (record.created_at, record.id) < before) and (
-                    status is None or record.shown_status == status
-                ):
+            keys = [
+                item
+                for item in page.get("Items", [])
+                if before is None or (float(item["created_at"]["N"]), item["pk"]["S"]) < before
+            ]
+            for record in self._records(keys):
+                if status is None or record.shown_status == status:
                     found.append(record)
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return found[:want]
+
+    def _records(self, index_items: list[dict[str, Any]]) -> list[InstanceRecord]:
+        """The instance items behind ``list-index`` items, in the same order. The index holds keys and
+        the workflow name only, so that status writes never touch it: listing reads the items here."""
+        items: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(index_items), 100):  # BatchGetItem takes 100 keys at most
+            pending = {
+                self._table: {"Keys": [self._key(i["pk"]["S"]) for i in index_items[start : start + 100]]}
+            }
+            while pending:
+                result = self._db.batch_get_item(RequestItems=pending)
+                items |= {item["pk"]["S"]: item for item in result["Responses"].get(self._table, [])}
+                pending = result.get("UnprocessedKeys") or {}
+        # An instance purged between the two reads is left out.
+        return [instance_from(items[i["pk"]["S"]]) for i in index_items if i["pk"]["S"] in items]
 
     def _replace_instance(self, current: InstanceRecord, after: InstanceRecord) -> bool:
         """Write the fields that differ between ``current`` and ``after``, if the instance still has
@@ -114,6 +132,7 @@ class TableBase:
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
                 TTL_ATTRIBUTE: r.expires_at,
+                "tail": None if r.tail is None else r.tail.seq,  # only ever removed here (restart)
             }
 
         before, changed = fields(current), fields(after)
@@ -163,20 +182,26 @@ class TableBase:
                 requests = result.get("UnprocessedItems", {}).get(self._table, [])
         return len(keys)
 
-    def _query_partition(self, instance_id: str, prefix: str) -> list[dict[str, Any]]:
+    def _query_partition(
+        self, instance_id: str, prefix: str, *, between: tuple[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of the partition whose sort key starts with ``prefix`` (or lies ``between`` two
+        keys, both included), in key order, read strongly consistent, all pages."""
+        names = {"#pk": "pk", "#sk": "sk"}
+        if between is not None:
+            key = "#pk = :pk AND #sk BETWEEN :low AND :high"
+            values = {":low": between[0], ":high": between[1]}
+        elif prefix:
+            key, values = "#pk = :pk AND begins_with(#sk, :prefix)", {":prefix": prefix}
+        else:  # the whole partition
+            key, values, names = "#pk = :pk", {}, {"#pk": "pk"}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": to_av({":pk": instance_id, ":prefix": prefix}),
+            "KeyConditionExpression": key,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_av(values | {":pk": instance_id}),
             "ConsistentRead": True,
         }
-        if not prefix:  # the whole partition
-            kwargs |= {
-                "KeyConditionExpression": "#pk = :pk",
-                "ExpressionAttributeNames": {"#pk": "pk"},
-                "ExpressionAttributeValues": to_av({":pk": instance_id}),
-            }
         items: list[dict[str, Any]] = []
         while True:
             page = self._db.query(**kwargs)

@@ -25,9 +25,10 @@ from framework.calls import (
     timeout_message,
     wants_context,
 )
-from framework.config import StepConfig, step_config
+from framework.config import step_config
 from framework.durations import Duration, parse_duration, to_epoch
 from framework.errors import (
+    HistoryLimitError,
     InvalidConfigError,
     NonDeterminismError,
     NonRetryableError,
@@ -43,6 +44,7 @@ from framework.logs import logger
 from framework.records import Attempt, EntryKind, EntryStatus, ErrorInfo, JournalEntry
 
 if TYPE_CHECKING:
+    from framework.config import StepConfig  # a pydantic model: not loaded for steps without a config
     from framework.worker import Invocation
 
 T = TypeVar("T")
@@ -69,6 +71,9 @@ class Step:
         self._in_step = False
         self.problem: BaseException | None = None  # a Suspend or fatal error the user may have caught
         self.steps_run = 0
+        # A completed step's entry, written at the next durable call; if the workflow ends first, it
+        # goes with the finishing write instead (``take_pending``), which saves one write per run.
+        self._pending: JournalEntry | None = None
 
     # -- step.do -------------------------------------------------------------------------------
     def do(
@@ -174,6 +179,12 @@ class Step:
 
     # -- internals -------------------------------------------------------------------------------
     def _next(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
+        self._flush()
+        if self._pos >= self._inv.env.settings.max_history and self.problem is None:
+            self.problem = HistoryLimitError(
+                f"the run made {self._pos} durable calls, the most one run may make "
+                "(WORKFLOWS_MAX_HISTORY): split the work across instances"
+            )
         if self._in_step:
             raise NonRetryableError(
                 "durable calls (step.do, step.sleep, ...) cannot be nested in a step body"
@@ -213,17 +224,43 @@ class Step:
             )
             raise self.problem
 
-    def _write(self, previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
-        if previous is not None:
-            entry = previous.next_rev(
-                **{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"}
-            )
+    def _flush(self) -> None:
+        """Write the pending entry of the last completed step, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._put(pending)
+
+    def entries(self) -> list[JournalEntry]:
+        """The journal as this replay left it, in order."""
+        return [self._journal[seq] for seq in sorted(self._journal)]
+
+    def take_pending(self, max_bytes: int) -> JournalEntry | None:
+        """After the workflow ended: hand over the pending entry for the finishing write, if its
+        result fits in ``max_bytes`` of the instance item; write a larger one now."""
+        pending = self._pending
+        if pending is None or len(pending.result or "") <= max_bytes:
+            self._pending = None
+            return pending
+        self._flush()
+        return None
+
+    def _write(
+        self, previous: JournalEntry | None, entry: JournalEntry, *, defer: bool = False
+    ) -> JournalEntry:
+        self._flush()
+        entry = _revised(previous, entry)
+        if defer:
+            self._pending = entry
+        else:
+            self._put(entry)
+        self._journal[entry.seq] = entry
+        return entry
+
+    def _put(self, entry: JournalEntry) -> None:
         where = {"instance_id": self._inv.instance_id, "seq": entry.seq, "name": entry.name}
         point("journal.before_write", **where, status=entry.status)
         self._inv.write_entry(entry)
         point("journal.after_write", **where, status=entry.status)
-        self._journal[entry.seq] = entry
-        return entry
 
     def _wait(self, wake_at: float, reason: str) -> None:
         now = self._inv.now()
@@ -316,7 +353,7 @@ class Step:
             stored = self._inv.engine_call(
                 payloads.store, self._inv.env, text, key, what=f"result of step {name!r}", inline_room=room
             )
-            return self._record_success(seq, name, entry, attempts, started, stored, value)
+            return self._record_success(seq, name, entry, attempts, started, stored, value, cfg)
 
     def _attempt(
         self,
@@ -367,6 +404,7 @@ class Step:
         started: float,
         stored: tuple[str | None, str | None],
         value: Any,
+        cfg: StepConfig,
     ) -> Any:
         now = self._inv.now()
         inline, ref = stored
@@ -381,7 +419,9 @@ class Step:
             result_ref=ref,
             attempts=(*attempts, Attempt(started, now)),
         )
-        self._write(entry, done)
+        # An at-most-once step is written at once: the wider window would turn more crashes into
+        # failures of a step that in fact ran.
+        self._write(entry, done, defer=not cfg.at_most_once)
         logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
         return value
 
@@ -406,3 +446,10 @@ class Step:
     def _failed(entry: JournalEntry) -> StepFailedError:
         error = entry.error or ErrorInfo("WorkflowError", "unknown")
         return StepFailedError(entry.name, len(entry.attempts), error.name, error.message)
+
+
+def _revised(previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
+    """``entry`` as the next revision of ``previous`` (rev 1 when there is none)."""
+    if previous is None:
+        return entry
+    return previous.next_rev(**{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"})

@@ -16,6 +16,7 @@ from typing import Any
 from framework.blobs import BlobStore, S3Blobs
 from framework.clock import Clock, SystemClock
 from framework.errors import InvalidConfigError
+from framework.journal_cache import JournalCache
 from framework.queue import Queue, SqsQueue
 from framework.registry import REGISTRY, Registry, load_modules
 from framework.store import Store
@@ -24,6 +25,7 @@ ENV_TABLE = "WORKFLOWS_TABLE"
 ENV_QUEUE_URL = "WORKFLOWS_QUEUE_URL"
 ENV_BUCKET = "WORKFLOWS_BUCKET"
 ENV_MODULES = "WORKFLOW_MODULES"
+MAX_HISTORY = 100_000  # journal keys hold six digits of seq; this leaves them far apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,18 @@ class Settings:
     sweep_limit: int = 1000
     shards: int = 8
     control_check_seconds: float = 1.0  # how often a running invocation looks for pause/terminate
+    max_history: int = 10_000  # durable calls one run may make (HistoryLimitError beyond)
+    journal_cache_mb: int = 64  # a warm container keeps the journals it replayed: resumes read less
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_history <= MAX_HISTORY:
+            raise InvalidConfigError(
+                f"WORKFLOWS_MAX_HISTORY must be 1 to {MAX_HISTORY}, not {self.max_history}"
+            )
+        if self.journal_cache_mb < 0:
+            raise InvalidConfigError(
+                f"WORKFLOWS_JOURNAL_CACHE_MB must be 0 or more, not {self.journal_cache_mb}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +83,12 @@ class Environment:
     registry: Registry = REGISTRY
     blobs: BlobStore | None = None
     settings: Settings = field(default_factory=Settings)
+    journals: JournalCache | None = None  # built from ``settings`` on first use (``journal_cache()``)
+
+    def journal_cache(self) -> JournalCache:
+        if self.journals is None:
+            self.journals = JournalCache(self.settings.journal_cache_mb * 1024 * 1024)
+        return self.journals
 
 
 def from_env(environ: Mapping[str, str] | None = None, **clients: Any) -> Environment:
@@ -91,10 +111,10 @@ def from_env(environ: Mapping[str, str] | None = None, **clients: Any) -> Enviro
     bucket = environ.get(ENV_BUCKET)
     return Environment(
         store=DynamoStore(
-            clients.get("dynamodb") or client("dynamodb"), environ[ENV_TABLE], shards=settings.shards
+            clients.get("dynamodb") or LazyClient("dynamodb"), environ[ENV_TABLE], shards=settings.shards
         ),
-        queue=SqsQueue(clients.get("sqs") or client("sqs"), environ[ENV_QUEUE_URL]),
-        blobs=S3Blobs(clients.get("s3") or client("s3"), bucket) if bucket else None,
+        queue=SqsQueue(clients.get("sqs") or LazyClient("sqs"), environ[ENV_QUEUE_URL]),
+        blobs=S3Blobs(clients.get("s3") or LazyClient("s3"), bucket) if bucket else None,
         settings=settings,
     )
 
@@ -113,6 +133,23 @@ def client(service: str) -> Any:
 
             _clients[service] = boto3.client(service)
         return _clients[service]
+
+
+class LazyClient:
+    """Stands for ``client(service)`` and creates it on first use. A cold start then pays only for
+    the clients its messages use: a step that stores no large result never creates S3's client
+    (about 60 ms), an early hop never creates DynamoDB's."""
+
+    __slots__ = ("service",)
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self.service), name)
+
+    def __repr__(self) -> str:
+        return f"LazyClient({self.service!r})"
 
 
 def current() -> Environment:

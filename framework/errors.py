@@ -49,6 +49,12 @@ class NonDeterminismError(WorkflowError):
     """On replay, the k-th durable call differs in kind or name from the k-th journal entry."""
 
 
+class HistoryLimitError(WorkflowError):
+    """A run made more durable calls than ``max_history`` (``WORKFLOWS_MAX_HISTORY``). The instance
+    errors: every resume replays the whole run, so an unbounded history makes each one slower and
+    dearer. Split long loops into runs of their own (for example one instance per batch)."""
+
+
 class InvocationCrashedError(WorkflowError):
     """An invocation died (timeout, out of memory) while the instance was at this point, too often."""
 

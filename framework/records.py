@@ -115,6 +115,20 @@ class InstanceRecord:
     expires_at: int | None = None
     pause_requested: bool = False  # pause() on a running instance: it pauses at its next boundary
     backoff: int = 0  # failed AWS calls in a row: the next hand-over waits 5 s x 2^backoff
+    # A finished run's last journal entry, written with the finishing status in one write instead of
+    # a journal item of its own. Readers of a finished run's journal merge it (``with_tail``).
+    tail: JournalEntry | None = None
+    released_by: str | None = None  # the lease owner of the last clean release: who wrote last
+
+    def with_tail(self, journal: list[JournalEntry]) -> list[JournalEntry]:
+        """``journal`` (this run's entries, in order) with ``tail`` merged in."""
+        if self.tail is None:
+            return journal
+        by_seq = {e.seq: e for e in journal}
+        stored = by_seq.get(self.tail.seq)
+        if stored is None or stored.rev < self.tail.rev:
+            by_seq[self.tail.seq] = self.tail
+        return [by_seq[seq] for seq in sorted(by_seq)]
 
     @property
     def shown_status(self) -> Status:

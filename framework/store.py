@@ -49,6 +49,7 @@ class Release:
     output_ref: str | None = None
     error: ErrorInfo | None = None
     expires_at: int | None = None  # finished instances: the TTL
+    tail: JournalEntry | None = None  # finished instances: the run's last entry, not yet written
 
     def due_on_wait(self) -> float | None:
         return self.due_at if self.due_at is not None else self.wake_at
@@ -58,8 +59,7 @@ class Release:
 class DueInstance:
     id: str
     due_at: float
-    status: Status
-    wake_at: float | None
+    wake_at: float | None  # in the past for a running or crashed instance: nothing to wait for
 
 
 def shard_of(instance_id: str, shards: int) -> str:
@@ -81,10 +81,15 @@ class Store(Protocol):
         self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
     ) -> Lease:
         """Take the lease if the instance is runnable, unleased (or the lease expired) and, with
-        ``require_due``, has no ``wake_at`` after ``now``. Set status running. Raise LeaseConflict."""
+        ``require_due``, has no ``wake_at`` after ``now``. Set status running. Raise LeaseConflict.
 
-    def load_journal(self, instance_id: str, run: int) -> list[JournalEntry]:
-        """All entries of the run, in order, read strongly consistent."""
+        A due wake-up leaves ``due_at`` (and ``wake_at``) as they are: ``due_at`` is then at most one
+        sweep grace ahead, so the sweeper finds a crashed invocation, and leaving the due-index key
+        alone saves two index writes per invocation. A kick (``require_due=False``) may come while
+        ``due_at`` is far ahead (a parked wait), so it sets ``due_at = until``."""
+
+    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+        """The run's entries from ``from_seq`` on, in order, read strongly consistent."""
 
     def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
         """Put the entry if ``entry.rev == 1`` and none exists at its seq, or replace it if the stored
@@ -106,8 +111,9 @@ class Store(Protocol):
     def due_instances(self, before: float, limit: int) -> list[DueInstance]:
         """Unfinished instances whose ``due_at`` is at or before ``before``, from every shard."""
 
-    def postpone(self, instance_id: str, due_at: float, new_due_at: float) -> bool:
-        """Move ``due_at`` on if it is still ``due_at``. Return False if it changed meanwhile."""
+    def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
+        """Move ``due_at`` on if it is still ``due_at`` and no lease is live at ``now``. Return False
+        otherwise: it changed meanwhile, or an invocation runs it (the next sweep looks again)."""
 
     def send_event(self, instance_id: str, event: EventRecord) -> None:
         """Keep the event for the instance's current run (the store sets ``run``). An event whose key
@@ -182,6 +188,7 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             crash_mark=None,
             crash_count=0,
             expires_at=None,
+            tail=None,
         )
     raise InvalidStateError(f"cannot {action.value} instance {current.id!r}: it is {current.shown_status}")
 
@@ -234,17 +241,16 @@ class MemoryStore:
                 status=Status.RUNNING,
                 lease_owner=owner,
                 lease_until=until,
-                due_at=until,
+                due_at=current.due_at if require_due else until,
                 updated_at=now,
-                wake_at=None,
             )
             return Lease(owner=owner, until=until, previous=current)
 
-    def load_journal(self, instance_id: str, run: int) -> list[JournalEntry]:
+    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
         with self._lock:
             self.calls += 1
             entries = self._journals.get((instance_id, run), {})
-            return [entries[seq] for seq in sorted(entries)]
+            return [entries[seq] for seq in sorted(entries) if seq >= from_seq]
 
     def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
         with self._lock:
@@ -286,6 +292,8 @@ class MemoryStore:
                 output_ref=release.output_ref,
                 error=release.error,
                 expires_at=release.expires_at,
+                tail=release.tail,
+                released_by=owner,
                 lease_owner=None,
                 lease_until=None,
                 crash_mark=None,
@@ -301,13 +309,14 @@ class MemoryStore:
                 (r for r in self._instances.values() if r.due_at is not None and r.due_at <= before),
                 key=lambda r: r.due_at or 0.0,
             )
-            return [DueInstance(r.id, r.due_at or 0.0, r.status, r.wake_at) for r in due[:limit]]
+            return [DueInstance(r.id, r.due_at or 0.0, r.wake_at) for r in due[:limit]]
 
-    def postpone(self, instance_id: str, due_at: float, new_due_at: float) -> bool:
+    def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         with self._lock:
             self.calls += 1
             current = self._instances.get(instance_id)
-            if current is None or current.due_at != due_at:
+            leased = current is not None and current.lease_until is not None and current.lease_until >= now
+            if current is None or current.due_at != due_at or leased:
                 return False
             self._instances[instance_id] = replace(current, due_at=new_due_at)
             return True
@@ -377,3 +386,10 @@ class MemoryStore:
         if current is None or current.lease_owner != owner:
             raise LeaseLost(f"instance {instance_id!r} is no longer leased by {owner}")
         return current
+
+
+def full_journal(store: Store, instance_id: str, run: int) -> list[JournalEntry]:
+    """A run's journal as readers see it: a finished run's last entry (its ``tail``) merged in."""
+    journal = store.load_journal(instance_id, run)
+    record = store.get_instance(instance_id)
+    return record.with_tail(journal) if record is not None and record.run == run else journal

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from framework.environment import Environment, current
 from framework.logs import logger
-from framework.records import Status
 from framework.worker import send_wake
 
 
@@ -17,15 +16,16 @@ def sweep(env: Environment | None = None) -> int:
     grace = env.settings.sweep_grace
     requeued = failed = 0
     for due in env.store.due_instances(now - grace, env.settings.sweep_limit):
-        wake_at = due.wake_at if due.status is Status.WAITING and due.wake_at is not None else now
+        # A wait still to end (a parked one) gets its wake time; anything else is due now.
+        wake_at = due.wake_at if due.wake_at is not None and due.wake_at > now else now
         # Postpone first, so that the next sweep leaves it alone while this wake-up is in flight: until
-        # the grace after the time it should land.
-        if not env.store.postpone(due.id, due.due_at, max(now, wake_at) + grace):
+        # the grace after the time it should land. A live lease (a long invocation) fails it: skip.
+        if not env.store.postpone(due.id, due.due_at, wake_at + grace, now=now):
             continue
         try:
             send_wake(env, due.id, wake_at)
         except Exception as exc:  # SQS is failing: due again one grace from now, for the next sweeps
-            env.store.postpone(due.id, max(now, wake_at) + grace, now + grace)
+            env.store.postpone(due.id, wake_at + grace, now + grace, now=now)
             failed += 1
             logger.warning("sweeper could not re-enqueue", extra={"instance_id": due.id, "error": repr(exc)})
             continue

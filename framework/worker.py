@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from framework import payloads, serde
 from framework.durations import from_epoch
@@ -24,6 +24,9 @@ from framework.registry import WorkflowEvent
 from framework.store import LeaseConflict, LeaseLost, Release
 
 T = TypeVar("T")
+# The largest step result that goes with the finishing write of the instance item instead of a journal
+# item of its own: small enough that the instance item stays far below 400 KB beside params and output.
+TAIL_BYTES = 4096
 
 
 class BadMessageError(WorkflowError):
@@ -49,25 +52,62 @@ class Outcome(StrEnum):
     ERRORED = "errored"
 
 
-class WakeMessage(BaseModel):
+@dataclass(frozen=True, slots=True)
+class WakeMessage:
     """The body of a work-queue message: an instance id, and when it is due.
 
     A message runs the instance only if the instance has no later ``wake_at`` of its own, so stale
-    and duplicate wake-ups cost one conditional write. ``wake_at=None`` skips that check (a kick)."""
+    and duplicate wake-ups cost one conditional write. ``wake_at=None`` skips that check (a kick).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Parsed by hand, not by pydantic, so that the worker starts without pydantic. It accepts and writes
+    what the pydantic model it replaces did: ``id`` a string of 1 to 100 characters, ``wake_at`` a number
+    (or a numeric string) or null, no other keys. A bad value raises ValueError."""
 
-    id: str = Field(min_length=1, max_length=100)
+    id: str
     wake_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str):
+            raise ValueError("id: Input should be a valid string")
+        if not 1 <= len(self.id) <= 100:
+            raise ValueError("id: String should have 1 to 100 characters")
+        if self.wake_at is not None:
+            object.__setattr__(self, "wake_at", _number(self.wake_at))
 
     @classmethod
     def parse(cls, body: str) -> WakeMessage:
+        """Raise BadMessageError for a body that is not a wake-up message."""
         try:
-            return cls.model_validate_json(body)
-        except ValidationError as exc:
-            raise BadMessageError(
-                f"not a wake-up message: {exc.errors(include_url=False)[0]['msg']}"
-            ) from None
+            data = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # RecursionError: a crafted, deeply nested body
+            raise BadMessageError(f"not a wake-up message: Invalid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadMessageError("not a wake-up message: Input should be an object")
+        if "id" not in data:
+            raise BadMessageError("not a wake-up message: Field required")
+        if data.keys() - {"id", "wake_at"}:
+            raise BadMessageError("not a wake-up message: Extra inputs are not permitted")
+        try:
+            return cls(data["id"], data.get("wake_at"))
+        except ValueError as exc:
+            raise BadMessageError(f"not a wake-up message: {exc}") from None
+
+    def model_dump_json(self, *, exclude_none: bool = False) -> str:
+        """The message body: compact JSON, as the pydantic model wrote it (a non-finite time as null)."""
+        data: dict[str, Any] = {"id": self.id}
+        if self.wake_at is not None or not exclude_none:
+            finite = self.wake_at is not None and math.isfinite(self.wake_at)
+            data["wake_at"] = self.wake_at if finite else None
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool | int | float | str):
+        try:
+            return float(value)
+        except (ValueError, OverflowError):  # OverflowError: an integer beyond any float
+            pass
+    raise ValueError("wake_at: Input should be a valid number")
 
 
 def send_wake(env: Environment, instance_id: str, wake_at: float | None) -> None:
@@ -197,21 +237,32 @@ class Invocation:
         except Exception as exc:
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
         # A new instance has no journal yet: skip the read.
-        journal = [] if inst.status is Status.QUEUED else self.env.store.load_journal(inst.id, inst.run)
+        journal = (
+            []
+            if inst.status is Status.QUEUED
+            else self.env.journal_cache().load(self.env.store, inst, crashed=self.lease.crashed)
+        )
+        step: Step | None = None
         try:
             step = Step(self, journal, self._count_crash(journal))
             output = workflow(_event(payload, inst), step)
             step.finish()  # what the workflow swallowed, or journal entries it no longer reaches
         except Suspend as suspension:
-            return self._suspend(suspension)
+            assert step is not None  # only a durable call suspends
+            return self._suspend(suspension, step)
         except EngineFault as fault:
             raise fault.args[0] from None
         except Stopped:
             logger.info("stopped: the instance was terminated or restarted")
             return Outcome.STOPPED
         except Exception as exc:
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
-        return self._complete(output)
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=self._tail(step))
+        return self._complete(output, self._tail(step))
+
+    @staticmethod
+    def _tail(step: Step | None) -> JournalEntry | None:
+        """The last step's entry, to go with the finishing write if it is small."""
+        return None if step is None else step.take_pending(max_bytes=TAIL_BYTES)
 
     def _lost(self, lost: LeaseLost) -> Outcome:
         current = self.env.store.get_instance(self.instance.id)
@@ -258,7 +309,7 @@ class Invocation:
         point("instance.after_release", instance_id=self.instance.id, status=status)
         return status
 
-    def _suspend(self, suspension: Suspend) -> Outcome:
+    def _suspend(self, suspension: Suspend, step: Step) -> Outcome:
         wake_at, now = suspension.wake_at, self.now()
         # A wait longer than one SQS delay is parked in the due-index with no message in flight: the
         # sweeper sends its one wake-up ``park_lead`` before it ends (docs/execution-model.md).
@@ -267,6 +318,7 @@ class Invocation:
             due = wake_at - self.env.settings.park_lead - self.env.settings.sweep_grace
         parked = due is not None
         status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due))
+        self.env.journal_cache().keep(self.instance, step.entries(), self.lease.owner)  # all written
         if status is Status.PAUSED:
             logger.info("paused")  # resume() sends the next wake-up
             return Outcome.PAUSED
@@ -281,7 +333,7 @@ class Invocation:
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
         return Outcome.SUSPENDED
 
-    def _complete(self, output: Any) -> Outcome:
+    def _complete(self, output: Any, tail: JournalEntry | None) -> Outcome:
         what = f"output of workflow {self.instance.workflow!r}"
         try:
             text = serde.encode(output, what=what)
@@ -291,8 +343,8 @@ class Invocation:
                 self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what, inline_room=room
             )
         except WorkflowError as exc:
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
-        return self._finish(Status.COMPLETE, output=inline, output_ref=ref)
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=tail)
+        return self._finish(Status.COMPLETE, output=inline, output_ref=ref, tail=tail)
 
     def _finish(
         self,
@@ -301,11 +353,14 @@ class Invocation:
         output: str | None = None,
         output_ref: str | None = None,
         error: ErrorInfo | None = None,
+        tail: JournalEntry | None = None,
     ) -> Outcome:
         now = self.now()
         expires = int(now + self.env.settings.retention_days * 86400)
         self._release(
-            Release(status, now, output=output, output_ref=output_ref, error=error, expires_at=expires)
+            Release(
+                status, now, output=output, output_ref=output_ref, error=error, expires_at=expires, tail=tail
+            )
         )
         if error is not None:
             logger.warning("instance errored", extra={"error": error.as_dict()})

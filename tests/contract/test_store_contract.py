@@ -9,8 +9,8 @@ import pytest
 
 from framework import InstanceAlreadyExistsError
 from framework.local import LocalRuntime
-from framework.records import EntryKind, EntryStatus, ErrorInfo, InstanceRecord, JournalEntry, Status
-from framework.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store
+from framework.records import Control, EntryKind, EntryStatus, ErrorInfo, InstanceRecord, JournalEntry, Status
+from framework.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store, full_journal
 
 NOW = 1_800_000_000.0
 
@@ -77,7 +77,8 @@ def test_lease_is_exclusive_until_it_expires(store: Store) -> None:
     lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
     assert lease.previous.status is Status.QUEUED and not lease.crashed
     current = store.get_instance("i1")
-    assert current is not None and current.status is Status.RUNNING and current.due_at == NOW + 60
+    # A due wake-up leaves the due-index key alone: the sweeper finds the instance at its old due time.
+    assert current is not None and current.status is Status.RUNNING and current.due_at == NOW
     with pytest.raises(LeaseConflict) as info:
         store.acquire_lease("i1", "B", NOW + 30, NOW + 90, require_due=True)
     assert info.value.current is not None and info.value.current.lease_owner == "A"
@@ -96,6 +97,10 @@ def test_lease_refuses_missing_finished_and_not_due(store: Store) -> None:
         store.acquire_lease("i1", "B", NOW + 50, NOW + 110, require_due=True)
     kicked = store.acquire_lease("i1", "B", NOW + 50, NOW + 110, require_due=False)
     assert kicked.previous.wake_at == NOW + 100
+    after_kick = store.get_instance("i1")
+    assert (
+        after_kick is not None and after_kick.due_at == NOW + 110
+    )  # a kick brings due_at to the lease's end
     store.release("i1", "B", Release(Status.COMPLETE, NOW + 51, output='{"$value":1}', expires_at=123))
     with pytest.raises(LeaseConflict) as done:
         store.acquire_lease("i1", "C", NOW + 200, NOW + 260, require_due=False)
@@ -133,6 +138,35 @@ def test_release_needs_the_lease_and_sets_fields(store: Store) -> None:
         None,
         999,
     )
+
+
+def test_a_finishing_release_carries_the_last_entry_until_a_restart(store: Store) -> None:
+    store.create_instance(record())
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    store.write_entry("i1", 1, entry(0))
+    retried = entry(1, status=EntryStatus.RETRYING)
+    store.write_entry("i1", 1, retried)
+    last = replace(entry(1), rev=2, extra={"nested": {"a": [1, 2.5, "x"]}})
+    store.release("i1", "A", Release(Status.COMPLETE, NOW + 2, output='{"$value":1}', tail=last))
+    done = store.get_instance("i1")
+    assert done is not None and done.tail == last
+    assert store.load_journal("i1", 1) == [entry(0), retried]  # the tail is not a journal item
+    assert full_journal(store, "i1", 1) == [entry(0), last]  # rev 2 replaces rev 1 for readers
+    store.control("i1", Control.RESTART, NOW + 3, 0)
+    restarted = store.get_instance("i1")
+    assert restarted is not None and restarted.tail is None and restarted.run == 2
+    assert full_journal(store, "i1", 2) == []
+
+
+def test_load_journal_from_a_position(store: Store) -> None:
+    store.create_instance(record())
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    for seq in range(12):  # past 10: positions must sort as numbers
+        store.write_entry("i1", 1, entry(seq))
+    store.control("i1", Control.RESTART, NOW + 1, 0)
+    assert [e.seq for e in store.load_journal("i1", 1, from_seq=9)] == [9, 10, 11]
+    assert store.load_journal("i1", 1, from_seq=12) == []
+    assert store.load_journal("i1", 2, from_seq=0) == []  # another run's entries are not included
 
 
 def test_journal_entries_are_written_once_per_rev(store: Store) -> None:
@@ -199,13 +233,23 @@ def test_due_instances_and_postpone(store: Store) -> None:
         store.create_instance(record(f"d{i}", due_at=due))
     due = store.due_instances(NOW + 10, 10)
     assert [d.id for d in due] == ["d1", "d0"]
-    assert store.postpone("d1", NOW + 5, NOW + 100)
-    assert not store.postpone("d1", NOW + 5, NOW + 200)  # someone moved it already
+    assert store.postpone("d1", NOW + 5, NOW + 100, now=NOW)
+    assert not store.postpone("d1", NOW + 5, NOW + 200, now=NOW)  # someone moved it already
     assert [d.id for d in store.due_instances(NOW + 60, 10)] == ["d0", "d2"]
     assert [d.id for d in store.due_instances(NOW + 60, 1)] == ["d0"]
     store.acquire_lease("d0", "A", NOW, NOW + 30, require_due=True)
     store.release("d0", "A", Release(Status.COMPLETE, NOW + 1))
     assert "d0" not in [d.id for d in store.due_instances(NOW + 1000, 10)]  # finished: out of the index
+
+
+def test_postpone_leaves_an_instance_with_a_live_lease(store: Store) -> None:
+    store.create_instance(record(due_at=NOW))
+    store.acquire_lease("i1", "A", NOW, NOW + 300, require_due=True)
+    assert [d.id for d in store.due_instances(NOW + 200, 10)] == ["i1"]
+    assert not store.postpone("i1", NOW, NOW + 400, now=NOW + 200)  # the invocation still runs
+    assert store.postpone("i1", NOW, NOW + 400, now=NOW + 301)  # its lease ran out: it crashed
+    current = store.get_instance("i1")
+    assert current is not None and current.due_at == NOW + 400
 
 
 def test_purge_removes_journals_and_events(store: Store) -> None:

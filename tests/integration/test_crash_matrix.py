@@ -19,6 +19,7 @@ from examples.file_processing import file_processing
 from framework.faults import POINTS, injected
 from framework.local import LocalRuntime
 from framework.records import Status
+from framework.store import full_journal
 
 FINAL = {Status.COMPLETE, Status.ERRORED, Status.TERMINATED}
 
@@ -93,7 +94,7 @@ class Harness:
         SCENARIOS[scenario](self.rt, case)
         inst = self.rt.client.get(case)
         status = inst.status()
-        entries = [(e.seq, str(e.kind), e.name) for e in self.rt.env.store.load_journal(case, 1)]
+        entries = [(e.seq, str(e.kind), e.name) for e in full_journal(self.rt.env.store, case, 1)]
         if crash is not None:
             assert self.rt.crashes == crashes_before + 1, f"the crash at {crash} never happened"
         self.hits = self.rt.fault_hits - hits_before

@@ -14,6 +14,7 @@ import pytest
 from framework.environment import Settings
 from framework.faults import POINTS
 from framework.local import LocalRuntime
+from framework.store import full_journal
 from tests.integration import workflows as w
 from tests.integration.worker_process import ROOT, environment
 
@@ -77,5 +78,5 @@ def test_a_process_that_dies_at_any_point_is_resumed_by_another(moto_server: str
         for inst in instances:
             status = inst.status()
             assert (status.status, status.output) == ("complete", {"sum": 6}), inst.id
-            journal = rt.env.store.load_journal(inst.id, 1)
+            journal = full_journal(rt.env.store, inst.id, 1)
             assert [(e.seq, e.name) for e in journal] == [(0, "a"), (1, "flaky"), (2, "nap"), (3, "c")]

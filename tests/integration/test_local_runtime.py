@@ -17,6 +17,7 @@ from framework import (
 )
 from framework.faults import POINTS
 from framework.local import LocalRuntime
+from framework.store import full_journal
 from tests.integration import workflows as w
 
 ALL = [w.chain, w.sleepy, w.mixed, w.typed, w.big, w.stamp]
@@ -161,7 +162,7 @@ def test_a_crash_at_any_point_resumes_from_the_last_recorded_step(point: str) ->
         assert (
             runs["a"] <= 2 and runs["c"] <= 2 and runs["flaky"] <= 3
         )  # at most once more than without a fault
-        journal = rt.env.store.load_journal(inst.id, 1)
+        journal = full_journal(rt.env.store, inst.id, 1)
         assert len(journal) == 4 and len({e.seq for e in journal}) == 4
 
 

@@ -68,8 +68,8 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
                 for item in params["TransactItems"]
                 for kind, body in item.items()
             ]
-        if operation == "BatchWriteItem":
-            return [("dynamodb:BatchWriteItem", _table_arn(t)) for t in params["RequestItems"]]
+        if operation in ("BatchWriteItem", "BatchGetItem"):
+            return [(f"dynamodb:{operation}", _table_arn(t)) for t in params["RequestItems"]]
         arn = _table_arn(params["TableName"])
         if "IndexName" in params:
             arn += f"/index/{params['IndexName']}"

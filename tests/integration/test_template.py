@@ -55,19 +55,19 @@ def test_work_queue_visibility_is_six_times_the_worker_timeout(timeout: int) -> 
 def test_local_stack_matches_what_the_framework_expects() -> None:
     """Keys, indexes, TTL and redrive of the stack built from template.yaml are the ones the code uses."""
     from framework import dynamodb as d
+    from framework.dynamodb_manage import LIST_INDEX
 
     with LocalRuntime(workflows=[]) as rt:
         db, sqs = rt.boto3_client("dynamodb"), rt.boto3_client("sqs")
         table = db.describe_table(TableName=rt.table_name)["Table"]
         assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
         indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
-        assert set(indexes) == {d.DUE_INDEX, d.LIST_INDEX}
+        assert set(indexes) == {d.DUE_INDEX, LIST_INDEX}
         due = indexes[d.DUE_INDEX]
         assert [k["AttributeName"] for k in due["KeySchema"]] == ["shard", "due_at"]
-        # The sweeper reads status and wake_at from the index: they must be projected.
-        assert {"status", "wake_at"} <= set(due["Projection"]["NonKeyAttributes"])
-        assert [k["AttributeName"] for k in indexes[d.LIST_INDEX]["KeySchema"]] == ["shard", "created_at"]
-        assert indexes[d.LIST_INDEX]["Projection"]["ProjectionType"] == "ALL"
+        assert due["Projection"]["NonKeyAttributes"] == ["wake_at"]  # what the sweeper reads, no more
+        assert [k["AttributeName"] for k in indexes[LIST_INDEX]["KeySchema"]] == ["shard", "created_at"]
+        assert indexes[LIST_INDEX]["Projection"]["NonKeyAttributes"] == ["workflow"]  # never rewritten
         ttl = db.describe_time_to_live(TableName=rt.table_name)["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": d.TTL_ATTRIBUTE}
         for queue, dead in (("WorkQueue", "WorkDeadLetterQueue"), ("InboxQueue", "InboxDeadLetterQueue")):

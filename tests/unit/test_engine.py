@@ -17,7 +17,9 @@ from framework import (
     Workflow,
 )
 from framework.environment import Settings
+from framework.faults import injected
 from framework.records import EntryStatus, Status
+from framework.store import full_journal
 from framework.worker import Outcome, WakeMessage
 from tests.unit.harness import Harness
 
@@ -242,14 +244,14 @@ def test_nondeterminism_is_detected_and_journal_untouched() -> None:
     h = Harness(drift)
     inst = h.start("drift")
     h.run_due()
-    before = h.store.load_journal(inst.id, 1)
+    before = full_journal(h.store, inst.id, 1)
     version["v"] = 2  # a deploy changes the code while the instance sleeps
     h.run_until_idle()
     st = inst.status()
     assert st.status == "errored"
     assert st.error["name"] == "NonDeterminismError"
     assert "step 'inserted'" in st.error["message"] and "sleep 'nap'" in st.error["message"]
-    assert h.store.load_journal(inst.id, 1) == before
+    assert full_journal(h.store, inst.id, 1) == before
 
 
 def test_nondeterminism_cannot_be_swallowed() -> None:
@@ -387,7 +389,7 @@ def test_duplicate_delivery_records_each_step_once() -> None:
     assert h.deliver(start) is Outcome.SKIPPED  # finished
     assert inst.status().output == "ok"
     assert runs == ["a", "b"]
-    assert [e.rev for e in h.store.load_journal(inst.id, 1)] == [1, 1, 1]
+    assert [e.rev for e in full_journal(h.store, inst.id, 1)] == [1, 1, 1]
 
 
 def test_a_live_lease_turns_away_a_second_invocation() -> None:
@@ -583,7 +585,7 @@ def test_large_results_go_to_blobs_and_over_limit_fails() -> None:
     inst = h.start("big")
     h.run_until_idle()
     assert inst.status().output == {"len": 500_000, "error": "PayloadTooLargeError"}
-    entry = h.store.load_journal(inst.id, 1)[0]
+    entry = full_journal(h.store, inst.id, 1)[0]
     assert entry.result is None and entry.result_ref is not None
     assert inst.history()[0].result == big
 
@@ -657,3 +659,70 @@ def _raise_base(exc: BaseException) -> Any:
         raise exc
 
     return body
+
+
+def _chain_of(n: int, **step_options: Any) -> Workflow:
+    def flow(event: Any, step: Any) -> Any:
+        return [
+            step.do(f"s{i}", lambda i=i: event.payload.get("size", 1) * "x" or i, **step_options)
+            for i in range(n)
+        ]
+
+    return Workflow(name=f"chain{n}", fn=flow)
+
+
+def test_the_last_step_goes_with_the_finishing_write() -> None:
+    h = Harness(_chain_of(3))
+    inst = h.start("chain3")
+    h.run_until_idle()
+    record = h.store.get_instance(inst.id)
+    assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["s0", "s1"]  # two journal items
+    assert record.tail is not None and record.tail.name == "s2" and record.tail.status is EntryStatus.COMPLETE
+    assert [e.name for e in inst.history()] == ["s0", "s1", "s2"]  # readers see all three
+    assert inst.status().output == ["x", "x", "x"]
+
+
+def test_a_large_last_result_and_an_at_most_once_step_get_journal_items_of_their_own() -> None:
+    big = Harness(_chain_of(2))
+    inst = big.start("chain2", {"size": 5000})  # over worker.TAIL_BYTES
+    big.run_until_idle()
+    assert big.store.get_instance(inst.id).tail is None
+    assert [e.name for e in big.store.load_journal(inst.id, 1)] == ["s0", "s1"]
+    once = Harness(_chain_of(2, config={"at_most_once": True}))
+    inst = once.start("chain2")
+    once.run_until_idle()
+    assert once.store.get_instance(inst.id).tail is None
+    assert len(once.store.load_journal(inst.id, 1)) == 2
+
+
+def test_a_crash_before_the_finishing_write_runs_the_last_step_once_more() -> None:
+    runs: list[str] = []
+
+    def flow(event: Any, step: Any) -> Any:
+        step.do("a", lambda: runs.append("a"))
+        return step.do("b", lambda: runs.append("b") or "done")
+
+    h = Harness(Workflow(name="ab", fn=flow))
+    inst = h.start("ab")
+
+    def crash(where: str, info: dict[str, Any]) -> None:
+        if where == "instance.before_release":
+            raise SystemExit("the invocation dies")
+
+    with injected(crash), pytest.raises(SystemExit):
+        h.run_due()
+    h.run_until_idle()
+    assert inst.status().output == "done"
+    assert runs == ["a", "b", "b"]  # "a" was written when "b" began; "b" was not written yet
+    assert [e.name for e in full_journal(h.store, inst.id, 1)] == ["a", "b"]
+
+
+def test_a_restart_drops_the_finished_runs_tail() -> None:
+    h = Harness(_chain_of(1))
+    inst = h.start("chain1")
+    h.run_until_idle()
+    assert len(inst.history()) == 1
+    inst.restart()
+    assert inst.history() == [] and h.store.get_instance(inst.id).tail is None
+    h.run_until_idle()
+    assert len(inst.history()) == 1 and inst.status().status == "complete"

@@ -27,7 +27,7 @@ from framework.environment import Environment, Settings
 from framework.faults import POINTS, injected
 from framework.records import Status
 from framework.registry import Registry, Workflow
-from framework.store import MemoryStore
+from framework.store import MemoryStore, full_journal
 from framework.sweeper import sweep
 from framework.worker import process_message
 from tests.unit.harness import FakeContext
@@ -209,7 +209,7 @@ class Driver:
 def outcome(driver: Driver) -> tuple[str, Any, list[tuple[int, str]]]:
     inst = driver.run()
     status = inst.status()
-    journal = driver.env.store.load_journal("g", 1)
+    journal = full_journal(driver.env.store, "g", 1)
     return str(status.status), status.output, [(e.seq, e.name) for e in journal]
 
 
