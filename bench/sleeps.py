@@ -21,6 +21,15 @@ from typing import Any
 from unittest import mock
 
 from bench.counts import WORKER, ops
+from bench.prices import (  # the dated price table
+    LAMBDA_GB_S_ARM64,
+    LAMBDA_REQUEST,
+    MILLION,
+    PRICE_TABLE,
+    READ_UNIT,
+    SQS_REQUEST,
+    WRITE_UNIT,
+)
 from bench.report import Check, Section
 from bench.workload import CHAIN, Delivery, chain, observe
 from framework.durations import parse_duration
@@ -36,16 +45,6 @@ HOP_INSTANCES, HOPS = 10, 3  # legacy hop chains measured, and hops of each
 AMORTIZE = 10_000  # the scale: the sweeper's fixed cost is shared by this many sleeps
 SCALES = (1_000, AMORTIZE, 1_000_000)
 DURATION_S = 0.1  # assumed billed Lambda duration per invocation, for the duration figure only
-
-# us-east-1 list prices as of 2026, from the dated table "AWS limits and prices that bound the design"
-# (shared/reference/platform-limits.md). Re-check them before quoting them.
-PRICE_TABLE = 'shared/reference/platform-limits.md, "AWS limits and prices that bound the design" (2026)'
-SQS_REQUEST = 0.40e-6  # send, receive and delete each count
-WRITE_UNIT = 0.625e-6  # DynamoDB on-demand, 1 KB
-READ_UNIT = 0.125e-6  # DynamoDB on-demand, 4 KB strongly consistent
-LAMBDA_REQUEST = 0.20e-6
-LAMBDA_GB_S_ARM64 = 0.0000133334
-MILLION = 1_000_000
 
 
 @dataclass(frozen=True)
