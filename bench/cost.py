@@ -49,6 +49,7 @@ from bench.report import Check, Section
 from bench.retry import COLD
 from bench.units import Charge, Index, UnitMeter, Usage, item_size
 from bench.workload import CHAIN, chain, observe
+from framework.dynamodb import SWEEP_MARK_KEY
 from framework.environment import Settings
 from framework.local import LocalRuntime
 from framework.local.runtime import SWEEP_EVERY
@@ -60,7 +61,10 @@ RUNS = 3
 EXECUTIONS_PER_MONTH = 1_000_000  # the stated volume that shares the fixed costs
 VOLUMES = (10_000, 100_000, EXECUTIONS_PER_MONTH, 10_000_000)
 MONTH_S = 730 * 3600  # AWS bills storage per GB-month of 730 hours
-BILLED_MS = 100  # assumed billed duration of an invocation: the framework's own work, no step bodies
+# The billed duration of a worker invocation, modelled: the framework's own work, no step bodies. Each
+# AWS call it makes waits on the network (DynamoDB and SQS answer in single-digit milliseconds inside a
+# region; 8 ms is on the slow side of that), plus a fixed share for the handler and the replay.
+CALL_MS, FIXED_MS = 8, 10
 # An idle SQS event source mapping: about 5 pollers, each long-polling 20 s (AWS does not publish the
 # exact rate; this is the usual figure).
 IDLE_POLLERS, POLL_SECONDS = 5, 20
@@ -92,6 +96,7 @@ class Execution:
     charges: list[Charge]  # every metered DynamoDB request from create to complete
     sweeps: list[tuple[Counter[str], list[Charge]]]  # each sweeper run's calls and requests
     delivered: int  # messages the event source mapping delivered to the worker
+    worker_calls: int  # AWS calls the worker made while handling them
     invocations: Counter[str]
     items: list[dict[str, Any]]  # the instance's items when it completed
     indexes: list[Index]
@@ -189,6 +194,7 @@ def run_reference(*, cold: bool = True, logs: bool = False) -> Execution:
             charges,
             list(sweeps),
             len(deliveries),
+            sum(sum(d.calls.values()) for d in deliveries),
             Counter(rt.invocations),
             items,
             Index.of_table(description),
@@ -207,9 +213,24 @@ def run_reference(*, cold: bool = True, logs: bool = False) -> Execution:
         return execution
 
 
+SWEEP_MARK_PK = SWEEP_MARK_KEY["pk"]["S"]
+
+
+def billed_ms_of(execution: Execution) -> float:
+    """The modelled billed duration of one worker invocation (see CALL_MS)."""
+    invocations = execution.invocations[WORKER] or 1
+    return FIXED_MS + CALL_MS * execution.worker_calls / invocations
+
+
 def sweeper_queries(execution: Execution) -> list[Charge]:
-    """The sweeper's index Queries: its schedule's fixed cost, whatever is due."""
-    return [c for _, charges in execution.sweeps for c in charges if c.operation == "Query"]
+    """The sweeper's own requests on every run, whatever is due: its index Queries, and the read and
+    write of its mark (the item ``#sweeper``). Its schedule's fixed cost."""
+    return [
+        c
+        for _, charges in execution.sweeps
+        for c in charges
+        if c.operation == "Query" or c.key.get("pk") == SWEEP_MARK_PK
+    ]
 
 
 def variable_charges(execution: Execution) -> list[Charge]:
@@ -314,16 +335,22 @@ def priced(execution: Execution, deployment: Deployment) -> dict[str, Any]:
             )
 
     # SQS: every send, and per delivered message one receive and one delete (unbatched).
-    sends = calls["sqs.SendMessage"]
+    sends = calls["sqs.SendMessage"] + calls["sqs.SendMessageBatch"]  # the sweeper sends in batches
     receives = execution.delivered
     deletes = execution.delivered
     lines += [
-        Priced("SQS", "SendMessage (start and wake-ups)", f"{sends} requests", sends * SQS_REQUEST),
+        Priced(
+            "SQS",
+            "SendMessage (start) and SendMessageBatch (the sweeper's wake-ups, one request each here)",
+            f"{sends} requests",
+            sends * SQS_REQUEST,
+        ),
         Priced("SQS", "ReceiveMessage delivering a message", f"{receives} requests", receives * SQS_REQUEST),
         Priced("SQS", "DeleteMessageBatch after a delivery", f"{deletes} requests", deletes * SQS_REQUEST),
     ]
     invocations = execution.invocations[WORKER]
-    gb_s = BILLED_MS / 1000 * deployment.memory_mb / 1024
+    billed_ms = billed_ms_of(execution)
+    gb_s = billed_ms / 1000 * deployment.memory_mb / 1024
     duration = gb_s * (LAMBDA_GB_S_ARM64 if deployment.arch == "arm64" else LAMBDA_GB_S_X86)
     lines.append(
         Priced(
@@ -333,7 +360,8 @@ def priced(execution: Execution, deployment: Deployment) -> dict[str, Any]:
     lines.append(
         Priced(
             "Lambda",
-            f"worker duration at {BILLED_MS} ms each (assumed), {deployment.memory_mb} MB {deployment.arch}",
+            f"worker duration at {billed_ms:.0f} ms each ({FIXED_MS} ms + {CALL_MS} ms per AWS call, "
+            f"modelled), {deployment.memory_mb} MB {deployment.arch}",
             f"{invocations * gb_s:g} GB-s",
             invocations * duration,
         )
@@ -348,14 +376,20 @@ def priced(execution: Execution, deployment: Deployment) -> dict[str, Any]:
     runs = len(execution.sweeps)
     queries_per_run = len(fixed_queries) / runs if runs else 0.0
     query_ru_per_run = sum_usage(fixed_queries).read_units / runs if runs else 0.0
+    mark_wu_per_run = sum_usage(fixed_queries).write_units / runs if runs else 0.0
     sweeps_month = MONTH_S / SWEEP_EVERY
-    sweeper_month = sweeps_month * (LAMBDA_REQUEST + duration + query_ru_per_run * READ_UNIT)
+    sweeper_ms = FIXED_MS + CALL_MS * queries_per_run  # its Queries and mark reads, modelled as above
+    sweeper_duration = duration / billed_ms * sweeper_ms
+    sweeper_month = sweeps_month * (
+        LAMBDA_REQUEST + sweeper_duration + query_ru_per_run * READ_UNIT + mark_wu_per_run * WRITE_UNIT
+    )
     lines.append(
         Priced(
             "sweeper (fixed, shared)",
             f"its schedule, shared by {EXECUTIONS_PER_MONTH:,} executions a month",
-            f"{sweeps_month:,.0f} runs/month x (1 request + {BILLED_MS} ms + {queries_per_run:g} Queries, "
-            f"{query_ru_per_run:g} RU)",
+            f"{sweeps_month:,.0f} runs/month x (1 request + {sweeper_ms:.0f} ms + "
+            f"{queries_per_run:g} Queries "
+            f"and mark reads, {query_ru_per_run:g} RU, {mark_wu_per_run:g} WU of mark writes)",
             sweeper_month / EXECUTIONS_PER_MONTH,
         )
     )
@@ -417,9 +451,10 @@ def cost_section(runs: int = RUNS) -> Section:
         by_service[line.service] += line.dollars * MILLION
     variable = variable_charges(e)
     usage = sum_usage(variable)
+    sqs_requests = e.calls["sqs.SendMessage"] + e.calls["sqs.SendMessageBatch"] + 2 * e.delivered
     units = (
         f"{usage.write_units:g} WU ({usage.table_write_units:g} table + {usage.index_write_units:g} GSI), "
-        f"{usage.read_units:g} RU, {e.calls['sqs.SendMessage'] + 2 * e.delivered} SQS requests, "
+        f"{usage.read_units:g} RU, {sqs_requests} SQS requests, "
         f"{e.invocations[WORKER]} worker invocations"
     )
     warm_total = logs["total"] * MILLION
@@ -431,7 +466,7 @@ def cost_section(runs: int = RUNS) -> Section:
         for kind, u in sorted(kinds.items())
         if u.write_units
     )
-    per_100_ms = p["duration_per_invocation"] / BILLED_MS * 100 * e.invocations[WORKER] * MILLION
+    per_100_ms = p["duration_per_invocation"] / billed_ms_of(e) * 100 * e.invocations[WORKER] * MILLION
     cleanup = p["cleanup"]
     stored = f"{p['table_bytes']:,} B in the table + {p['index_bytes']:,} B in GSIs"
     extras = {
@@ -537,8 +572,8 @@ def cost_section(runs: int = RUNS) -> Section:
             "idle_receives_dollars": p["idle_month"],
         },
         "assumptions": [
-            f"Lambda: {deployment.memory_mb} MB {deployment.arch} (template.yaml Globals), {BILLED_MS} ms "
-            "billed per invocation",
+            f"Lambda: {deployment.memory_mb} MB {deployment.arch} (template.yaml Globals), billed "
+            f"{FIXED_MS} ms + {CALL_MS} ms per AWS call per invocation",
             "a delivered message is priced unbatched: 1 ReceiveMessage, 1 DeleteMessageBatch, 1 invocation",
             f"fixed costs shared by {EXECUTIONS_PER_MONTH:,} executions a month",
             f"idle event source mapping: {IDLE_POLLERS} pollers x 1 long poll per {POLL_SECONDS} s per queue",

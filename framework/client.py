@@ -268,7 +268,8 @@ class WorkflowClient:
             params=check_json_depth(text, what),
             created_at=now,
             updated_at=now,
-            due_at=now,  # the sweeper re-enqueues it if the send is lost
+            # No due_at: the sweeper looks at each new instance once, a grace after its creation, and
+            # re-enqueues it if its start message was lost (framework/sweeper.py).
         )
 
     # -- reading -----------------------------------------------------------------------------------

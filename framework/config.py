@@ -1,24 +1,36 @@
 """Step configuration: retry policy, attempt timeout and the at-most-once switch.
 
 Accepts Cloudflare's dict shape (``{"retries": {"limit": 5, "delay": "10 seconds", "backoff":
-"exponential"}, "timeout": "10 minutes"}``) or the typed models below. Both are validated when the step
-is defined; a config that gives only some keys takes the defaults for the rest.
+"exponential"}, "timeout": "10 minutes"}``) or the typed models ``StepConfig`` and ``RetryPolicy``. Both
+are validated when the step is defined; a config that gives only some keys takes the defaults for the
+rest.
+
+The models are pydantic's, defined in ``framework.config_models`` and loaded on first use (attribute
+access here, or ``from framework import StepConfig``). A step with no config never loads them: it gets
+``DEFAULTS``, which holds the same values without pydantic, so a worker starts without pydantic unless a
+workflow uses it.
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from framework.durations import MAX_SECONDS, Duration, parse_duration
+from framework.durations import MAX_SECONDS
 from framework.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from framework.config_models import DEFAULT_STEP_CONFIG, RetryPolicy, StepConfig
 
 # Each attempt is kept in the step's journal item (errors cut to 512 characters): 101 attempts stay far
 # below the 400 KB item limit.
 MAX_RETRY_LIMIT = 100
+# The defaults of RetryPolicy and StepConfig, and of DEFAULTS.
+DEFAULT_LIMIT = 5
+DEFAULT_DELAY = 10.0
+DEFAULT_TIMEOUT = 600.0
 
 
 class Backoff(StrEnum):
@@ -32,73 +44,104 @@ class Jitter(StrEnum):
     FULL = "full"
 
 
-class RetryPolicy(BaseModel):
-    """How a failing step retries. ``limit`` counts retries after the first attempt."""
+def retry_delay(
+    delay: float,
+    backoff: Backoff,
+    max_delay: float | None,
+    jitter: Jitter,
+    retry: int,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...) of a policy with these fields."""
+    if backoff is Backoff.CONSTANT:
+        seconds = delay
+    elif backoff is Backoff.LINEAR:
+        seconds = delay * retry
+    else:
+        seconds = delay * 2 ** min(retry - 1, 64)
+    if max_delay is not None:
+        seconds = min(seconds, max_delay)
+    seconds = min(seconds, MAX_SECONDS)  # 2^n grows past any date a datetime can hold
+    if jitter is Jitter.FULL:
+        seconds = (rng or random).uniform(0, seconds)
+    return seconds
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    limit: int = Field(default=5, ge=0, le=MAX_RETRY_LIMIT)
-    delay: float = 10.0
-    backoff: Backoff = Backoff.EXPONENTIAL
+class _Delegating:
+    """A read-only stand-in for a model. Attributes it does not hold come from the real model, so that
+    code written against StepConfig works on DEFAULTS too (loading pydantic then)."""
+
+    __slots__ = ()
+
+    def _model(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._model(), name)
+
+
+class _DefaultRetries(_Delegating):
+    """``RetryPolicy()``'s values, without pydantic."""
+
+    __slots__ = ()
+    limit = DEFAULT_LIMIT
+    delay = DEFAULT_DELAY
+    backoff = Backoff.EXPONENTIAL
     max_delay: float | None = None
-    jitter: Jitter = Jitter.NONE
+    jitter = Jitter.NONE
     non_retryable: tuple[type[BaseException], ...] = ()
-
-    @field_validator("delay", "max_delay", mode="before")
-    @classmethod
-    def _duration(cls, value: Duration | None) -> float | None:
-        return None if value is None else parse_duration(value, what="retry delay")
-
-    @field_validator("non_retryable", mode="before")
-    @classmethod
-    def _exception_types(cls, value: Any) -> tuple[type[BaseException], ...]:
-        types = tuple(value) if isinstance(value, list | tuple) else (value,)
-        for kind in types:
-            if not (isinstance(kind, type) and issubclass(kind, Exception)):
-                raise ValueError(f"non_retryable must hold exception classes, got {kind!r}")
-        return types
 
     def delay_before_retry(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1, 2, ...)."""
-        if self.backoff is Backoff.CONSTANT:
-            seconds = self.delay
-        elif self.backoff is Backoff.LINEAR:
-            seconds = self.delay * retry
-        else:
-            seconds = self.delay * 2 ** min(retry - 1, 64)
-        if self.max_delay is not None:
-            seconds = min(seconds, self.max_delay)
-        seconds = min(seconds, MAX_SECONDS)  # 2^n grows past any date a datetime can hold
-        if self.jitter is Jitter.FULL:
-            seconds = (rng or random).uniform(0, seconds)
-        return seconds
+        return retry_delay(self.delay, self.backoff, self.max_delay, self.jitter, retry, rng)
+
+    def _model(self) -> Any:
+        return _models().DEFAULT_STEP_CONFIG.retries
 
 
-class StepConfig(BaseModel):
-    """Config of one ``step.do``. ``timeout`` bounds each attempt, in seconds."""
+class _DefaultStepConfig(_Delegating):
+    """``StepConfig()``'s values, without pydantic."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __slots__ = ()
+    retries = _DefaultRetries()
+    timeout = DEFAULT_TIMEOUT
+    at_most_once = False
 
-    retries: RetryPolicy = RetryPolicy()
-    timeout: float = 600.0
-    at_most_once: bool = False
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Duration) -> float:
-        seconds = parse_duration(value, what="step timeout")
-        if seconds <= 0:
-            raise ValueError("step timeout must be more than 0 seconds")
-        return seconds
+    def _model(self) -> Any:
+        return _models().DEFAULT_STEP_CONFIG
 
 
-DEFAULT_STEP_CONFIG = StepConfig()
+# What a step with no config gets. Read-only, like the model it stands for.
+DEFAULTS = _DefaultStepConfig()
+
+_MODEL_NAMES = frozenset({"RetryPolicy", "StepConfig", "DEFAULT_STEP_CONFIG"})
+
+
+def _models() -> Any:
+    return importlib.import_module("framework.config_models")
+
+
+def __getattr__(name: str) -> Any:
+    """``RetryPolicy``, ``StepConfig`` and ``DEFAULT_STEP_CONFIG``, loaded with pydantic on first use."""
+    if name in _MODEL_NAMES:
+        value = getattr(_models(), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def step_config(config: StepConfig | dict[str, Any] | None, *, step: str) -> StepConfig:
-    """Validate a step's config. Raise InvalidConfigError naming the step on any mistake."""
+    """Validate a step's config. Raise InvalidConfigError naming the step on any mistake.
+
+    No config gives ``DEFAULTS``: it has StepConfig's fields and methods but is not a pydantic model."""
     if config is None:
-        return DEFAULT_STEP_CONFIG
+        return cast("StepConfig", DEFAULTS)
+    from pydantic import ValidationError
+
+    from framework.config_models import StepConfig
+
     if isinstance(config, StepConfig):
         return config
     if not isinstance(config, dict):
@@ -114,3 +157,19 @@ def step_config(config: StepConfig | dict[str, Any] | None, *, step: str) -> Ste
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
         )
         raise InvalidConfigError(f"config of step {step!r} is invalid: {problems}") from None
+
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_DELAY",
+    "DEFAULT_LIMIT",
+    "DEFAULT_STEP_CONFIG",
+    "DEFAULT_TIMEOUT",
+    "MAX_RETRY_LIMIT",
+    "Backoff",
+    "Jitter",
+    "RetryPolicy",
+    "StepConfig",
+    "retry_delay",
+    "step_config",
+]

@@ -18,18 +18,17 @@ from botocore.exceptions import ClientError
 
 from framework.dynamodb_items import (
     MAX_SEQ,
-    TTL_ATTRIBUTE,
     conflict,
     entry_from,
     entry_key,
     entry_to,
-    entry_values,
     event_from,
     from_item,
     instance_from,
+    instance_to,
     to_av,
 )
-from framework.dynamodb_manage import INSTANCE_SK, TableBase
+from framework.dynamodb_manage import LIST_INDEX, TableBase
 from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
 from framework.records import (
     FINISHED,
@@ -40,7 +39,7 @@ from framework.records import (
     Lease,
     Status,
 )
-from framework.store import DueInstance, LeaseConflict, LeaseLost, Release, shard_of
+from framework.store import WATCHED, DueInstance, LeaseConflict, LeaseLost, Release, released, shard_of
 
 DUE_INDEX = "due-index"
 
@@ -54,6 +53,12 @@ ENTRY_IS_NEW = "attribute_not_exists(#sk)"
 ENTRY_REV_IS = "#rev = :prev_rev"
 DUE_AT_IS = "#due_at = :due_at"
 NO_PAUSE_REQUESTED = "attribute_not_exists(#pause_requested)"
+NO_MARK_YET = "attribute_not_exists(#pk)"
+NO_DUE_AT = "attribute_not_exists(#due_at)"
+IS_WATCHED = "#status IN (" + ", ".join(f":st_{s.name.lower()}" for s in sorted(WATCHED)) + ")"
+MARK_IS_BEHIND = "#swept_until < :swept_until"
+# The sweeper's one item: "#" can begin no instance id.
+SWEEP_MARK_KEY = {"pk": {"S": "#sweeper"}, "sk": {"S": "mark"}}
 IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorted(FINISHED)) + ")"
 RUN_IS = "#run = :run"
 
@@ -100,20 +105,7 @@ class DynamoStore(TableBase):
             raise
 
     def _new_item(self, record: InstanceRecord) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "pk": record.id,
-            "sk": INSTANCE_SK,
-            "workflow": record.workflow,
-            "status": record.status.value,
-            "params": record.params,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "run": record.run,
-            "shard": shard_of(record.id, self._shards),
-        }
-        if record.due_at is not None:
-            values["due_at"] = record.due_at
-        return to_av(values)
+        return instance_to(record, shard_of(record.id, self._shards))
 
     def acquire_lease(
         self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
@@ -191,68 +183,120 @@ class DynamoStore(TableBase):
             {":mark": mark, ":count": count},
         )
 
-    def release(self, instance_id: str, owner: str, release: Release) -> Status:
+    def release(self, lease: Lease, release: Release) -> Status:
         if release.status is not Status.WAITING:
-            self._release(instance_id, owner, release, LEASE_IS_MINE)
+            self._release(lease, release, LEASE_IS_MINE)
             return release.status
         try:
-            self._release(instance_id, owner, release, f"{LEASE_IS_MINE} AND {NO_PAUSE_REQUESTED}")
+            self._release(lease, release, f"{LEASE_IS_MINE} AND {NO_PAUSE_REQUESTED}")
             return Status.WAITING
         except LeaseLost:
-            current = self.get_instance(instance_id)  # read only on conflict
-            if current is None or current.lease_owner != owner or not current.pause_requested:
+            current = self.get_instance(lease.previous.id)  # read only on conflict
+            if current is None or current.lease_owner != lease.owner or not current.pause_requested:
                 raise
-        self._release(instance_id, owner, replace(release, status=Status.PAUSED), LEASE_IS_MINE)
+        self._release(lease, replace(release, status=Status.PAUSED), LEASE_IS_MINE)
         return Status.PAUSED
 
-    def _release(self, instance_id: str, owner: str, release: Release, condition: str) -> None:
-        sets: dict[str, Any] = {
-            "status": release.status.value,
-            "updated_at": release.now,
-            "released_by": owner,
-        }
-        optional = {
-            "wake_at": release.wake_at,
-            "due_at": release.due_on_wait() if release.status is Status.WAITING else None,
-            "output": release.output,
-            "output_ref": release.output_ref,
-            "error": release.error.as_dict() if release.error else None,
-            TTL_ATTRIBUTE: release.expires_at,
-            "tail": entry_values(release.tail) if release.tail else None,
-        }
-        sets |= {k: v for k, v in optional.items() if v is not None}
-        removes = [k for k, v in optional.items() if v is None]
-        removes += ["lease_owner", "lease_until", "crash_mark", "crash_count", "pause_requested", "backoff"]
-        expression = (
-            "SET "
-            + ", ".join(f"#{k} = :{k}" for k in sets)
-            + " REMOVE "
-            + ", ".join(f"#{k}" for k in removes)
-        )
-        self._owned_update(
-            instance_id,
-            owner,
-            expression,
-            {f"#{k}": k for k in [*sets, *removes]},
-            {f":{k}": v for k, v in sets.items()},
-            condition=condition,
-        )
+    def _release(self, lease: Lease, release: Release, condition: str) -> None:
+        """Put the whole item: the lease holder knows it, and a put is a smaller request than an update
+        that names every attribute to drop. Nobody else writes the item while the lease is live, but
+        for a pause request, which ``condition`` checks, and a terminate or restart, which takes the
+        lease away."""
+        after = released(lease, release)
+        names = {"#lease_owner": "lease_owner"}
+        if "#pause_requested" in condition:
+            names["#pause_requested"] = "pause_requested"
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._new_item(after),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={
+                    "#lease_owner": "lease_owner",
+                    "#pause_requested": "pause_requested",
+                }
+                if "#pause_requested" in condition
+                else {"#lease_owner": "lease_owner"},
+                ExpressionAttributeValues=to_av({":owner": lease.owner}),
+            )
+        except ClientError as exc:
+            if conflict(exc):
+                raise LeaseLost(f"instance {after.id!r} is no longer leased by {lease.owner}") from None
+            raise
 
-    def due_instances(self, before: float, limit: int) -> list[DueInstance]:
+    def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
         found: list[DueInstance] = []
+        key, values = "#shard = :shard AND #due_at <= :before", {":before": before}
+        if after is not None:
+            key, values = "#shard = :shard AND #due_at BETWEEN :after AND :before", values | {":after": after}
         for shard in range(self._shards):
             page = self._db.query(
                 TableName=self._table,
                 IndexName=DUE_INDEX,
-                KeyConditionExpression="#shard = :shard AND #due_at <= :before",
+                KeyConditionExpression=key,
                 ExpressionAttributeNames={"#shard": "shard", "#due_at": "due_at"},
-                ExpressionAttributeValues=to_av({":shard": str(shard), ":before": before}),
+                ExpressionAttributeValues=to_av(values | {":shard": str(shard)}),
                 Limit=limit,
             )
             for item in page.get("Items", []):
                 d = from_item(item)
-                found.append(DueInstance(d["pk"], float(d["due_at"]), d.get("wake_at")))
+                if after is None or d["due_at"] > after:  # BETWEEN includes ``after``
+                    found.append(DueInstance(d["pk"], float(d["due_at"]), d.get("wake_at")))
         return sorted(found, key=lambda due: due.due_at)[:limit]
+
+    def created_between(self, after: float, until: float) -> list[InstanceRecord]:
+        found: list[InstanceRecord] = []
+        for shard in range(self._shards):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": LIST_INDEX,
+                "KeyConditionExpression": "#shard = :shard AND #created_at BETWEEN :after AND :until",
+                "ExpressionAttributeNames": {"#shard": "shard", "#created_at": "created_at"},
+                "ExpressionAttributeValues": to_av({":shard": str(shard), ":after": after, ":until": until}),
+            }
+            while True:
+                page = self._db.query(**kwargs)
+                keys = [i for i in page.get("Items", []) if float(i["created_at"]["N"]) > after]
+                found += self._records(keys)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
+    def watch(self, instance_id: str, due_at: float) -> bool:
+        names = {"#due_at": "due_at", "#status": "status"}
+        values = {f":st_{s.name.lower()}": s.value for s in WATCHED} | {":due_at": due_at}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(instance_id),
+                UpdateExpression="SET #due_at = :due_at",
+                ConditionExpression=f"{NO_DUE_AT} AND {IS_WATCHED}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_av(values),
+            )
+        except ClientError as exc:
+            if conflict(exc):
+                return False
+            raise
+        return True
+
+    def sweep_mark(self) -> float | None:
+        item = self._db.get_item(TableName=self._table, Key=SWEEP_MARK_KEY, ConsistentRead=True).get("Item")
+        return float(item["swept_until"]["N"]) if item else None
+
+    def set_sweep_mark(self, swept_until: float) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=SWEEP_MARK_KEY | to_av({"swept_until": swept_until}),
+                ConditionExpression=f"{NO_MARK_YET} OR {MARK_IS_BEHIND}",
+                ExpressionAttributeNames={"#pk": "pk", "#swept_until": "swept_until"},
+                ExpressionAttributeValues=to_av({":swept_until": swept_until}),
+            )
+        except ClientError as exc:
+            if not conflict(exc):  # a later sweep got there first: keep its mark
+                raise
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         try:

@@ -20,6 +20,7 @@ from framework.records import (
 )
 
 TTL_ATTRIBUTE = "expires_at"  # the table's TimeToLiveSpecification names it (template.yaml)
+INSTANCE_SK = "instance"
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -87,9 +88,42 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         expires_at=d.get(TTL_ATTRIBUTE),
         pause_requested=bool(d.get("pause_requested", False)),
         backoff=int(d.get("backoff", 0)),
-        tail=entry_of(d["tail"]) if "tail" in d else None,
+        tail=tuple(entry_of(e) for e in d.get("tail", [])),
         released_by=d.get("released_by"),
     )
+
+
+def instance_to(r: InstanceRecord, shard: str) -> dict[str, Any]:
+    """The whole instance item; ``instance_from`` reads it back. Attributes at their default are left
+    out, so that a conditional PutItem of it is also a release that drops lease fields."""
+    values: dict[str, Any] = {
+        "pk": r.id,
+        "sk": INSTANCE_SK,
+        "workflow": r.workflow,
+        "status": r.status.value,
+        "params": r.params,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "run": r.run,
+        "shard": shard,
+    }
+    optional = {
+        "output": r.output,
+        "output_ref": r.output_ref,
+        "error": r.error.as_dict() if r.error else None,
+        "wake_at": r.wake_at,
+        "due_at": r.due_at,
+        "lease_owner": r.lease_owner,
+        "lease_until": r.lease_until,
+        "crash_mark": r.crash_mark,
+        "crash_count": r.crash_count or None,
+        TTL_ATTRIBUTE: r.expires_at,
+        "pause_requested": r.pause_requested or None,
+        "backoff": r.backoff or None,
+        "tail": [entry_values(e) for e in r.tail] or None,
+        "released_by": r.released_by,
+    }
+    return to_av(values | {k: v for k, v in optional.items() if v is not None})
 
 
 def entry_to(instance_id: str, run: int, e: JournalEntry) -> dict[str, Any]:

@@ -9,12 +9,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from framework.dynamodb_items import TTL_ATTRIBUTE, conflict, instance_from, to_av
+from framework.dynamodb_items import INSTANCE_SK, TTL_ATTRIBUTE, conflict, instance_from, to_av
 from framework.errors import InstanceNotFoundError, InvalidStateError
 from framework.records import Control, InstanceRecord, Status
 from framework.store import control_outcome
 
-INSTANCE_SK = "instance"
 LIST_INDEX = "list-index"
 UNCHANGED_SINCE_READ = "#rev_status = :was_status AND #rev_updated_at = :was_updated_at"
 
@@ -132,7 +131,7 @@ class TableBase:
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
                 TTL_ATTRIBUTE: r.expires_at,
-                "tail": None if r.tail is None else r.tail.seq,  # only ever removed here (restart)
+                "tail": len(r.tail) or None,  # only ever removed here (restart)
             }
 
         before, changed = fields(current), fields(after)

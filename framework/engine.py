@@ -41,7 +41,7 @@ from framework.errors import (
 )
 from framework.faults import point
 from framework.logs import logger
-from framework.records import Attempt, EntryKind, EntryStatus, ErrorInfo, JournalEntry
+from framework.records import Attempt, EntryKind, EntryStatus, ErrorInfo, JournalEntry, tail_bytes
 
 if TYPE_CHECKING:
     from framework.config import StepConfig  # a pydantic model: not loaded for steps without a config
@@ -235,10 +235,10 @@ class Step:
         return [self._journal[seq] for seq in sorted(self._journal)]
 
     def take_pending(self, max_bytes: int) -> JournalEntry | None:
-        """After the workflow ended: hand over the pending entry for the finishing write, if its
-        result fits in ``max_bytes`` of the instance item; write a larger one now."""
+        """After the workflow ended or suspended: hand over the pending entry for the release to keep
+        in the instance item, if it takes at most ``max_bytes`` there; write a larger one now."""
         pending = self._pending
-        if pending is None or len(pending.result or "") <= max_bytes:
+        if pending is None or tail_bytes((pending,)) <= max_bytes:
             self._pending = None
             return pending
         self._flush()
@@ -277,7 +277,9 @@ class Step:
         if entry is None:
             now = self._inv.now()
             new = JournalEntry(seq, EntryKind.SLEEP, name, EntryStatus.SLEEPING, now, wake_at=wake_of(now))
-            entry = self._write(None, new)
+            # Written at the next durable call, or kept in the instance item by the release if the
+            # sleep suspends the run: a sleep is never written again, so it can ride along.
+            entry = self._write(None, new, defer=True)
             logger.info("sleep started", extra={"step": name, "wake_at": entry.wake_at})
         assert entry.wake_at is not None
         self._wait(entry.wake_at, f"sleep {name!r}")

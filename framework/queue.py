@@ -1,4 +1,4 @@
-"""The queue Protocol (one primitive: send with a delay), SQS, and the in-memory fake."""
+"""The queue Protocol (send with a delay, one message or a batch), SQS, and the in-memory fake."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from typing import Any, Protocol
 
 from framework.clock import Clock
 
-MAX_DELAY_SECONDS = 900  # SQS's limit per message; longer waits chain hops
+MAX_DELAY_SECONDS = 900  # SQS's limit per message; longer waits are parked (framework.sweeper)
+BATCH = 10  # SendMessageBatch's limit
 
 
 class Queue(Protocol):
     def send(self, body: str, delay_seconds: int) -> None:
         """Send one message, hidden for ``delay_seconds`` (0 to 900)."""
+
+    def send_batch(self, messages: list[tuple[str, int]]) -> list[int]:
+        """Send (body, delay) pairs, ten to a request. Return the positions of those not sent."""
 
 
 class SqsQueue:
@@ -24,6 +28,22 @@ class SqsQueue:
 
     def send(self, body: str, delay_seconds: int) -> None:
         self._sqs.send_message(QueueUrl=self._url, MessageBody=body, DelaySeconds=delay_seconds)
+
+    def send_batch(self, messages: list[tuple[str, int]]) -> list[int]:
+        failed: list[int] = []
+        for start in range(0, len(messages), BATCH):
+            chunk = messages[start : start + BATCH]
+            entries = [
+                {"Id": str(start + i), "MessageBody": body, "DelaySeconds": delay}
+                for i, (body, delay) in enumerate(chunk)
+            ]
+            try:
+                result = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+            except Exception:  # the whole request failed: none of the chunk was sent
+                failed += range(start, start + len(chunk))
+                continue
+            failed += [int(f["Id"]) for f in result.get("Failed", [])]
+        return sorted(failed)
 
 
 class MemoryQueue:
@@ -42,6 +62,15 @@ class MemoryQueue:
         with self._lock:
             self.sent.append((body, delay_seconds))
             heapq.heappush(self._heap, (self._clock.now() + delay_seconds, next(self._order), body))
+
+    def send_batch(self, messages: list[tuple[str, int]]) -> list[int]:
+        failed = []
+        for i, (body, delay) in enumerate(messages):
+            try:
+                self.send(body, delay)
+            except Exception:  # a test's failing ``send``: the batch reports it, as SQS does
+                failed.append(i)
+        return failed
 
     def due(self) -> list[str]:
         now = self._clock.now()

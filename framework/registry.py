@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
 from framework.errors import (
     DuplicateWorkflowError,
     InvalidConfigError,
@@ -23,6 +21,8 @@ from framework.errors import (
 )
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from framework.engine import Step
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,63}$")
@@ -53,6 +53,8 @@ class Workflow:
     def encode_params(self, params: Any) -> str:
         """Validate params against the model and return them as JSON text. Raise InvalidParamsError."""
         if self.params is not None:
+            from pydantic import ValidationError  # loaded already: self.params is a model class
+
             try:
                 model = params if isinstance(params, self.params) else self.params.model_validate(params)
             except ValidationError as exc:
@@ -133,8 +135,12 @@ def workflow(
             f"workflow name {name!r} is invalid: use 1 to 64 letters, digits, '_' or '-', "
             "not starting with '-'"
         )
-    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
-        raise InvalidConfigError(f"params of workflow {name!r} must be a pydantic model class")
+    if params is not None:
+        # Imported here: a workflow without a params model does not load pydantic.
+        from pydantic import BaseModel
+
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise InvalidConfigError(f"params of workflow {name!r} must be a pydantic model class")
 
     def register(fn: Callable[[WorkflowEvent, Step], Any]) -> Workflow:
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):

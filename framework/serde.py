@@ -3,6 +3,9 @@
 Plain JSON values are stored as they are. A pydantic model or a dataclass at the top level is stored
 with its type's import path and rebuilt from it, so a step returns the same type on first run and on
 replay. The engine always hands the workflow the *decoded* value, on first run too.
+
+pydantic is imported only for a model or a dataclass: plain JSON values never load it, so a worker
+whose workflows use none starts without it.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import dataclasses
 import importlib
 import json
 import math
+import sys
 from functools import lru_cache
-from typing import Any
-
-from pydantic import BaseModel, TypeAdapter
-from pydantic_core import PydanticSerializationError
+from typing import TYPE_CHECKING, Any
 
 from framework.errors import SerializationError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 MAX_DEPTH = 64  # nesting of a stored value: json would recurse out of the stack at about 1,000
 _TYPE_KEY = "$type"
@@ -27,7 +31,9 @@ _VALUE_KEY = "$value"
 def encode(value: Any, *, what: str) -> str:
     """Return the JSON text for ``value``. Raise SerializationError naming ``what`` and the type."""
     kind: Any = type(value)
-    if isinstance(value, BaseModel) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+    if _is_model(value) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        from pydantic_core import PydanticSerializationError
+
         path = _type_path(kind, what=what)
         try:
             dumped = _adapter(kind).dump_python(value, mode="json")
@@ -55,6 +61,12 @@ def roundtrip(value: Any, *, what: str) -> tuple[str, Any]:
     """Encode ``value`` and decode it again: what replay will return, returned on first run too."""
     text = encode(value, what=what)
     return text, decode(text)
+
+
+def _is_model(value: Any) -> bool:
+    # A pydantic model exists only once pydantic is imported: until then, do not import it to check.
+    main = sys.modules.get("pydantic.main")
+    return main is not None and isinstance(value, main.BaseModel)
 
 
 def _check_plain(value: Any, *, what: str, where: str, depth: int) -> None:
@@ -111,4 +123,6 @@ def _import_type(path: str) -> type:
 
 @lru_cache(maxsize=256)
 def _adapter(kind: Any) -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter
+
     return TypeAdapter(kind)

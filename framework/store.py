@@ -49,10 +49,39 @@ class Release:
     output_ref: str | None = None
     error: ErrorInfo | None = None
     expires_at: int | None = None  # finished instances: the TTL
-    tail: JournalEntry | None = None  # finished instances: the run's last entry, not yet written
+    tail: tuple[JournalEntry, ...] = ()  # entries kept in the instance item (InstanceRecord.tail)
 
     def due_on_wait(self) -> float | None:
         return self.due_at if self.due_at is not None else self.wake_at
+
+
+# A new instance carries no ``due_at`` (so that its create and completion write no index); the sweeper
+# looks at each once, after the grace, and gives one that runs, or was never woken, a ``due_at``.
+WATCHED = frozenset({Status.QUEUED, Status.RUNNING})
+
+
+def released(lease: Lease, release: Release) -> InstanceRecord:
+    """The instance after ``release``: its new status and fields, and no lease. Both stores write it."""
+    waiting = release.status is Status.WAITING
+    return replace(
+        lease.previous,
+        status=release.status,
+        updated_at=release.now,
+        wake_at=release.wake_at,
+        due_at=release.due_on_wait() if waiting else None,
+        output=release.output,
+        output_ref=release.output_ref,
+        error=release.error,
+        expires_at=release.expires_at,
+        tail=release.tail,
+        released_by=lease.owner,  # lets this container's journal cache know nobody wrote since
+        lease_owner=None,
+        lease_until=None,
+        crash_mark=None,
+        crash_count=0,
+        pause_requested=False,
+        backoff=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +132,27 @@ class Store(Protocol):
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         """Remember ``count`` crashes in a row at journal position ``mark``. Raise LeaseLost."""
 
-    def release(self, instance_id: str, owner: str, release: Release) -> Status:
-        """Write the new status and drop the lease, if ``owner`` still holds it. Raise LeaseLost.
+    def release(self, lease: Lease, release: Release) -> Status:
+        """Write the new status and drop the lease, if ``lease.owner`` still holds it. Raise LeaseLost.
         A WAITING release of an instance with a pause request is stored as PAUSED instead (its
         ``wake_at`` kept for resume). Return the status stored."""
 
-    def due_instances(self, before: float, limit: int) -> list[DueInstance]:
-        """Unfinished instances whose ``due_at`` is at or before ``before``, from every shard."""
+    def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
+        """Unfinished instances whose ``due_at`` is at or before ``before`` (and after ``after``), from
+        every shard, earliest first."""
+
+    def created_between(self, after: float, until: float) -> list[InstanceRecord]:
+        """Instances created after ``after`` and at or before ``until``, from every shard."""
+
+    def watch(self, instance_id: str, due_at: float) -> bool:
+        """Give a queued or running instance that has none a ``due_at``, so that the sweeper finds it if
+        its invocation dies. Return False if it has one, or is in another status."""
+
+    def sweep_mark(self) -> float | None:
+        """Up to when the last sweep looked for parked waits; None before the first sweep."""
+
+    def set_sweep_mark(self, swept_until: float) -> None:
+        """Move the mark on; a mark already further on stays (two sweeps at once)."""
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         """Move ``due_at`` on if it is still ``due_at`` and no lease is live at ``now``. Return False
@@ -188,7 +231,7 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             crash_mark=None,
             crash_count=0,
             expires_at=None,
-            tail=None,
+            tail=(),
         )
     raise InvalidStateError(f"cannot {action.value} instance {current.id!r}: it is {current.shown_status}")
 
@@ -201,6 +244,7 @@ class MemoryStore:
         self._instances: dict[str, InstanceRecord] = {}
         self._journals: dict[tuple[str, int], dict[int, JournalEntry]] = {}
         self._events: dict[str, dict[str, EventRecord]] = {}
+        self._sweep_mark: float | None = None
         self.calls = 0
 
     def create_instance(self, record: InstanceRecord) -> None:
@@ -274,42 +318,49 @@ class MemoryStore:
             current = self._owned(instance_id, owner)
             self._instances[instance_id] = replace(current, crash_mark=mark, crash_count=count)
 
-    def release(self, instance_id: str, owner: str, release: Release) -> Status:
+    def release(self, lease: Lease, release: Release) -> Status:
         with self._lock:
             self.calls += 1
-            current = self._owned(instance_id, owner)
-            status = release.status
-            if status is Status.WAITING and current.pause_requested:
-                status = Status.PAUSED
-            self._instances[instance_id] = replace(
-                current,
-                status=status,
-                updated_at=release.now,
-                wake_at=release.wake_at,
-                due_at=release.due_on_wait() if status is Status.WAITING else None,
-                pause_requested=False,
-                output=release.output,
-                output_ref=release.output_ref,
-                error=release.error,
-                expires_at=release.expires_at,
-                tail=release.tail,
-                released_by=owner,
-                lease_owner=None,
-                lease_until=None,
-                crash_mark=None,
-                crash_count=0,
-                backoff=0,
-            )
-            return status
+            current = self._owned(lease.previous.id, lease.owner)
+            if release.status is Status.WAITING and current.pause_requested:
+                release = replace(release, status=Status.PAUSED)
+            self._instances[current.id] = released(Lease(lease.owner, lease.until, current), release)
+            return release.status
 
-    def due_instances(self, before: float, limit: int) -> list[DueInstance]:
+    def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
+        low = float("-inf") if after is None else after
         with self._lock:
             self.calls += 1
             due = sorted(
-                (r for r in self._instances.values() if r.due_at is not None and r.due_at <= before),
+                (r for r in self._instances.values() if r.due_at is not None and low < r.due_at <= before),
                 key=lambda r: r.due_at or 0.0,
             )
             return [DueInstance(r.id, r.due_at or 0.0, r.wake_at) for r in due[:limit]]
+
+    def created_between(self, after: float, until: float) -> list[InstanceRecord]:
+        with self._lock:
+            self.calls += 1
+            return [r for r in self._instances.values() if after < r.created_at <= until]
+
+    def watch(self, instance_id: str, due_at: float) -> bool:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if current is None or current.due_at is not None or current.status not in WATCHED:
+                return False
+            self._instances[instance_id] = replace(current, due_at=due_at)
+            return True
+
+    def sweep_mark(self) -> float | None:
+        with self._lock:
+            self.calls += 1
+            return self._sweep_mark
+
+    def set_sweep_mark(self, swept_until: float) -> None:
+        with self._lock:
+            self.calls += 1
+            if self._sweep_mark is None or self._sweep_mark < swept_until:
+                self._sweep_mark = swept_until
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         with self._lock:
@@ -389,7 +440,7 @@ class MemoryStore:
 
 
 def full_journal(store: Store, instance_id: str, run: int) -> list[JournalEntry]:
-    """A run's journal as readers see it: a finished run's last entry (its ``tail``) merged in."""
+    """A run's journal as readers see it: the entries kept in the instance item (``tail``) merged in."""
     journal = store.load_journal(instance_id, run)
     record = store.get_instance(instance_id)
     return record.with_tail(journal) if record is not None and record.run == run else journal

@@ -19,7 +19,7 @@ from framework.errors import InvocationCrashedError, Stopped, Suspend, WorkflowE
 from framework.faults import point
 from framework.logs import logger
 from framework.queue import MAX_DELAY_SECONDS
-from framework.records import ErrorInfo, EventRecord, InstanceRecord, JournalEntry, Lease, Status
+from framework.records import ErrorInfo, EventRecord, InstanceRecord, JournalEntry, Lease, Status, tail_bytes
 from framework.registry import WorkflowEvent
 from framework.store import LeaseConflict, LeaseLost, Release
 
@@ -27,6 +27,7 @@ T = TypeVar("T")
 # The largest step result that goes with the finishing write of the instance item instead of a journal
 # item of its own: small enough that the instance item stays far below 400 KB beside params and output.
 TAIL_BYTES = 4096
+CARRY_BYTES = 600  # what entries kept while the run goes on may take, params included (see _suspend)
 
 
 class BadMessageError(WorkflowError):
@@ -112,11 +113,30 @@ def _number(value: Any) -> float:
 
 def send_wake(env: Environment, instance_id: str, wake_at: float | None) -> None:
     """Enqueue a wake-up. Waits longer than SQS allows are sent as the first hop of a chain."""
-    delay = 0 if wake_at is None else math.ceil(wake_at - env.clock.now())
     body = WakeMessage(id=instance_id, wake_at=wake_at).model_dump_json(exclude_none=True)
     point("queue.before_send", instance_id=instance_id)
-    env.queue.send(body, min(max(delay, 0), MAX_DELAY_SECONDS))
+    env.queue.send(body, _delay(env, wake_at))
     point("queue.after_send", instance_id=instance_id)
+
+
+def _delay(env: Environment, wake_at: float | None) -> int:
+    """The SQS delay that lands a message at ``wake_at`` (or as soon as it can)."""
+    delay = 0 if wake_at is None else math.ceil(wake_at - env.clock.now())
+    return min(max(delay, 0), MAX_DELAY_SECONDS)
+
+
+def send_wakes(env: Environment, wakes: list[tuple[str, float]]) -> list[str]:
+    """Enqueue (instance id, wake time) wake-ups, each due within one SQS delay, in batches. Return the
+    ids of those not sent."""
+    messages = [
+        (WakeMessage(id=i, wake_at=at).model_dump_json(exclude_none=True), _delay(env, at)) for i, at in wakes
+    ]
+    for instance_id, _ in wakes:
+        point("queue.before_send", instance_id=instance_id)
+    failed = env.queue.send_batch(messages)
+    for instance_id, _ in wakes:
+        point("queue.after_send", instance_id=instance_id)
+    return [wakes[k][0] for k in failed]
 
 
 def process_message(body: str, context: Any = None, env: Environment | None = None) -> Outcome:
@@ -236,8 +256,8 @@ class Invocation:
             payload = workflow.decode_params(inst.params)
         except Exception as exc:
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
-        # A new instance has no journal yet: skip the read.
-        journal = (
+        # A new instance has no journal yet: skip the read. The instance item may hold a few entries.
+        journal = inst.with_tail(
             []
             if inst.status is Status.QUEUED
             else self.env.journal_cache().load(self.env.store, inst, crashed=self.lease.crashed)
@@ -256,13 +276,15 @@ class Invocation:
             logger.info("stopped: the instance was terminated or restarted")
             return Outcome.STOPPED
         except Exception as exc:
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=self._tail(step))
-        return self._complete(output, self._tail(step))
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=self._tail(step, TAIL_BYTES))
+        return self._complete(output, self._tail(step, TAIL_BYTES))
 
-    @staticmethod
-    def _tail(step: Step | None) -> JournalEntry | None:
-        """The last step's entry, to go with the finishing write if it is small."""
-        return None if step is None else step.take_pending(max_bytes=TAIL_BYTES)
+    def _tail(self, step: Step | None, room: int) -> tuple[JournalEntry, ...]:
+        """What the release keeps in the instance item: the entries it holds already, and the step's
+        pending one if all fit in ``room`` bytes (a pending entry that does not fit is written now)."""
+        kept = self.instance.tail
+        pending = None if step is None else step.take_pending(max_bytes=room - tail_bytes(kept))
+        return kept if pending is None else (*kept, pending)
 
     def _lost(self, lost: LeaseLost) -> Outcome:
         current = self.env.store.get_instance(self.instance.id)
@@ -305,7 +327,7 @@ class Invocation:
 
     def _release(self, release: Release) -> Status:
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
-        status = self.env.store.release(self.instance.id, self.lease.owner, release)
+        status = self.env.store.release(self.lease, release)
         point("instance.after_release", instance_id=self.instance.id, status=status)
         return status
 
@@ -317,7 +339,9 @@ class Invocation:
         if wake_at is not None and wake_at - now > MAX_DELAY_SECONDS:
             due = wake_at - self.env.settings.park_lead - self.env.settings.sweep_grace
         parked = due is not None
-        status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due))
+        # A sleep's entry rides along, while the instance item stays small (about 1 KB: one write unit).
+        tail = self._tail(step, CARRY_BYTES - len(self.instance.params))
+        status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail))
         self.env.journal_cache().keep(self.instance, step.entries(), self.lease.owner)  # all written
         if status is Status.PAUSED:
             logger.info("paused")  # resume() sends the next wake-up
@@ -333,7 +357,7 @@ class Invocation:
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
         return Outcome.SUSPENDED
 
-    def _complete(self, output: Any, tail: JournalEntry | None) -> Outcome:
+    def _complete(self, output: Any, tail: tuple[JournalEntry, ...]) -> Outcome:
         what = f"output of workflow {self.instance.workflow!r}"
         try:
             text = serde.encode(output, what=what)
@@ -353,13 +377,19 @@ class Invocation:
         output: str | None = None,
         output_ref: str | None = None,
         error: ErrorInfo | None = None,
-        tail: JournalEntry | None = None,
+        tail: tuple[JournalEntry, ...] | None = None,
     ) -> Outcome:
         now = self.now()
         expires = int(now + self.env.settings.retention_days * 86400)
         self._release(
             Release(
-                status, now, output=output, output_ref=output_ref, error=error, expires_at=expires, tail=tail
+                status,
+                now,
+                output=output,
+                output_ref=output_ref,
+                error=error,
+                expires_at=expires,
+                tail=self.instance.tail if tail is None else tail,
             )
         )
         if error is not None:

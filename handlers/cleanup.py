@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from framework import cleanup
-from framework.dynamodb_manage import INSTANCE_SK
+from framework.dynamodb_items import INSTANCE_SK
 from framework.logs import logger
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)

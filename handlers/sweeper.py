@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import framework.dynamodb  # noqa: F401 - every run reads the table: import it (and boto3) at init
 from framework.logs import logger
 from framework.sweeper import sweep
 

@@ -1,12 +1,20 @@
-"""The worker: an SQS event source of wake-up messages, with partial batch failure reporting."""
+"""The worker: an SQS event source of wake-up messages, with partial batch failure reporting.
+
+What every message needs is imported here, at init: Powertools' batch processing and Logger, the engine,
+and the DynamoDB store with boto3. What only some workflows need is imported on first use: pydantic (for
+models and step configs), S3 (for large results) and the client's modules.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+# Before anything that may import pydantic: Powertools' batch types load its parser models when
+# pydantic is already imported, which the worker does not use.
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+import framework.dynamodb  # noqa: F401 - the store of every message; environment.from_env uses it
 from framework.logs import log_failed_record, logger
 from framework.worker import process_message
 

@@ -31,6 +31,8 @@ from framework.local.resources import create_resources
 from framework.local.template import FunctionSpec, Stack, load_stack
 from framework.queue import SqsQueue
 from framework.registry import REGISTRY, Registry, Workflow
+from framework.store import WATCHED, Store
+from framework.sweeper import parked
 
 WORK_QUEUE = "WorkQueue"
 FAR_FUTURE = 200 * 365 * 86400.0
@@ -153,7 +155,8 @@ class LocalRuntime:
         self._poller = self.boto3_client("sqs")
         engine_session = self._session()
         engine_session.events.register("before-call.*.*", self._count)
-        engine_session.events.register("before-parameter-build.sqs.SendMessage", self._track_send)
+        for operation in ("SendMessage", "SendMessageBatch"):
+            engine_session.events.register(f"before-parameter-build.sqs.{operation}", self._track_send)
         engine = {s: engine_session.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
         stack = self._stack
         create_resources(stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"])
@@ -206,7 +209,8 @@ class LocalRuntime:
         self.aws_calls[f"{service}.{operation}"] += 1
 
     def _track_send(self, params: dict[str, Any], **_: Any) -> None:
-        heapq.heappush(self._due, self.clock.now() + int(params.get("DelaySeconds", 0)))
+        for message in params.get("Entries", [params]):  # SendMessageBatch, or SendMessage
+            heapq.heappush(self._due, self.clock.now() + int(message.get("DelaySeconds", 0)))
 
     def _fault(self, name: str, info: dict[str, Any]) -> None:
         if getattr(self._local, "invoking", None) is None:
@@ -245,7 +249,8 @@ class LocalRuntime:
         """A client on the runtime's endpoint (counted in ``aws_calls``), for tests and examples."""
         session = self._session()
         session.events.register("before-call.*.*", self._count)
-        session.events.register("before-parameter-build.sqs.SendMessage", self._track_send)
+        for operation in ("SendMessage", "SendMessageBatch"):
+            session.events.register(f"before-parameter-build.sqs.{operation}", self._track_send)
         return session.client(service, endpoint_url=self._endpoint)
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
@@ -366,12 +371,7 @@ class LocalRuntime:
 
     def _next_sweep(self) -> float | None:
         """When the scheduled sweeper would next find work: like its schedule, at most once a minute."""
-        due = self._quiet_store.due_instances(self.clock.now() + FAR_FUTURE, 1)
-        if not due:
-            return None
-        return max(
-            due[0].due_at + self._settings.sweep_grace, self._last_sweep + SWEEP_EVERY, self.clock.now()
-        )
+        return next_sweep(self._quiet_store, self._settings, self._last_sweep, self.clock.now())
 
     def _wait_until(self, when: float) -> None:
         if isinstance(self.clock, VirtualClock):
@@ -463,3 +463,24 @@ def _one(functions: Iterable[FunctionSpec]) -> FunctionSpec:
 
 
 __all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack", "delete_done", "sqs_record"]
+
+
+def next_sweep(store: Store, settings: Settings, last_sweep: float, now: float) -> float | None:
+    """When a sweeper that last ran at ``last_sweep`` next has work, on a one-minute schedule: an
+    instance due, or one created since that it has not looked at yet (and may need a ``due_at``)."""
+    grace, mark = settings.sweep_grace, store.sweep_mark()
+    # A parked wait whose wake-up went out (its due time is behind the mark) matters again only if that
+    # wake-up is lost: one grace after its wake time.
+    times = [
+        (d.wake_at or now) + grace
+        if parked(d) and mark is not None and d.due_at <= mark
+        else d.due_at + grace
+        for d in store.due_instances(now + FAR_FUTURE, 100)
+    ]
+    unwatched = [
+        r.created_at
+        for r in store.created_between(last_sweep - grace, now + FAR_FUTURE)
+        if r.due_at is None and r.status in WATCHED
+    ]
+    times += [min(unwatched) + grace] if unwatched else []
+    return max(min(times), last_sweep + SWEEP_EVERY, now) if times else None

@@ -43,6 +43,23 @@ def test_delayed_messages_arrive_after_their_delay(backend: dict[str, Any]) -> N
     assert due() == ["later"]
 
 
+def test_a_batch_sends_each_message_with_its_own_delay_and_reports_the_refused(
+    backend: dict[str, Any],
+) -> None:
+    queue, clock, due = backend["queue"], backend["clock"], backend["due"]
+    messages = [(f"m{i}", 0 if i % 2 else 600) for i in range(12)] + [("too late", 901)]
+    assert queue.send_batch(messages) == [12]  # past ten to a request; only the bad one refused
+    got = []
+    while batch := due():
+        got += batch
+    assert sorted(got) == sorted(f"m{i}" for i in range(1, 12, 2))
+    clock.advance(600.5)
+    later = []
+    while batch := due():
+        later += batch
+    assert sorted(later) == sorted(f"m{i}" for i in range(0, 12, 2))
+
+
 @pytest.mark.parametrize("delay", [-1, 901])
 def test_delays_outside_sqs_limits_are_refused(backend: dict[str, Any], delay: int) -> None:
     if delay == -1 and not isinstance(backend["queue"], MemoryQueue):

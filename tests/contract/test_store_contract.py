@@ -91,8 +91,8 @@ def test_lease_refuses_missing_finished_and_not_due(store: Store) -> None:
         store.acquire_lease("nope", "A", NOW, NOW + 60, require_due=True)
     assert missing.value.current is None
     store.create_instance(record())
-    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
-    store.release("i1", "A", Release(Status.WAITING, NOW + 1, wake_at=NOW + 100))
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    store.release(lease, Release(Status.WAITING, NOW + 1, wake_at=NOW + 100))
     with pytest.raises(LeaseConflict):
         store.acquire_lease("i1", "B", NOW + 50, NOW + 110, require_due=True)
     kicked = store.acquire_lease("i1", "B", NOW + 50, NOW + 110, require_due=False)
@@ -101,7 +101,7 @@ def test_lease_refuses_missing_finished_and_not_due(store: Store) -> None:
     assert (
         after_kick is not None and after_kick.due_at == NOW + 110
     )  # a kick brings due_at to the lease's end
-    store.release("i1", "B", Release(Status.COMPLETE, NOW + 51, output='{"$value":1}', expires_at=123))
+    store.release(kicked, Release(Status.COMPLETE, NOW + 51, output='{"$value":1}', expires_at=123))
     with pytest.raises(LeaseConflict) as done:
         store.acquire_lease("i1", "C", NOW + 200, NOW + 260, require_due=False)
     assert done.value.current is not None and done.value.current.status is Status.COMPLETE
@@ -109,12 +109,12 @@ def test_lease_refuses_missing_finished_and_not_due(store: Store) -> None:
 
 def test_release_needs_the_lease_and_sets_fields(store: Store) -> None:
     store.create_instance(record())
-    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
     with pytest.raises(LeaseLost):
-        store.release("i1", "B", Release(Status.WAITING, NOW, wake_at=NOW + 5))
+        store.release(replace(lease, owner="B"), Release(Status.WAITING, NOW, wake_at=NOW + 5))
     store.record_crash("i1", "A", "3:1", 2)
     assert store.get_instance("i1").crash_count == 2  # type: ignore[union-attr]
-    store.release("i1", "A", Release(Status.WAITING, NOW + 1, wake_at=NOW + 5))
+    store.release(lease, Release(Status.WAITING, NOW + 1, wake_at=NOW + 5))
     waiting = store.get_instance("i1")
     assert waiting is not None
     assert (waiting.status, waiting.wake_at, waiting.due_at, waiting.lease_owner) == (
@@ -126,9 +126,9 @@ def test_release_needs_the_lease_and_sets_fields(store: Store) -> None:
     assert waiting.crash_count == 0 and waiting.crash_mark is None
     with pytest.raises(LeaseLost):
         store.record_crash("i1", "A", "x", 1)
-    store.acquire_lease("i1", "C", NOW + 6, NOW + 60, require_due=True)
+    lease = store.acquire_lease("i1", "C", NOW + 6, NOW + 60, require_due=True)
     error = ErrorInfo("ValueError", "bad")
-    store.release("i1", "C", Release(Status.ERRORED, NOW + 7, error=error, expires_at=999))
+    store.release(lease, Release(Status.ERRORED, NOW + 7, error=error, expires_at=999))
     errored = store.get_instance("i1")
     assert errored is not None
     assert (errored.status, errored.error, errored.due_at, errored.wake_at, errored.expires_at) == (
@@ -142,19 +142,20 @@ def test_release_needs_the_lease_and_sets_fields(store: Store) -> None:
 
 def test_a_finishing_release_carries_the_last_entry_until_a_restart(store: Store) -> None:
     store.create_instance(record())
-    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
     store.write_entry("i1", 1, entry(0))
     retried = entry(1, status=EntryStatus.RETRYING)
     store.write_entry("i1", 1, retried)
     last = replace(entry(1), rev=2, extra={"nested": {"a": [1, 2.5, "x"]}})
-    store.release("i1", "A", Release(Status.COMPLETE, NOW + 2, output='{"$value":1}', tail=last))
+    nap = JournalEntry(2, EntryKind.SLEEP, "nap", EntryStatus.SLEEPING, NOW, wake_at=NOW + 1)
+    store.release(lease, Release(Status.COMPLETE, NOW + 2, output='{"$value":1}', tail=(last, nap)))
     done = store.get_instance("i1")
-    assert done is not None and done.tail == last
+    assert done is not None and done.tail == (last, nap)
     assert store.load_journal("i1", 1) == [entry(0), retried]  # the tail is not a journal item
-    assert full_journal(store, "i1", 1) == [entry(0), last]  # rev 2 replaces rev 1 for readers
+    assert full_journal(store, "i1", 1) == [entry(0), last, nap]  # rev 2 replaces rev 1 for readers
     store.control("i1", Control.RESTART, NOW + 3, 0)
     restarted = store.get_instance("i1")
-    assert restarted is not None and restarted.tail is None and restarted.run == 2
+    assert restarted is not None and restarted.tail == () and restarted.run == 2
     assert full_journal(store, "i1", 2) == []
 
 
@@ -220,8 +221,8 @@ def test_journal_pages_past_one_megabyte(store: Store) -> None:
 
 def test_a_parked_wait_is_due_for_the_sweeper_before_it_wakes(store: Store) -> None:
     store.create_instance(record())
-    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
-    store.release("i1", "A", Release(Status.WAITING, NOW + 1, wake_at=NOW + 86400, due_at=NOW + 85680))
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    store.release(lease, Release(Status.WAITING, NOW + 1, wake_at=NOW + 86400, due_at=NOW + 85680))
     parked = store.get_instance("i1")
     assert parked is not None and (parked.wake_at, parked.due_at) == (NOW + 86400, NOW + 85680)
     assert [d.id for d in store.due_instances(NOW + 85680, 10)] == ["i1"]
@@ -237,9 +238,23 @@ def test_due_instances_and_postpone(store: Store) -> None:
     assert not store.postpone("d1", NOW + 5, NOW + 200, now=NOW)  # someone moved it already
     assert [d.id for d in store.due_instances(NOW + 60, 10)] == ["d0", "d2"]
     assert [d.id for d in store.due_instances(NOW + 60, 1)] == ["d0"]
-    store.acquire_lease("d0", "A", NOW, NOW + 30, require_due=True)
-    store.release("d0", "A", Release(Status.COMPLETE, NOW + 1))
+    lease = store.acquire_lease("d0", "A", NOW, NOW + 30, require_due=True)
+    store.release(lease, Release(Status.COMPLETE, NOW + 1))
     assert "d0" not in [d.id for d in store.due_instances(NOW + 1000, 10)]  # finished: out of the index
+
+
+def test_due_instances_after_a_mark_and_the_mark_never_goes_back(store: Store) -> None:
+    for i, due in enumerate([NOW + 10, NOW + 20, NOW + 30]):
+        store.create_instance(record(f"d{i}", due_at=due))
+    assert [d.id for d in store.due_instances(NOW + 30, 10, after=NOW + 10)] == ["d1", "d2"]  # after: not at
+    assert [d.id for d in store.due_instances(NOW + 25, 10, after=NOW)] == ["d0", "d1"]
+    assert store.sweep_mark() is None
+    store.set_sweep_mark(NOW + 20)
+    store.set_sweep_mark(NOW + 10)  # a slower sweep that started earlier
+    assert store.sweep_mark() == NOW + 20
+    store.set_sweep_mark(NOW + 30)
+    assert store.sweep_mark() == NOW + 30
+    assert store.get_instance("#sweeper") is None  # the mark is no instance
 
 
 def test_postpone_leaves_an_instance_with_a_live_lease(store: Store) -> None:

@@ -40,13 +40,13 @@ def test_chain_costs_one_invocation_and_one_write_per_step(rt: LocalRuntime) -> 
     calls = Counter(rt.aws_calls)
     assert inst.status().output == {"total": 45}
     assert rt.invocations["WorkerFunction"] == 1
-    assert calls["dynamodb.PutItem"] == 10
-    assert calls["dynamodb.UpdateItem"] == 2  # the lease and the completion
+    assert calls["dynamodb.PutItem"] == 9 + 1  # steps 1-9, then the release, which carries step 10
+    assert calls["dynamodb.UpdateItem"] == 1  # the lease
     assert calls["dynamodb.Query"] == 0 and calls["dynamodb.GetItem"] == 0  # a new instance: nothing to read
     assert calls["sqs.SendMessage"] == 0  # only the start, sent by create
 
 
-def test_hour_sleep_is_parked_woken_by_one_message_and_reads_the_journal_once(rt: LocalRuntime) -> None:
+def test_hour_sleep_is_parked_and_woken_by_one_message(rt: LocalRuntime) -> None:
     inst = rt.client.create("it-sleepy")
     rt.advance(0)
     assert inst.status().status == "waiting"
@@ -61,10 +61,11 @@ def test_hour_sleep_is_parked_woken_by_one_message_and_reads_the_journal_once(rt
     after = rt.aws_calls - before
     swept = rt.invocations["SweeperFunction"] - sweeps
     assert swept == 1  # 10 minutes before the wake time, it sends the one wake-up
-    # The sweeper's Query of each shard of the due-index (shared by every instance), then the resume's
-    # one journal Query.
-    assert after["dynamodb.Query"] == swept * rt.env.settings.shards + 1
-    assert rt.aws_calls["sqs.SendMessage"] == 1 + 1  # the start, then the sweeper's wake-up
+    # The sweeper's three Queries of each shard (parked waits come due, new instances, overdue ones;
+    # shared by every instance). The resume reads no journal: this container released it last.
+    assert after["dynamodb.Query"] == swept * 3 * rt.env.settings.shards
+    assert rt.aws_calls["sqs.SendMessage"] == 1  # the start
+    assert rt.aws_calls["sqs.SendMessageBatch"] == 1  # the sweeper's wake-up
 
 
 def test_retry_backoff_runs_on_virtual_time(rt: LocalRuntime) -> None:

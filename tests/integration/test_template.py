@@ -55,6 +55,7 @@ def test_work_queue_visibility_is_six_times_the_worker_timeout(timeout: int) -> 
 def test_local_stack_matches_what_the_framework_expects() -> None:
     """Keys, indexes, TTL and redrive of the stack built from template.yaml are the ones the code uses."""
     from framework import dynamodb as d
+    from framework.dynamodb_items import TTL_ATTRIBUTE
     from framework.dynamodb_manage import LIST_INDEX
 
     with LocalRuntime(workflows=[]) as rt:
@@ -69,7 +70,7 @@ def test_local_stack_matches_what_the_framework_expects() -> None:
         assert [k["AttributeName"] for k in indexes[LIST_INDEX]["KeySchema"]] == ["shard", "created_at"]
         assert indexes[LIST_INDEX]["Projection"]["NonKeyAttributes"] == ["workflow"]  # never rewritten
         ttl = db.describe_time_to_live(TableName=rt.table_name)["TimeToLiveDescription"]
-        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": d.TTL_ATTRIBUTE}
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
         for queue, dead in (("WorkQueue", "WorkDeadLetterQueue"), ("InboxQueue", "InboxDeadLetterQueue")):
             url = rt._stack.urls[queue]
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -82,7 +83,7 @@ def test_local_stack_matches_what_the_framework_expects() -> None:
 
 
 def test_the_template_names_the_ttl_attribute_the_framework_writes() -> None:
-    from framework import dynamodb as d
+    from framework.dynamodb_items import TTL_ATTRIBUTE
 
     table = load_stack(ROOT / "template.yaml").of_type("AWS::DynamoDB::Table")["Table"]
-    assert table["TimeToLiveSpecification"] == {"AttributeName": d.TTL_ATTRIBUTE, "Enabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}

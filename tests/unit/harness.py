@@ -11,6 +11,7 @@ from framework.client import WorkflowClient
 from framework.clock import VirtualClock
 from framework.durations import Duration, parse_duration
 from framework.environment import Environment, Settings
+from framework.local.runtime import next_sweep
 from framework.queue import MemoryQueue
 from framework.registry import Registry, Workflow
 from framework.store import MemoryStore, Store
@@ -130,11 +131,8 @@ class Harness:
         """When something happens next: a message comes due (False), or the sweeper, on its one-minute
         schedule, finds a parked or lost instance (True)."""
         message = self.queue.next_due()
-        parked = self.store.inner.due_instances(self.clock.now() + 10**10, 1)  # uncounted: not the app's
-        sweep_at = None
-        if parked:
-            grace = self.env.settings.sweep_grace
-            sweep_at = max(parked[0].due_at + grace, self.last_sweep + 60, self.clock.now())
+        # Uncounted (the inner store): the sweeper's schedule is not the app's.
+        sweep_at = next_sweep(self.store.inner, self.env.settings, self.last_sweep, self.clock.now())
         if sweep_at is not None and (message is None or sweep_at < message):
             return sweep_at, True
         return None if message is None else (message, False)

@@ -677,7 +677,7 @@ def test_the_last_step_goes_with_the_finishing_write() -> None:
     h.run_until_idle()
     record = h.store.get_instance(inst.id)
     assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["s0", "s1"]  # two journal items
-    assert record.tail is not None and record.tail.name == "s2" and record.tail.status is EntryStatus.COMPLETE
+    assert [(e.name, e.status) for e in record.tail] == [("s2", EntryStatus.COMPLETE)]
     assert [e.name for e in inst.history()] == ["s0", "s1", "s2"]  # readers see all three
     assert inst.status().output == ["x", "x", "x"]
 
@@ -686,12 +686,12 @@ def test_a_large_last_result_and_an_at_most_once_step_get_journal_items_of_their
     big = Harness(_chain_of(2))
     inst = big.start("chain2", {"size": 5000})  # over worker.TAIL_BYTES
     big.run_until_idle()
-    assert big.store.get_instance(inst.id).tail is None
+    assert big.store.get_instance(inst.id).tail == ()
     assert [e.name for e in big.store.load_journal(inst.id, 1)] == ["s0", "s1"]
     once = Harness(_chain_of(2, config={"at_most_once": True}))
     inst = once.start("chain2")
     once.run_until_idle()
-    assert once.store.get_instance(inst.id).tail is None
+    assert once.store.get_instance(inst.id).tail == ()
     assert len(once.store.load_journal(inst.id, 1)) == 2
 
 
@@ -723,6 +723,29 @@ def test_a_restart_drops_the_finished_runs_tail() -> None:
     h.run_until_idle()
     assert len(inst.history()) == 1
     inst.restart()
-    assert inst.history() == [] and h.store.get_instance(inst.id).tail is None
+    assert inst.history() == [] and h.store.get_instance(inst.id).tail == ()
     h.run_until_idle()
     assert len(inst.history()) == 1 and inst.status().status == "complete"
+
+
+def test_a_sleep_that_suspends_rides_with_the_release_while_the_item_stays_small() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        for i in range(3):
+            step.do(f"s{i}", lambda i=i: i)
+            step.sleep(f"z{i}", "1 hour")
+        return "done"
+
+    h = Harness(Workflow(name="naps", fn=flow))
+    inst = h.start("naps")
+    h.run_due()
+    record = h.store.get_instance(inst.id)
+    assert [e.name for e in record.tail] == ["z0"]  # kept in the instance item...
+    assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["s0"]  # ...not as an item of its own
+    h.advance("1 hour")
+    assert [e.name for e in h.store.get_instance(inst.id).tail] == ["z0", "z1"]
+    h.advance("1 hour")  # a third would make the item bigger than one write unit: it is written
+    assert [e.name for e in h.store.get_instance(inst.id).tail] == ["z0", "z1"]
+    assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["s0", "s1", "s2", "z2"]
+    h.advance("1 hour")
+    assert inst.status().output == "done"
+    assert [e.name for e in inst.history()] == ["s0", "z0", "s1", "z1", "s2", "z2"]

@@ -55,7 +55,8 @@ def entries_read(n: int, cache_mb: int) -> tuple[int, int]:
 def test_without_the_cache_reads_grow_as_n_squared() -> None:
     entries, reads = entries_read(20, cache_mb=0)
     assert reads == 20  # one full read per resume
-    assert entries == sum(2 * k for k in range(1, 21))  # 2 entries a step: 2 + 4 + ... + 40
+    # 2 entries a step (2 + 4 + ... + 40), less the sleeps kept in the instance item: the first two fit.
+    assert entries == sum(2 * k - min(k, 2) for k in range(1, 21))
 
 
 def test_a_warm_container_does_not_read_its_own_journal_again() -> None:

@@ -133,6 +133,11 @@ class Driver:
         assert 0 <= delay_seconds <= 900, delay_seconds
         heapq.heappush(self._heap, (self.clock.now() + delay_seconds, next(self._order), body))
 
+    def send_batch(self, messages: list[tuple[str, int]]) -> list[int]:
+        for body, delay in messages:
+            self.send(body, delay)
+        return []
+
     def _fault(self, where: str, info: dict[str, Any]) -> None:
         if not self._delivering:
             return

@@ -59,17 +59,22 @@ def test_a_parked_sleep_is_sent_once_and_resent_only_if_its_wake_up_is_lost() ->
     inst = h.start("parked")
     h.run_due()
     assert len(h.queue) == 0  # parked: nothing in flight
-    h.clock.advance(7200 - 601)
-    assert sweep(h.env) == 0  # not yet within park_lead (600 s) of the wake time
+    parked = h.store.get_instance(inst.id)
+    h.clock.advance(7200 - 721)
+    assert sweep(h.env) == 0  # not yet within park_lead + grace (720 s) of the wake time
     h.clock.advance(1)
-    assert sweep(h.env) == 1  # sends the one wake-up, 600 s ahead
+    calls = h.store.calls
+    assert sweep(h.env) == 1  # sends the one wake-up, 720 s ahead
+    assert h.queue.sent[-1][1] == 720
+    assert h.store.get_instance(inst.id) == parked  # and writes nothing to the instance
+    assert h.store.calls - calls == 6  # mark, parked query, new instances, overdue query, mark, the get
     h.clock.advance(60)
     assert sweep(h.env) == 0  # in flight: left alone until the grace after the wake time
-    h.clock.advance(540)
+    h.clock.advance(660)
     assert len(h.queue.due()) == 1  # the wake-up lands at the wake time, and is lost
-    h.clock.advance(121)
+    h.clock.advance(119)
     assert sweep(h.env) == 0  # the sweeper gives it the grace after the wake time first
-    h.clock.advance(121)
+    h.clock.advance(2)
     assert sweep(h.env) == 1
     h.run_due()
     assert inst.status().output == "woke"
