@@ -42,6 +42,7 @@ from framework.records import (
 from framework.store import WATCHED, DueInstance, LeaseConflict, LeaseLost, Release, released, shard_of
 
 DUE_INDEX = "due-index"
+QUERY_PAGE = 1000  # items per sweeper Query page
 
 # Each part of every ConditionExpression, by name.
 INSTANCE_IS_NEW = "attribute_not_exists(#pk)"
@@ -230,18 +231,25 @@ class DynamoStore(TableBase):
         if after is not None:
             key, values = "#shard = :shard AND #due_at BETWEEN :after AND :before", values | {":after": after}
         for shard in range(self._shards):
-            page = self._db.query(
-                TableName=self._table,
-                IndexName=DUE_INDEX,
-                KeyConditionExpression=key,
-                ExpressionAttributeNames={"#shard": "shard", "#due_at": "due_at"},
-                ExpressionAttributeValues=to_av(values | {":shard": str(shard)}),
-                Limit=limit,
-            )
-            for item in page.get("Items", []):
-                d = from_item(item)
-                if after is None or d["due_at"] > after:  # BETWEEN includes ``after``
-                    found.append(DueInstance(d["pk"], float(d["due_at"]), d.get("wake_at")))
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": key,
+                "ExpressionAttributeNames": {"#shard": "shard", "#due_at": "due_at"},
+                "ExpressionAttributeValues": to_av(values | {":shard": str(shard)}),
+                "Limit": min(limit, QUERY_PAGE),
+            }
+            taken = 0
+            while taken < limit:  # a page stops at 1 MB, or at Limit: read on to ``limit`` items
+                page = self._db.query(**kwargs)
+                for item in page.get("Items", []):
+                    d = from_item(item)
+                    if after is None or d["due_at"] > after:  # BETWEEN includes ``after``
+                        found.append(DueInstance(d["pk"], float(d["due_at"]), d.get("wake_at")))
+                        taken += 1
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return sorted(found, key=lambda due: due.due_at)[:limit]
 
     def created_between(self, after: float, until: float) -> list[InstanceRecord]:
@@ -264,22 +272,14 @@ class DynamoStore(TableBase):
         return found
 
     def watch(self, instance_id: str, due_at: float) -> bool:
-        names = {"#due_at": "due_at", "#status": "status"}
         values = {f":st_{s.name.lower()}": s.value for s in WATCHED} | {":due_at": due_at}
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(instance_id),
-                UpdateExpression="SET #due_at = :due_at",
-                ConditionExpression=f"{NO_DUE_AT} AND {IS_WATCHED}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_av(values),
-            )
-        except ClientError as exc:
-            if conflict(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            instance_id,
+            "SET #due_at = :due_at",
+            f"{NO_DUE_AT} AND {IS_WATCHED}",
+            {"#due_at": "due_at", "#status": "status"},
+            values,
+        )
 
     def sweep_mark(self) -> float | None:
         item = self._db.get_item(TableName=self._table, Key=SWEEP_MARK_KEY, ConsistentRead=True).get("Item")
@@ -299,20 +299,13 @@ class DynamoStore(TableBase):
                 raise
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(instance_id),
-                UpdateExpression="SET #due_at = :new_due_at",
-                ConditionExpression=f"{DUE_AT_IS} AND {LEASE_IS_FREE}",
-                ExpressionAttributeNames={"#due_at": "due_at", "#lease_until": "lease_until"},
-                ExpressionAttributeValues=to_av({":due_at": due_at, ":new_due_at": new_due_at, ":now": now}),
-            )
-        except ClientError as exc:
-            if conflict(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            instance_id,
+            "SET #due_at = :new_due_at",
+            f"{DUE_AT_IS} AND {LEASE_IS_FREE}",
+            {"#due_at": "due_at", "#lease_until": "lease_until"},
+            {":due_at": due_at, ":new_due_at": new_due_at, ":now": now},
+        )
 
     def send_event(self, instance_id: str, event: EventRecord) -> None:
         # The event is tagged with the run it was sent to, so the run is read first; the write is

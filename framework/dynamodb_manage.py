@@ -147,12 +147,18 @@ class TableBase:
             ":was_status": current.status.value,
             ":was_updated_at": current.updated_at,
         }
+        return self._update_if(current.id, expression, UNCHANGED_SINCE_READ, names, values)
+
+    def _update_if(
+        self, instance_id: str, expression: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> bool:
+        """Update the instance item if ``condition`` holds. Return False if it did not."""
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=self._key(current.id),
+                Key=self._key(instance_id),
                 UpdateExpression=expression,
-                ConditionExpression=UNCHANGED_SINCE_READ,
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_av(values),
             )

@@ -20,6 +20,9 @@ from framework.store import WATCHED, DueInstance
 from framework.worker import send_wake, send_wakes
 
 FIRST_LOOK = 3600.0  # with no mark yet, how far back the first run looks for new instances
+# Parked wake-ups one run sends at most; past it, the next run goes on from the last one looked at (a
+# cut inside a run of equal due times sends a few twice, which the lease turns away).
+PARKED_LIMIT = 100_000
 
 
 def parked(due: DueInstance) -> bool:
@@ -33,10 +36,10 @@ def sweep(env: Environment | None = None) -> int:
     env = env or current()
     now = env.clock.now()
     mark = env.store.sweep_mark()
-    found, sent, swept = _send_parked(env, now, mark)
-    new, kicked, unsent = _watch_new(env, now, now - FIRST_LOOK if mark is None else mark)
-    if found or new:  # nothing came due and nothing was created since the mark: save the write
-        env.store.set_sweep_mark(now)
+    looked_to, sent, swept = _send_parked(env, now, mark)
+    new, kicked, unsent = _watch_new(env, now, now - FIRST_LOOK if mark is None else mark, looked_to)
+    if swept or new or looked_to < now:  # nothing came due and nothing new since the mark: save the write
+        env.store.set_sweep_mark(looked_to)
     requeued, lost = _kick_overdue(env, now, swept)
     if kicked or requeued:
         logger.warning("sweeper re-enqueued stuck instances", extra={"requeued": kicked + requeued})
@@ -45,23 +48,26 @@ def sweep(env: Environment | None = None) -> int:
     return sent + kicked + requeued
 
 
-def _send_parked(env: Environment, now: float, mark: float | None) -> tuple[int, int, set[str]]:
+def _send_parked(env: Environment, now: float, mark: float | None) -> tuple[float, int, set[str]]:
     """Wake-ups of the parked waits come due after ``mark``, in batches. A failed one is postponed
-    one grace, so that it is found again. Return (index items found, wake-ups sent, their ids)."""
-    recent = env.store.due_instances(now, env.settings.sweep_limit, after=mark)
+    one grace, so that it is found again. Return (how far it looked: ``now``, or short of it when
+    ``sweep_limit`` cut the Query, wake-ups sent, the ids of the parked waits it sent)."""
+    # Every one: each is found by one run only.
+    recent = env.store.due_instances(now, PARKED_LIMIT, after=mark)
+    looked_to = recent[-1].due_at - 1e-6 if len(recent) >= PARKED_LIMIT else now
     fresh = [d for d in recent if parked(d)]
     failed = set(send_wakes(env, [(d.id, d.wake_at or now) for d in fresh]))
     for due in fresh:
         if due.id in failed:
             env.store.postpone(due.id, due.due_at, now + env.settings.sweep_grace, now=now)
-    return len(recent), len(fresh) - len(failed), {d.id for d in fresh}
+    return looked_to, len(fresh) - len(failed), {d.id for d in fresh}
 
 
-def _watch_new(env: Environment, now: float, mark: float) -> tuple[int, int, int]:
-    """Each instance created between ``mark`` and ``now`` less a grace, looked at once. Return (how
-    many were created, how many were kicked, how many kicks failed to send)."""
+def _watch_new(env: Environment, now: float, mark: float, looked_to: float) -> tuple[int, int, int]:
+    """Each instance created between ``mark`` and ``looked_to`` (the new mark), less a grace, looked at
+    once. Return (how many were created, how many were kicked, how many kicks failed to send)."""
     grace = env.settings.sweep_grace
-    created = env.store.created_between(mark - grace, now - grace)
+    created = env.store.created_between(mark - grace, looked_to - grace)
     kicked = lost = 0
     for record in created:
         if record.due_at is not None or record.status not in WATCHED:

@@ -24,7 +24,8 @@ from framework.blobs import S3Blobs
 from framework.client import WorkflowClient
 from framework.clock import Clock, SystemClock, VirtualClock
 from framework.durations import Duration, parse_duration
-from framework.dynamodb import DynamoStore
+from framework.dynamodb import INSTANCE_IS_NEW, DynamoStore
+from framework.dynamodb_items import INSTANCE_SK
 from framework.environment import Environment, Settings, use
 from framework.faults import POINTS, injected
 from framework.local.resources import create_resources
@@ -111,6 +112,7 @@ class LocalRuntime:
         self._stack = load_stack(template, prefix=prefix or f"local-{uuid.uuid4().hex[:8]}")
         self._exit = ExitStack()
         self._due: list[float] = []  # times at which some message may become visible
+        self._unwatched: dict[str, float] = {}  # instances created that the sweeper has yet to look at
         self._faults: list[_Fault] = []
         self.aws_calls: Counter[str] = Counter()
         self.invocations: Counter[str] = Counter()
@@ -154,9 +156,7 @@ class LocalRuntime:
         self._clients = {s: quiet.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
         self._poller = self.boto3_client("sqs")
         engine_session = self._session()
-        engine_session.events.register("before-call.*.*", self._count)
-        for operation in ("SendMessage", "SendMessageBatch"):
-            engine_session.events.register(f"before-parameter-build.sqs.{operation}", self._track_send)
+        self._hook(engine_session)
         engine = {s: engine_session.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
         stack = self._stack
         create_resources(stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"])
@@ -208,6 +208,25 @@ class LocalRuntime:
         service, operation = event_name.split(".", 2)[1:]
         self.aws_calls[f"{service}.{operation}"] += 1
 
+    def _hook(self, session: Any) -> None:
+        """Count the calls of ``session``'s clients, and note the sends and creates they make."""
+        session.events.register("before-call.*.*", self._count)
+        for operation in ("SendMessage", "SendMessageBatch"):
+            session.events.register(f"before-parameter-build.sqs.{operation}", self._track_send)
+        for operation in ("PutItem", "TransactWriteItems"):
+            session.events.register(f"before-parameter-build.dynamodb.{operation}", self._track_create)
+
+    def _track_create(self, params: dict[str, Any], **_: Any) -> None:
+        """Note each instance created, which the sweeper must look at once (see ``next_sweep``)."""
+        puts = [t["Put"] for t in params.get("TransactItems", []) if "Put" in t] or [params]
+        for put in puts:
+            item = put.get("Item", {})
+            if (
+                put.get("ConditionExpression") == INSTANCE_IS_NEW
+                and item.get("sk", {}).get("S") == INSTANCE_SK
+            ):
+                self._unwatched[item["pk"]["S"]] = float(item["created_at"]["N"])
+
     def _track_send(self, params: dict[str, Any], **_: Any) -> None:
         for message in params.get("Entries", [params]):  # SendMessageBatch, or SendMessage
             heapq.heappush(self._due, self.clock.now() + int(message.get("DelaySeconds", 0)))
@@ -248,9 +267,7 @@ class LocalRuntime:
     def boto3_client(self, service: str) -> Any:
         """A client on the runtime's endpoint (counted in ``aws_calls``), for tests and examples."""
         session = self._session()
-        session.events.register("before-call.*.*", self._count)
-        for operation in ("SendMessage", "SendMessageBatch"):
-            session.events.register(f"before-parameter-build.sqs.{operation}", self._track_send)
+        self._hook(session)
         return session.client(service, endpoint_url=self._endpoint)
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
@@ -371,7 +388,9 @@ class LocalRuntime:
 
     def _next_sweep(self) -> float | None:
         """When the scheduled sweeper would next find work: like its schedule, at most once a minute."""
-        return next_sweep(self._quiet_store, self._settings, self._last_sweep, self.clock.now())
+        return next_sweep(
+            self._quiet_store, self._settings, self._last_sweep, self.clock.now(), self._unwatched
+        )
 
     def _wait_until(self, when: float) -> None:
         if isinstance(self.clock, VirtualClock):
@@ -465,9 +484,13 @@ def _one(functions: Iterable[FunctionSpec]) -> FunctionSpec:
 __all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack", "delete_done", "sqs_record"]
 
 
-def next_sweep(store: Store, settings: Settings, last_sweep: float, now: float) -> float | None:
+def next_sweep(
+    store: Store, settings: Settings, last_sweep: float, now: float, unwatched: dict[str, float] | None = None
+) -> float | None:
     """When a sweeper that last ran at ``last_sweep`` next has work, on a one-minute schedule: an
-    instance due, or one created since that it has not looked at yet (and may need a ``due_at``)."""
+    instance due, or one created since that it has not looked at yet (and may need a ``due_at``).
+    ``unwatched`` (id -> creation time), if given, holds the instances created, to look at with
+    GetItem, instead of a Query by creation time; those that no longer need a look are dropped."""
     grace, mark = settings.sweep_grace, store.sweep_mark()
     # A parked wait whose wake-up went out (its due time is behind the mark) matters again only if that
     # wake-up is lost: one grace after its wake time.
@@ -477,10 +500,13 @@ def next_sweep(store: Store, settings: Settings, last_sweep: float, now: float) 
         else d.due_at + grace
         for d in store.due_instances(now + FAR_FUTURE, 100)
     ]
-    unwatched = [
-        r.created_at
-        for r in store.created_between(last_sweep - grace, now + FAR_FUTURE)
-        if r.due_at is None and r.status in WATCHED
-    ]
-    times += [min(unwatched) + grace] if unwatched else []
+    if unwatched is None:
+        created = store.created_between(last_sweep - grace, now + FAR_FUTURE)
+    else:
+        created = [r for i in list(unwatched) if (r := store.get_instance(i)) is not None]
+    waiting = [r for r in created if r.due_at is None and r.status in WATCHED]
+    if unwatched is not None:
+        for gone in unwatched.keys() - {r.id for r in waiting}:
+            del unwatched[gone]
+    times += [min(r.created_at for r in waiting) + grace] if waiting else []
     return max(min(times), last_sweep + SWEEP_EVERY, now) if times else None

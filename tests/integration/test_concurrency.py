@@ -133,7 +133,7 @@ def test_a_thousand_instances_on_worker_processes_with_every_message_twice(
         assert len(status) == instances and not stuck, f"stuck: {stuck[:20]} ({len(stuck)} in all)"
         # A run's last entry goes with the finishing write, as the instance item's ``tail``.
         written = [i for i in items if i["sk"]["S"].startswith("j#")]
-        written += [i["tail"]["M"] | {"pk": i["pk"]} for i in items if "tail" in i]
+        written += [e["M"] | {"pk": i["pk"]} for i in items if "tail" in i for e in i["tail"]["L"]]
         entries = Counter(i["pk"]["S"] for i in written)
         assert entries == Counter({f"c{i}": 1 for i in range(instances)}), "each step recorded once"
         assert all(i["rev"]["N"] == "1" for i in written), "never replaced"

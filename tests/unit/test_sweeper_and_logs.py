@@ -159,3 +159,18 @@ def test_a_parked_wake_up_that_fails_to_send_is_tried_again_before_the_wake_time
     h.clock.advance(2 * 121)  # due again one grace after the failure, not one grace after the wake time
     assert sweep(h.env) == 1
     assert h.queue.sent[-1][1] == 600 - 2 * 121  # still lands on the wake time
+
+
+def test_every_parked_wake_up_come_due_is_sent_whatever_the_sweep_limit() -> None:
+    from framework.environment import Settings
+
+    flow = Workflow("many-naps", lambda event, step: step.sleep("nap", "2 hours"))
+    h = Harness(flow, settings=Settings(sweep_limit=3))
+    instances = [h.start("many-naps", id=f"n{i}") for i in range(7)]  # equal due times
+    h.run_due()
+    h.clock.advance(7200 - 700)  # every one's send time has passed
+    assert sweep(h.env) == 7
+    assert sweep(h.env) == 0  # each is sent by one run only
+    h.clock.advance(700)
+    h.run_due()
+    assert [i.status().status for i in instances] == ["complete"] * 7
