@@ -3,7 +3,7 @@
 An instance of n steps resumes after every ``every`` steps: the step that ends a stretch moves the
 virtual clock past the invocation's time budget, so the worker hands over with no journal entry (a
 time-budget hop) and the next invocation replays everything so far. Three ways for containers to meet
-the instance, each on a fresh local stack with its calls metered (``bench.units``):
+the instance:
 
 - ``one warm container``: every resume lands where the last one ran. Its journal cache knows nobody
   wrote since (the instance's ``released_by``), so a resume reads nothing.
@@ -11,9 +11,10 @@ the instance, each on a fresh local stack with its calls metered (``bench.units`
   reads just that (the entries after its copy's final ones).
 - ``no cache``: every resume reads the whole journal, as a container that never saw the instance does.
 
-Read units are exact (counted); the growth exponent is fitted on log-log over n = 10, 100, 1,000.
-Replay CPU is measured apart, on the in-memory store (no moto in the timing): process time of a whole
-run, median of ``RUNS``.
+The runs use the in-memory store, and each journal read is priced as DynamoDB bills the Query: the
+entries as ``framework.dynamodb`` stores them, per 1 MB page, in 4 KB read units. One case also runs
+on moto with ``bench.units``' meter, and the two must agree. The growth exponent is fitted on log-log
+over n = 10, 100, 1,000. Replay CPU is the process time of a whole run, median of ``RUNS``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from typing import Any
 from unittest import mock
 
 from bench.report import Check, Section
-from bench.units import UnitMeter
+from bench.units import UnitMeter, item_size, read_units
 from framework import Step, WorkflowEvent, workflow
 from framework.clock import VirtualClock
-from framework.environment import Environment, Settings
+from framework.dynamodb_items import entry_to
+from framework.environment import Environment
 from framework.journal_cache import JournalCache
 from framework.local import LocalRuntime
 from framework.queue import MemoryQueue
+from framework.records import JournalEntry
 from framework.registry import Registry
 from framework.store import MemoryStore
 from framework.worker import process_message
@@ -44,6 +47,8 @@ HISTORY = "bench-history"
 SIZES = (10, 100, 1000)
 EVERY = (1, 10)
 RUNS = 3
+CROSS_CHECK = 100  # n of the one case also run on moto, with the meter
+MB = 1024 * 1024  # a Query page stops at 1 MB
 MODES = ("one warm container", "two containers taking turns", "no cache")
 TARGET_MODE = MODES[1]  # the realistic case under load; one warm container reads nothing at all
 BUDGET_SPENT = 295.0  # virtual seconds a stretch's last step takes: past WorkerTimeout 300 - margin 10
@@ -107,31 +112,66 @@ def metered_run(n: int, every: int, mode: str) -> dict[str, Any]:
         }
 
 
-def replay_cpu(n: int, every: int, cache_mb: int) -> float:
-    """Process seconds of one run of ``n`` steps on the in-memory store, one container."""
+class SizedReads:
+    """Wraps the in-memory store: prices each journal read as DynamoDB would bill its Query: the items
+    as ``framework.dynamodb`` stores them, summed per 1 MB page and rounded up to 4 KB per page
+    (strongly consistent), at least one unit per page."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner, self.read_units, self.queries = inner, 0.0, 0
+        self._sizes: dict[tuple[int, int], int] = {}  # (seq, rev) -> item size: entries never change
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+        entries: list[JournalEntry] = self.inner.load_journal(instance_id, run, from_seq)
+        pages, page = [0], 0
+        for entry in entries:
+            key = (entry.seq, entry.rev)
+            if key not in self._sizes:
+                self._sizes[key] = item_size(entry_to(instance_id, run, entry))
+            size = self._sizes[key]
+            if page + size > MB:
+                pages.append(0)
+                page = 0
+            page += size
+            pages[-1] = page
+        self.read_units += sum(read_units(p, consistent=True) for p in pages)
+        self.queries += len(pages)
+        return entries
+
+
+def run(n: int, every: int, mode: str) -> dict[str, Any]:
+    """One instance of ``n`` steps on the in-memory store, each invocation in the container that
+    ``mode`` sends it to. Return its journal reads (read units, Query pages), resumes and process time."""
     clock = VirtualClock(start=1_800_000_000.0)
     queue = MemoryQueue(clock)
-    env = Environment(
-        store=MemoryStore(),
-        queue=queue,
-        clock=clock,
-        registry=Registry([history]),
-        settings=Settings(journal_cache_mb=cache_mb),
-    )
+    store = SizedReads(MemoryStore())
+    env = Environment(store=store, queue=queue, clock=clock, registry=Registry([history]))  # type: ignore[arg-type]
+    size = 64 * 1024 * 1024
+    pool = {MODES[0]: [JournalCache(size)], MODES[1]: [JournalCache(size), JournalCache(size)]}
+    caches = pool.get(mode, [JournalCache(0)])
     from framework.client import WorkflowClient
 
-    client = WorkflowClient(environment=env)
     _clock.append(clock)
+    invocations = 0
     try:
         started = time.process_time()
-        client.create(HISTORY, {"n": n, "every": every}, id="h")
+        WorkflowClient(environment=env).create(HISTORY, {"n": n, "every": every}, id="h")
         while (due := queue.next_due()) is not None:
             clock.set(max(due, clock.now()))
             for body in queue.due():
+                env.journals = caches[invocations % len(caches)]
                 process_message(body, _Context(clock, 300.0), env)
-        return time.process_time() - started
+                invocations += 1
+        cpu = time.process_time() - started
     finally:
         _clock.pop()
+    record = store.get_instance("h")
+    if record is None or record.output is None:
+        raise RuntimeError(f"history run n={n} every={every} did not complete: {record}")
+    return {"read_units": store.read_units, "queries": store.queries, "invocations": invocations, "cpu": cpu}
 
 
 class _Context:
@@ -153,10 +193,21 @@ def exponent(points: dict[int, float]) -> float:
 
 
 def history_section() -> Section:
-    reads = {
-        (mode, every, n): metered_run(n, every, mode) for mode in MODES for every in EVERY for n in SIZES
-    }
-    checks: list[Check] = []
+    cases = itertools.product(MODES, EVERY, SIZES)
+    reads = {(mode, every, n): run(n, every, mode) for mode, every, n in cases}
+    # The in-memory pricing against the meter on moto, for one case: they must agree.
+    moto = metered_run(CROSS_CHECK, 1, MODES[1])
+    memory = reads[(MODES[1], 1, CROSS_CHECK)]
+    checks: list[Check] = [
+        Check(
+            f"read units on moto (metered) = in memory (sized), n={CROSS_CHECK}, two containers",
+            moto["read_units"],
+            f"= {memory['read_units']:g}",
+            moto["read_units"] == memory["read_units"],
+            "the figures below come from the in-memory store, each read priced from the items as they "
+            "are stored in DynamoDB: the same units, in seconds instead of minutes",
+        )
+    ]
     for every in EVERY:
         for mode in MODES:
             units = {n: reads[(mode, every, n)]["read_units"] for n in SIZES}
@@ -173,14 +224,14 @@ def history_section() -> Section:
             )
     cpu: dict[tuple[int, int], list[float]] = {}
     for every, n in itertools.product(EVERY, SIZES):
-        cpu[(every, n)] = [replay_cpu(n, every, 64) for _ in range(RUNS)]
+        cpu[(every, n)] = [run(n, every, MODES[0])["cpu"] for _ in range(RUNS)]
     for every in EVERY:
         medians = {n: statistics.median(cpu[(every, n)]) for n in SIZES}
         checks.append(
             Check(
                 f"replay CPU growth exponent, resume every {every}",
                 round(exponent(medians), 2),
-                note="process seconds of a whole run, median of "
+                note="process seconds of a whole run, one warm container, median of "
                 + f"{RUNS} (min-max): "
                 + ", ".join(
                     f"n={n}: {medians[n]:.3f} ({min(cpu[(every, n)]):.3f}-{max(cpu[(every, n)]):.3f})"
@@ -192,8 +243,10 @@ def history_section() -> Section:
         )
     data = {
         "reads": [
-            {"mode": mode, "every": every, "n": n} | reads[(mode, every, n)] for mode, every, n in reads
+            {"mode": mode, "every": every, "n": n} | {k: v for k, v in r.items() if k != "cpu"}
+            for (mode, every, n), r in reads.items()
         ],
+        "moto_cross_check": {"n": CROSS_CHECK, "mode": MODES[1], "moto": moto, "memory": memory},
         "replay_cpu_seconds": [
             {"every": every, "n": n, "runs": values} for (every, n), values in cpu.items()
         ],
