@@ -113,10 +113,8 @@ class DynamoStore(TableBase):
     ) -> Lease:
         condition = f"{IS_RUNNABLE} AND {LEASE_IS_FREE}" + (f" AND {IS_DUE}" if require_due else "")
         names = {"#status": "status", "#lease_until": "lease_until", "#lease_owner": "lease_owner"}
-        names["#updated_at"] = "updated_at"
-        if require_due:
-            names["#wake_at"] = "wake_at"
-        else:
+        names |= {"#updated_at": "updated_at", "#wake_at": "wake_at"}
+        if not require_due:
             names["#due_at"] = "due_at"
         values: dict[str, Any] = {f":st_{s.name.lower()}": s.value for s in RUNNABLE}
         values |= {":now": now, ":until": until, ":owner": owner, ":running": Status.RUNNING.value}
@@ -126,7 +124,7 @@ class DynamoStore(TableBase):
                 Key=self._key(instance_id),
                 UpdateExpression=(
                     "SET #status = :running, #lease_owner = :owner, #lease_until = :until, "
-                    "#updated_at = :now" + ("" if require_due else ", #due_at = :until")
+                    "#updated_at = :now" + ("" if require_due else ", #due_at = :until REMOVE #wake_at")
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,

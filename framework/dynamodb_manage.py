@@ -130,6 +130,7 @@ class TableBase:
                 "pause_requested": r.pause_requested or None,
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
+                "released_by": r.released_by,
                 TTL_ATTRIBUTE: r.expires_at,
                 "tail": len(r.tail) or None,  # only ever removed here (restart)
             }

@@ -71,8 +71,9 @@ class Step:
         self._in_step = False
         self.problem: BaseException | None = None  # a Suspend or fatal error the user may have caught
         self.steps_run = 0
-        # A completed step's entry, written at the next durable call; if the workflow ends first, it
-        # goes with the finishing write instead (``take_pending``), which saves one write per run.
+        # A sleep's entry, written at the next durable call; if the sleep suspends the run, or the
+        # workflow ends first, it goes with the release instead (``take_pending``): one write less.
+        # Only a sleep waits so: running it again has no effect but on its wake time.
         self._pending: JournalEntry | None = None
 
     # -- step.do -------------------------------------------------------------------------------
@@ -211,10 +212,10 @@ class Step:
     def finish(self) -> None:
         """After the workflow returned: raise what it swallowed, or a NonDeterminismError if the
         journal holds calls that this run no longer made."""
+        if self._inv.failure is not None:  # first: an entry may be unwritten; hand over, don't suspend
+            raise self._inv.failure
         if self.problem is not None:
             raise self.problem
-        if self._inv.failure is not None:
-            raise self._inv.failure
         unused = sorted(seq for seq in self._journal if seq >= self._pos)
         if unused:
             entry = self._journal[unused[0]]
@@ -225,10 +226,10 @@ class Step:
             raise self.problem
 
     def _flush(self) -> None:
-        """Write the pending entry of the last completed step, if any."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._put(pending)
+        """Write the pending entry (a sleep), if any. It stays pending until the write succeeds."""
+        if self._pending is not None:
+            self._put(self._pending)
+            self._pending = None
 
     def entries(self) -> list[JournalEntry]:
         """The journal as this replay left it, in order."""
@@ -421,9 +422,10 @@ class Step:
             result_ref=ref,
             attempts=(*attempts, Attempt(started, now)),
         )
-        # An at-most-once step is written at once: the wider window would turn more crashes into
-        # failures of a step that in fact ran.
-        self._write(entry, done, defer=not cfg.at_most_once)
+        # Written before the workflow goes on: a crash, or a failed AWS call, in the code that follows
+        # must not run this body again. (Deferring it to the next durable call would save the run's
+        # last write, but a crash in between would then re-run the step: measured, and not done.)
+        self._write(entry, done)
         logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
         return value
 

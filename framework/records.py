@@ -93,8 +93,9 @@ class JournalEntry:
 
 
 def tail_bytes(entries: tuple[JournalEntry, ...]) -> int:
-    """About what ``entries`` add to the instance item: their results and some 200 bytes each."""
-    return sum(200 + len(e.result or "") for e in entries)
+    """About what ``entries`` add to the instance item, on the high side: their results, names and
+    attempt records, and some 200 bytes each."""
+    return sum(200 + len(e.result or "") + len(e.name.encode()) + 800 * len(e.attempts) for e in entries)
 
 
 @dataclass(frozen=True, slots=True)

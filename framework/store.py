@@ -115,7 +115,7 @@ class Store(Protocol):
         A due wake-up leaves ``due_at`` (and ``wake_at``) as they are: ``due_at`` is then at most one
         sweep grace ahead, so the sweeper finds a crashed invocation, and leaving the due-index key
         alone saves two index writes per invocation. A kick (``require_due=False``) may come while
-        ``due_at`` is far ahead (a parked wait), so it sets ``due_at = until``."""
+        ``due_at`` is far ahead (a parked wait), so it sets ``due_at = until`` and drops ``wake_at``."""
 
     def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
         """The run's entries from ``from_seq`` on, in order, read strongly consistent."""
@@ -185,7 +185,9 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
     """What pause, resume, terminate and restart do to an instance. Raise InvalidStateError.
 
     Both stores follow this: the fake applies it directly, DynamoDB encodes the same cases as
-    conditional updates."""
+    conditional updates. Each clears ``released_by``: a control may take a lease away (an invocation
+    that died, or handed over), so no container's journal cache may trust its copy after one."""
+    current = replace(current, released_by=None)
     leased = current.lease_until is not None and current.lease_until >= now
     status = current.status
     if action is Control.PAUSE:
@@ -286,6 +288,9 @@ class MemoryStore:
                 lease_owner=owner,
                 lease_until=until,
                 due_at=current.due_at if require_due else until,
+                # A kick may come before the wait's deadline: what wakes the instance next is what
+                # this invocation decides, not that old deadline.
+                wake_at=current.wake_at if require_due else None,
                 updated_at=now,
             )
             return Lease(owner=owner, until=until, previous=current)

@@ -22,7 +22,7 @@ from framework.worker import send_wake, send_wakes
 FIRST_LOOK = 3600.0  # with no mark yet, how far back the first run looks for new instances
 # Parked wake-ups one run sends at most; past it, the next run goes on from the last one looked at (a
 # cut inside a run of equal due times sends a few twice, which the lease turns away).
-PARKED_LIMIT = 100_000
+PARKED_LIMIT = 10_000
 
 
 def parked(due: DueInstance) -> bool:

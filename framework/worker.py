@@ -244,6 +244,8 @@ class Invocation:
             return self._replay()
         except LeaseLost as lost:
             return self._lost(lost)
+        except EngineFault as fault:  # raised outside the workflow: writing a pending entry failed
+            return self._retry_soon(fault.args[0])
         except Exception as exc:  # an AWS call of the engine failed
             return self._retry_soon(exc)
         finally:
