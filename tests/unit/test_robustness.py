@@ -323,3 +323,76 @@ def test_failed_aws_calls_do_not_use_up_a_steps_retries() -> None:
     inst = h.start("two-puts")
     h.run_until_idle()
     assert inst.status().output == 400_000
+
+
+class FailingEventReads:
+    """Wraps a store: the ``n``-th ``load_events`` fails as a throttled Query would."""
+
+    def __init__(self, inner: Any, n: int) -> None:
+        self.inner, self.n, self.seen = inner, n, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def load_events(self, *args: Any, **kwargs: Any) -> Any:
+        self.seen += 1
+        if self.seen == self.n:
+            raise ConnectionError("ThrottlingException")
+        return self.inner.load_events(*args, **kwargs)
+
+
+def test_an_event_whose_invocation_fails_is_taken_after_the_backoff_not_the_wait_deadline() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        return step.wait_for_event("approval", "go", timeout="1 day").payload
+
+    h = Harness(Workflow("kicked", flow))
+    h.env.store = FailingEventReads(h.env.store, 3)  # the kicked invocation's read of its events
+    inst = h.start("kicked")
+    h.run_due()
+    h.advance("10 seconds")
+    inst.send_event("go", {"ok": 1})
+    h.run_due()
+    assert h.outcomes[Outcome.RETRYING] == 1
+    h.advance("1 minute")  # the backoff (10 s), not the day the wait was parked for
+    assert inst.status().output == {"ok": 1}
+
+
+def test_a_pause_after_a_hand_over_makes_a_warm_container_read_the_journal() -> None:
+    """Container A caches the journal; B runs the next step and hands over after a failed call;
+    pause() takes B's lease away and resume() wakes it. A must read B's entry, not trust its copy."""
+    from framework.environment import Environment
+    from framework.worker import process_message
+    from tests.unit.harness import FakeContext
+
+    runs: list[str] = []
+
+    def flow(event: Any, step: Any) -> Any:
+        step.do("s0", lambda: runs.append("s0"))
+        step.sleep("z0", 5)
+        step.do("s1", lambda: runs.append("s1"))
+        step.sleep("z1", 5)
+        return "done"
+
+    h = Harness(Workflow("handed", flow))
+    a = h.env
+    b = Environment(store=h.env.store, queue=h.env.queue, clock=h.clock, registry=a.registry, blobs=a.blobs)
+    inst = h.start("handed")
+    h.run_due()  # A: s0, then z0; A caches the journal
+    h.clock.advance(5)
+    body = h.queue.due()[0]
+    release, failures = h.store.inner.release, iter([ConnectionError("throttled")])
+
+    def flaky(lease: Any, what: Any) -> Any:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return release(lease, what)
+
+    h.store.inner.release = flaky
+    assert process_message(body, FakeContext(h.clock, 300), b) is Outcome.RETRYING  # s1 written
+    h.clock.advance(1)  # B's lease has run out: pause() applies at once, and clears the lease owner
+    inst.pause()
+    inst.resume()
+    h.queue.due()  # drop B's own wake-up: A takes the resume's
+    h.run_until_idle()
+    assert inst.status().output == "done" and runs == ["s0", "s1"]
