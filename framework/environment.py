@@ -17,7 +17,7 @@ from framework.blobs import BlobStore, S3Blobs
 from framework.clock import Clock, SystemClock
 from framework.errors import InvalidConfigError
 from framework.journal_cache import JournalCache
-from framework.queue import Queue, SqsQueue
+from framework.queue import MAX_DELAY_SECONDS, Queue, SqsQueue
 from framework.registry import REGISTRY, Registry, load_modules
 from framework.store import Store
 
@@ -51,6 +51,12 @@ class Settings:
         if not 1 <= self.max_history <= MAX_HISTORY:
             raise InvalidConfigError(
                 f"WORKFLOWS_MAX_HISTORY must be 1 to {MAX_HISTORY}, not {self.max_history}"
+            )
+        if not 0 < self.park_lead + self.sweep_grace < MAX_DELAY_SECONDS:
+            # A parked wait's wake-up is sent park_lead + sweep_grace before it ends, as one SQS delay.
+            raise InvalidConfigError(
+                f"WORKFLOWS_PARK_LEAD + WORKFLOWS_SWEEP_GRACE must be under {MAX_DELAY_SECONDS} s, not "
+                f"{self.park_lead + self.sweep_grace:g}"
             )
         if self.journal_cache_mb < 0:
             raise InvalidConfigError(

@@ -138,7 +138,8 @@ def test_a_run_past_max_history_errors_and_cannot_be_caught() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("max_history", 0), ("max_history", 100_001), ("journal_cache_mb", -1)]
+    ("name", "value"),
+    [("max_history", 0), ("max_history", 100_001), ("journal_cache_mb", -1), ("park_lead", 800.0)],
 )
 def test_settings_refuse_bad_limits(name: str, value: int) -> None:
     from framework.errors import InvalidConfigError
