@@ -40,7 +40,7 @@ def test_chain_costs_one_invocation_and_one_write_per_step(rt: LocalRuntime) -> 
     calls = Counter(rt.aws_calls)
     assert inst.status().output == {"total": 45}
     assert rt.invocations["WorkerFunction"] == 1
-    assert calls["dynamodb.PutItem"] == 9 + 1  # steps 1-9, then the release, which carries step 10
+    assert calls["dynamodb.PutItem"] == 10 + 1  # one per step, then the release
     assert calls["dynamodb.UpdateItem"] == 1  # the lease
     assert calls["dynamodb.Query"] == 0 and calls["dynamodb.GetItem"] == 0  # a new instance: nothing to read
     assert calls["sqs.SendMessage"] == 0  # only the start, sent by create
