@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 # What `sam build` puts beside framework/ and handlers/: the packages that hold your workflows.
 WORKFLOW_PACKAGES ?= examples
 
-.PHONY: demo dev test lint validate typecheck bench build deploy clean
+.PHONY: demo dev test lint validate typecheck bench bench-peers build deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,8 +45,23 @@ typecheck: $(STAMP)
 test: lint typecheck $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# matplotlib draws the plots of docs/performance.md: an extra of its own, so that `make test` goes without.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# The peers (DBOS, the AWS durable functions test runner) live in a venv of their own, pinned to versions
+# verified with bench/peers.py, so that they never enter our dependencies. uv skips what is installed.
+bench-peers:
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	test -x .venv-peers/bin/uv || .venv-peers/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-peers/bin/uv pip install -q --python .venv-peers/bin/python -e '.[local]' dbos==3.4.0 \
+		aws-durable-execution-sdk-python-testing==1.4.0 aws-durable-execution-sdk-python==3.0.0
+	.venv-peers/bin/python -m bench.peers
 
 # `sam build` (Metadata: BuildMethod: makefile) calls build-<LogicalId> for each function: one clean
 # artifact with our package, its dependencies for Lambda's arm64 Python 3.12, and the workflow packages.
@@ -66,4 +81,4 @@ deploy: build
 COMMA := ,
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .venv-docs .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .venv-docs .venv-peers .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -147,15 +147,33 @@ def entry_values(e: JournalEntry) -> dict[str, Any]:
         "error": e.error.as_dict() if e.error else None,
         "wake_at": e.wake_at,
         "extra": e.extra or None,
-        "attempts": [
+        "attempts": None
+        if _one_clean_attempt(e) or (not e.attempts and not _clean_attempt_implied(e))
+        else [
             {k: v for k, v in (("s", a.started_at), ("e", a.ended_at)) if v is not None}
             | ({"err": a.error.as_dict()} if a.error else {})
             for a in e.attempts
-        ]
-        or None,
+        ],
     }
     values.update({k: v for k, v in optional.items() if v is not None})
     return values
+
+
+def _clean_attempt_implied(e: JournalEntry) -> bool:
+    """A completed step with no ``attempts`` attribute was read as one clean attempt."""
+    return e.kind is EntryKind.STEP and e.status is EntryStatus.COMPLETE
+
+
+def _one_clean_attempt(e: JournalEntry) -> bool:
+    """A step that succeeded at its first attempt: the attempt is the entry's own start and end, so the
+    item leaves it out (most steps; a smaller item costs less to write and to read)."""
+    return _clean_attempt_implied(e) and e.attempts == (Attempt(e.started_at, e.ended_at),)
+
+
+def _clean_attempt(d: dict[str, Any]) -> tuple[Attempt, ...]:
+    if d["kind"] == EntryKind.STEP.value and d["status"] == EntryStatus.COMPLETE.value:
+        return (Attempt(float(d["started_at"]), d.get("ended_at")),)
+    return ()
 
 
 def entry_from(item: dict[str, Any]) -> JournalEntry:
@@ -173,9 +191,9 @@ def entry_of(d: dict[str, Any]) -> JournalEntry:
         rev=int(d["rev"]),
         result=d.get("result"),
         result_ref=d.get("result_ref"),
-        attempts=tuple(
-            Attempt(float(a["s"]), a.get("e"), _error(a.get("err"))) for a in d.get("attempts", [])
-        ),
+        attempts=_clean_attempt(d)
+        if "attempts" not in d
+        else tuple(Attempt(float(a["s"]), a.get("e"), _error(a.get("err"))) for a in d["attempts"]),
         error=_error(d.get("error")),
         wake_at=d.get("wake_at"),
         extra=d.get("extra", {}),

@@ -291,3 +291,17 @@ def test_purge_before_keeps_newer_items(store: Store) -> None:
     store.write_entry("i1", 1, replace(entry(1), started_at=NOW + 10))
     assert store.purge("i1", before=NOW) == 1
     assert [e.seq for e in store.load_journal("i1", 1)] == [1]
+
+
+def test_a_step_done_at_its_first_attempt_stores_no_attempt_list() -> None:
+    from framework.dynamodb_items import entry_from, entry_to
+    from framework.records import Attempt
+
+    clean = replace(entry(3), attempts=(Attempt(NOW + 3, NOW + 3.5),))
+    item = entry_to("i1", 1, clean)
+    assert "attempts" not in item and entry_from(item) == clean
+    retried = replace(
+        clean, attempts=(Attempt(NOW, NOW + 1, ErrorInfo("E", "m")), Attempt(NOW + 3, NOW + 3.5))
+    )
+    assert entry_from(entry_to("i1", 1, retried)) == retried
+    assert entry_from(entry_to("i1", 1, entry(4))) == entry(4)  # no attempts at all stays so
