@@ -580,6 +580,10 @@ def render(results: dict[str, Any] | None, peers: dict[str, Any] | None, images:
     else:
         out.append("None in this run." if targeted else "No target was checked in this run.")
     out += ["", "<!-- end of targets missed -->", ""]
+    # What the figures alone cannot say: why a target is out of reach, and what would close the gap.
+    gaps = Path(__file__).with_name("gaps.md")
+    if gaps.exists():
+        out += [gaps.read_text().strip(), ""]
     for s in sections:
         out += _section(s, images)
     out += _peers(results, peers, images)
