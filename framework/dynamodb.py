@@ -361,16 +361,6 @@ class DynamoStore(TableBase):
         *,
         condition: str = LEASE_IS_MINE,
     ) -> None:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(instance_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names | {"#lease_owner": "lease_owner"},
-                ExpressionAttributeValues=to_av(values | {":owner": owner}),
-            )
-        except ClientError as exc:
-            if conflict(exc):
-                raise LeaseLost(f"instance {instance_id!r} is no longer leased by {owner}") from None
-            raise
+        names, values = names | {"#lease_owner": "lease_owner"}, values | {":owner": owner}
+        if not self._update_if(instance_id, expression, condition, names, values):
+            raise LeaseLost(f"instance {instance_id!r} is no longer leased by {owner}")

@@ -145,3 +145,16 @@ class Harness:
 
     def start(self, workflow: str, params: Any = None, **kwargs: Any) -> Any:
         return self.client.create(workflow, params, **kwargs)
+
+
+def fail_once(obj: Any, name: str, error: Exception) -> None:
+    """Make ``obj.<name>`` raise ``error`` at its next call, then work as before."""
+    real, failures = getattr(obj, name), iter([error])
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real(*args, **kwargs)
+
+    setattr(obj, name, flaky)

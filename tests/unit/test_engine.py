@@ -20,7 +20,7 @@ from framework.environment import Settings
 from framework.records import EntryStatus, Status
 from framework.store import full_journal
 from framework.worker import Outcome, WakeMessage
-from tests.unit.harness import Harness
+from tests.unit.harness import Harness, fail_once
 
 
 def wf(name: str):
@@ -690,15 +690,7 @@ def test_a_failed_release_hands_over_without_running_the_last_step_again() -> No
         return step.do("b", lambda: runs.append("b") or "done")
 
     h = Harness(Workflow(name="b", fn=flow))
-    release, failures = h.store.inner.release, iter([ConnectionError("throttled")])
-
-    def flaky(lease: Any, what: Any) -> Any:
-        error = next(failures, None)
-        if error is not None:
-            raise error
-        return release(lease, what)
-
-    h.store.inner.release = flaky
+    fail_once(h.store.inner, "release", ConnectionError("throttled"))
     inst = h.start("b")
     h.run_until_idle()
     assert h.outcomes[Outcome.RETRYING] == 1

@@ -16,7 +16,7 @@ from framework.environment import Settings
 from framework.records import EntryKind, EntryStatus, JournalEntry
 from framework.store import full_journal
 from framework.worker import LeaseLostError, Outcome
-from tests.unit.harness import Harness
+from tests.unit.harness import Harness, fail_once
 
 
 class FlakyBlobs(MemoryBlobs):
@@ -380,15 +380,7 @@ def test_a_pause_after_a_hand_over_makes_a_warm_container_read_the_journal() -> 
     h.run_due()  # A: s0, then z0; A caches the journal
     h.clock.advance(5)
     body = h.queue.due()[0]
-    release, failures = h.store.inner.release, iter([ConnectionError("throttled")])
-
-    def flaky(lease: Any, what: Any) -> Any:
-        error = next(failures, None)
-        if error is not None:
-            raise error
-        return release(lease, what)
-
-    h.store.inner.release = flaky
+    fail_once(h.store.inner, "release", ConnectionError("throttled"))
     assert process_message(body, FakeContext(h.clock, 300), b) is Outcome.RETRYING  # s1 written
     h.clock.advance(1)  # B's lease has run out: pause() applies at once, and clears the lease owner
     inst.pause()
