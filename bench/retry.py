@@ -32,6 +32,7 @@ from moto import mock_aws
 from bench.counts import WORKER, ops
 from bench.report import Check, Section
 from bench.units import UnitMeter, Usage
+from bench.workload import create_floor_table
 from framework import Step, WorkflowEvent, workflow
 from framework.calls import StepContext
 from framework.environment import Settings
@@ -148,15 +149,7 @@ def raw_stack() -> Iterator[RawStack]:
     with mock_aws():
         db = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
-        db.create_table(
-            TableName="floor",
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_floor_table(db, "floor")
         yield RawStack(db, sqs, "floor", sqs.create_queue(QueueName="floor")["QueueUrl"])
 
 

@@ -25,7 +25,7 @@ from moto import mock_aws
 
 from bench.counts import WORKER, chain_count_checks
 from bench.report import Check, Plot, Section, Series
-from bench.workload import CHAIN, Delivery, chain, observe
+from bench.workload import CHAIN, Delivery, chain, create_floor_table, observe
 from framework.clock import VirtualClock
 from framework.local import LocalRuntime
 from framework.local.motoclock import follow_clock
@@ -136,15 +136,7 @@ def floor_run(instances: int, steps: int) -> FloorRun:
         session = boto3.Session(region_name=REGION)
         session.events.register("before-call.*.*", count)  # before the clients: they copy the hooks
         db, sqs = session.client("dynamodb"), session.client("sqs")
-        db.create_table(
-            TableName="floor",
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_floor_table(db, "floor")
         url = sqs.create_queue(QueueName="floor")["QueueUrl"]
         calls.clear()  # the set-up's calls
         gc.collect()

@@ -93,3 +93,13 @@ def observe(rt: LocalRuntime) -> Iterator[list[Delivery]]:
 
     with mock.patch.object(worker_handler, "process_message", recorded):
         yield log
+
+
+def create_floor_table(db: Any, name: str) -> None:
+    """The floors' table: the journal's keys (``pk``, ``sk``), on demand, no index."""
+    db.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )

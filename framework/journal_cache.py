@@ -34,7 +34,6 @@ class JournalCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.hits = self.misses = 0
         # key -> (journal, its size, the owner of the lease that wrote it last)
         self._journals: OrderedDict[tuple[str, int, float], tuple[list[JournalEntry], int, str]] = (
             OrderedDict()
@@ -50,12 +49,10 @@ class JournalCache:
             cached, size, writer = self._journals.pop((record.id, record.run, record.created_at), ([], 0, ""))
             self._bytes -= size
         if cached and not crashed and record.released_by == writer:
-            self.hits += 1
             return cached
         keep = 0
         while keep < len(cached) and cached[keep].seq == keep and cached[keep].status in FINAL:
             keep += 1
-        self.misses += 1
         return cached[:keep] + store.load_journal(record.id, record.run, from_seq=keep)
 
     def keep(self, record: InstanceRecord, journal: list[JournalEntry], owner: str) -> None:
