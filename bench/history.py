@@ -124,7 +124,7 @@ class SizedReads:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+    def load_journal(self, instance_id: str, run: Any, from_seq: int = 0) -> list[JournalEntry]:
         entries: list[JournalEntry] = self.inner.load_journal(instance_id, run, from_seq)
         pages, page = [0], 0
         for entry in entries:

@@ -11,8 +11,11 @@ class BlobStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every blob under ``prefix``; return how many."""
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of every blob under ``prefix``."""
+
+    def delete(self, keys: list[str]) -> int:
+        """Delete these blobs (one that is gone already is no error); return how many were asked."""
 
 
 class S3Blobs:
@@ -27,14 +30,15 @@ class S3Blobs:
         body: bytes = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         return body
 
-    def delete_prefix(self, prefix: str) -> int:
-        deleted = 0
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:
-                self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
-                deleted += len(keys)
-        return deleted
+    def keys(self, prefix: str) -> list[str]:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+    def delete(self, keys: list[str]) -> int:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys at most
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(keys)
 
 
 class MemoryBlobs:
@@ -50,9 +54,12 @@ class MemoryBlobs:
         with self._lock:
             return self._data[key]
 
-    def delete_prefix(self, prefix: str) -> int:
+    def keys(self, prefix: str) -> list[str]:
         with self._lock:
-            keys = [key for key in self._data if key.startswith(prefix)]
+            return sorted(key for key in self._data if key.startswith(prefix))
+
+    def delete(self, keys: list[str]) -> int:
+        with self._lock:
             for key in keys:
-                del self._data[key]
+                self._data.pop(key, None)
             return len(keys)

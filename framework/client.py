@@ -33,7 +33,7 @@ from framework.errors import (
 )
 from framework.history import HistoryAttempt, HistoryEntry, build_history
 from framework.queue import SqsQueue
-from framework.records import Control, EventRecord, InstanceRecord, Status
+from framework.records import Control, EventRecord, InstanceRecord, Status, new_incarnation
 from framework.registry import Registry, Workflow
 from framework.worker import send_wake
 
@@ -268,6 +268,7 @@ class WorkflowClient:
             params=check_json_depth(text, what),
             created_at=now,
             updated_at=now,
+            incarnation=new_incarnation(),
             # No due_at: the sweeper looks at each new instance once, a grace after its creation, and
             # re-enqueues it if its start message was lost (framework/sweeper.py).
         )
@@ -321,8 +322,8 @@ class WorkflowClient:
 
     def _history(self, instance_id: str) -> builtins.list[HistoryEntry]:
         record = self._record(instance_id)
-        journal = record.with_tail(self._env.store.load_journal(instance_id, record.run))
-        events = [e for e in self._env.store.load_events(instance_id) if e.run == record.run]
+        journal = record.with_tail(self._env.store.load_journal(instance_id, record.run_key))
+        events = self._env.store.load_events(instance_id, record.run_key)
         return build_history(self._env, journal, events, self._env.clock.now())
 
     # -- managing ----------------------------------------------------------------------------------

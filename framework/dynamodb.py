@@ -17,15 +17,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from framework.dynamodb_items import (
+    EVENT,
     MAX_SEQ,
     conflict,
     entry_from,
     entry_key,
     entry_to,
     event_from,
+    event_sk,
     from_item,
     instance_from,
     instance_to,
+    run_prefix,
     to_av,
 )
 from framework.dynamodb_manage import LIST_INDEX, TableBase
@@ -37,7 +40,9 @@ from framework.records import (
     InstanceRecord,
     JournalEntry,
     Lease,
+    RunKey,
     Status,
+    new_version,
 )
 from framework.store import WATCHED, DueInstance, LeaseConflict, LeaseLost, Release, released, shard_of
 
@@ -54,6 +59,8 @@ ENTRY_IS_NEW = "attribute_not_exists(#sk)"
 ENTRY_REV_IS = "#rev = :prev_rev"
 DUE_AT_IS = "#due_at = :due_at"
 NO_PAUSE_REQUESTED = "attribute_not_exists(#pause_requested)"
+PAUSE_IS_REQUESTED = "#pause_requested = :yes"
+RELEASE_TRIES = 5  # pause and resume flipping the request faster than a release can be written
 NO_MARK_YET = "attribute_not_exists(#pk)"
 NO_DUE_AT = "attribute_not_exists(#due_at)"
 IS_WATCHED = "#status IN (" + ", ".join(f":st_{s.name.lower()}" for s in sorted(WATCHED)) + ")"
@@ -61,7 +68,7 @@ MARK_IS_BEHIND = "#swept_until < :swept_until"
 # The sweeper's one item: "#" can begin no instance id.
 SWEEP_MARK_KEY = {"pk": {"S": "#sweeper"}, "sk": {"S": "mark"}}
 IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorted(FINISHED)) + ")"
-RUN_IS = "#run = :run"
+RUN_IS = "#inc = :inc AND #run = :run"
 
 
 class DynamoStore(TableBase):
@@ -106,7 +113,7 @@ class DynamoStore(TableBase):
             raise
 
     def _new_item(self, record: InstanceRecord) -> dict[str, Any]:
-        return instance_to(record, shard_of(record.id, self._shards))
+        return instance_to(record, shard_of(record.id, self._shards), new_version())
 
     def acquire_lease(
         self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
@@ -118,14 +125,17 @@ class DynamoStore(TableBase):
             names["#due_at"] = "due_at"
         values: dict[str, Any] = {f":st_{s.name.lower()}": s.value for s in RUNNABLE}
         values |= {":now": now, ":until": until, ":owner": owner, ":running": Status.RUNNING.value}
+        expression, names, values = self._versioned(
+            "SET #status = :running, #lease_owner = :owner, #lease_until = :until, "
+            "#updated_at = :now" + ("" if require_due else ", #due_at = :until REMOVE #wake_at"),
+            names,
+            values,
+        )
         try:
             old = self._db.update_item(
                 TableName=self._table,
                 Key=self._key(instance_id),
-                UpdateExpression=(
-                    "SET #status = :running, #lease_owner = :owner, #lease_until = :until, "
-                    "#updated_at = :now" + ("" if require_due else ", #due_at = :until REMOVE #wake_at")
-                ),
+                UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_av(values),
@@ -139,11 +149,11 @@ class DynamoStore(TableBase):
             raise
         return Lease(owner=owner, until=until, previous=instance_from(old["Attributes"]))
 
-    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+    def load_journal(self, instance_id: str, run: RunKey, from_seq: int = 0) -> list[JournalEntry]:
         between = (entry_key(run, from_seq), entry_key(run, MAX_SEQ))
         return [entry_from(item) for item in self._query_partition(instance_id, "", between=between)]
 
-    def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
+    def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
         if entry.rev == 1:
             extra: dict[str, Any] = {
                 "ConditionExpression": ENTRY_IS_NEW,
@@ -186,15 +196,22 @@ class DynamoStore(TableBase):
         if release.status is not Status.WAITING:
             self._release(lease, release, LEASE_IS_MINE)
             return release.status
-        try:
-            self._release(lease, release, f"{LEASE_IS_MINE} AND {NO_PAUSE_REQUESTED}")
-            return Status.WAITING
-        except LeaseLost:
-            current = self.get_instance(lease.previous.id)  # read only on conflict
-            if current is None or current.lease_owner != lease.owner or not current.pause_requested:
-                raise
-        self._release(lease, replace(release, status=Status.PAUSED), LEASE_IS_MINE)
-        return Status.PAUSED
+        # A WAITING release is stored PAUSED if a pause request is there. Each attempt is conditioned on
+        # the request being there or not, as it assumes: a resume() (or a pause()) that lands between
+        # two attempts makes the next one fail and look again, so it is never overwritten.
+        pause = False
+        for _ in range(RELEASE_TRIES):
+            status = Status.PAUSED if pause else Status.WAITING
+            assumed = PAUSE_IS_REQUESTED if pause else NO_PAUSE_REQUESTED
+            try:
+                self._release(lease, replace(release, status=status), f"{LEASE_IS_MINE} AND {assumed}")
+                return status
+            except LeaseLost:
+                current = self.get_instance(lease.previous.id)  # read only on conflict
+                if current is None or current.lease_owner != lease.owner:
+                    raise
+                pause = current.pause_requested
+        raise LeaseLost(f"instance {lease.previous.id!r}: pause requests kept changing during the release")
 
     def _release(self, lease: Lease, release: Release, condition: str) -> None:
         """Put the whole item: the lease holder knows it, and a put is a smaller request than an update
@@ -203,20 +220,18 @@ class DynamoStore(TableBase):
         lease away."""
         after = released(lease, release)
         names = {"#lease_owner": "lease_owner"}
+        values: dict[str, Any] = {":owner": lease.owner}
         if "#pause_requested" in condition:
             names["#pause_requested"] = "pause_requested"
+        if ":yes" in condition:
+            values[":yes"] = True
         try:
             self._db.put_item(
                 TableName=self._table,
                 Item=self._new_item(after),
                 ConditionExpression=condition,
-                ExpressionAttributeNames={
-                    "#lease_owner": "lease_owner",
-                    "#pause_requested": "pause_requested",
-                }
-                if "#pause_requested" in condition
-                else {"#lease_owner": "lease_owner"},
-                ExpressionAttributeValues=to_av({":owner": lease.owner}),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_av(values),
             )
         except ClientError as exc:
             if conflict(exc):
@@ -316,18 +331,18 @@ class DynamoStore(TableBase):
                 raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
             item = {
                 "pk": instance_id,
-                "sk": event.key,
+                "sk": event_sk(current.run_key, event.key),
                 "type": event.type,
                 "payload": event.payload,
                 "sent_at": event.sent_at,
-                "run": current.run,
             }
-            values = {f":fin_{s.name.lower()}": s.value for s in FINISHED} | {":run": current.run}
+            values: dict[str, Any] = {f":fin_{s.name.lower()}": s.value for s in FINISHED}
+            values |= {":run": current.run, ":inc": current.incarnation}
             check = {
                 "TableName": self._table,
                 "Key": self._key(instance_id),
                 "ConditionExpression": f"{RUN_IS} AND NOT {IS_FINISHED}",
-                "ExpressionAttributeNames": {"#run": "run", "#status": "status"},
+                "ExpressionAttributeNames": {"#run": "run", "#status": "status", "#inc": "inc"},
                 "ExpressionAttributeValues": to_av(values),
             }
             put = {
@@ -347,9 +362,12 @@ class DynamoStore(TableBase):
                     return  # this very event is stored already: a redelivery
         raise InvalidStateError(f"instance {instance_id!r} kept changing; send the event again")
 
-    def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
-        prefix = "e#" if event_type is None else f"e#{event_type}#"
+    def load_events(self, instance_id: str, run: RunKey, event_type: str | None = None) -> list[EventRecord]:
+        prefix = run_prefix(EVENT, run) + ("" if event_type is None else f"{event_type}#")
         return [event_from(item) for item in self._query_partition(instance_id, prefix)]
+
+    def delete_events(self, instance_id: str, run: RunKey, keys: list[str]) -> None:
+        self._delete_keys([{"pk": {"S": instance_id}, "sk": {"S": event_sk(run, key)}} for key in keys])
 
     def _owned_update(
         self,

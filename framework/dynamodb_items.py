@@ -16,6 +16,7 @@ from framework.records import (
     EventRecord,
     InstanceRecord,
     JournalEntry,
+    RunKey,
     Status,
 )
 
@@ -75,6 +76,7 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         params=d["params"],
         created_at=float(d["created_at"]),
         updated_at=float(d["updated_at"]),
+        incarnation=d["inc"],
         run=int(d.get("run", 1)),
         output=d.get("output"),
         output_ref=d.get("output_ref"),
@@ -90,12 +92,14 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         backoff=int(d.get("backoff", 0)),
         tail=tuple(entry_of(e) for e in d.get("tail", [])),
         released_by=d.get("released_by"),
+        version=d.get("ver", ""),
     )
 
 
-def instance_to(r: InstanceRecord, shard: str) -> dict[str, Any]:
-    """The whole instance item; ``instance_from`` reads it back. Attributes at their default are left
-    out, so that a conditional PutItem of it is also a release that drops lease fields."""
+def instance_to(r: InstanceRecord, shard: str, version: str) -> dict[str, Any]:
+    """The whole instance item, with a new ``version`` (every write of the item sets one);
+    ``instance_from`` reads it back. Attributes at their default are left out, so that a conditional
+    PutItem of it is also a release that drops lease fields."""
     values: dict[str, Any] = {
         "pk": r.id,
         "sk": INSTANCE_SK,
@@ -104,8 +108,10 @@ def instance_to(r: InstanceRecord, shard: str) -> dict[str, Any]:
         "params": r.params,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+        "inc": r.incarnation,
         "run": r.run,
         "shard": shard,
+        "ver": version,
     }
     optional = {
         "output": r.output,
@@ -126,7 +132,7 @@ def instance_to(r: InstanceRecord, shard: str) -> dict[str, Any]:
     return to_av(values | {k: v for k, v in optional.items() if v is not None})
 
 
-def entry_to(instance_id: str, run: int, e: JournalEntry) -> dict[str, Any]:
+def entry_to(instance_id: str, run: RunKey, e: JournalEntry) -> dict[str, Any]:
     return to_av({"pk": instance_id, "sk": entry_key(run, e.seq)} | entry_values(e))
 
 
@@ -201,22 +207,39 @@ def entry_of(d: dict[str, Any]) -> JournalEntry:
 
 
 MAX_SEQ = 999_999  # entry keys hold six digits of seq: framework.environment caps max_history below
+JOURNAL, EVENT = "j", "e"  # the first part of a journal entry's and an event's sort key
 
 
-def entry_key(run: int, seq: int) -> str:
-    return f"j#{run:04d}#{seq:06d}"
+def run_prefix(kind: str, run: RunKey) -> str:
+    """The sort-key prefix of a run's journal entries or events: ``<kind>#<incarnation>#<run>#``. Each
+    part is free of ``#``, so one run's prefix never begins another's keys."""
+    return f"{kind}#{run.incarnation}#{run.number:04d}#"
+
+
+def incarnation_of(sort_key: str) -> str | None:
+    """The incarnation a journal or event item belongs to (None for the instance item)."""
+    kind, _, rest = sort_key.partition("#")
+    return rest.partition("#")[0] if kind in (JOURNAL, EVENT) else None
+
+
+def entry_key(run: RunKey, seq: int) -> str:
+    return f"{run_prefix(JOURNAL, run)}{seq:06d}"
 
 
 def event_key(event_type: str, sent_at: float, event_id: str) -> str:
-    return f"e#{event_type}#{sent_at:020.6f}#{event_id}"
+    """An event's key within its run: events of one type sort by send time, then by id."""
+    return f"{event_type}#{sent_at:020.6f}#{event_id}"
+
+
+def event_sk(run: RunKey, key: str) -> str:
+    return f"{run_prefix(EVENT, run)}{key}"
 
 
 def event_from(item: dict[str, Any]) -> EventRecord:
     d = from_item(item)
     return EventRecord(
-        key=d["sk"],
+        key=d["sk"].split("#", 3)[3],
         type=d["type"],
         payload=d["payload"],
         sent_at=float(d["sent_at"]),
-        run=int(d.get("run", 0)),
     )

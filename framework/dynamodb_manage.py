@@ -5,17 +5,29 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from framework.dynamodb_items import INSTANCE_SK, TTL_ATTRIBUTE, conflict, instance_from, to_av
+from framework.dynamodb_items import (
+    INSTANCE_SK,
+    TTL_ATTRIBUTE,
+    conflict,
+    incarnation_of,
+    instance_from,
+    to_av,
+)
 from framework.errors import InstanceNotFoundError, InvalidStateError
-from framework.records import Control, InstanceRecord, Status
+from framework.records import Control, InstanceRecord, Status, new_version
 from framework.store import control_outcome
 
 LIST_INDEX = "list-index"
-UNCHANGED_SINCE_READ = "#rev_status = :was_status AND #rev_updated_at = :was_updated_at"
+# Every write of the instance item sets a new ``ver``: a write conditioned on the version it read fails
+# if anything at all changed since, whichever field that was.
+VERSION_IS = "#ver = :was_ver"
+NO_VERSION = "attribute_not_exists(#ver)"  # an item written before versions existed
+CONTROL_TRIES = 5
 
 
 class TableBase:
@@ -33,7 +45,7 @@ class TableBase:
         return instance_from(item) if item else None
 
     def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
-        for _ in range(5):  # a conflict means the instance moved meanwhile: look again
+        for _ in range(CONTROL_TRIES):  # a conflict means the instance moved meanwhile: look again
             current = self.get_instance(instance_id)
             if current is None:
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
@@ -81,11 +93,13 @@ class TableBase:
             "ExpressionAttributeValues": to_av(values),
         }
         found: list[InstanceRecord] = []
-        while len(found) < want:
+        newest_first = attrgetter("created_at", "id")
+        while True:
             page = self._db.query(**kwargs, Limit=max(want * 2, 25))
+            items = page.get("Items", [])
             keys = [
                 item
-                for item in page.get("Items", [])
+                for item in items
                 if before is None or (float(item["created_at"]["N"]), item["pk"]["S"]) < before
             ]
             for record in self._records(keys):
@@ -94,6 +108,13 @@ class TableBase:
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            # DynamoDB orders index items by created_at only, ties in no promised order: stop only once
+            # past every item that shares the creation time of the last one a page of the list can hold.
+            if len(found) >= want and items:
+                found.sort(key=newest_first, reverse=True)
+                if float(items[-1]["created_at"]["N"]) < found[want - 1].created_at:
+                    break
+        found.sort(key=newest_first, reverse=True)
         return found[:want]
 
     def _records(self, index_items: list[dict[str, Any]]) -> list[InstanceRecord]:
@@ -112,8 +133,8 @@ class TableBase:
         return [instance_from(items[i["pk"]["S"]]) for i in index_items if i["pk"]["S"] in items]
 
     def _replace_instance(self, current: InstanceRecord, after: InstanceRecord) -> bool:
-        """Write the fields that differ between ``current`` and ``after``, if the instance still has
-        ``current``'s status and update time. Return False on a conflict."""
+        """Write the fields that differ between ``current`` and ``after``, if the instance is still
+        exactly ``current`` (its version). Return False on a conflict."""
 
         def fields(r: InstanceRecord) -> dict[str, Any]:
             return {
@@ -130,6 +151,7 @@ class TableBase:
                 "pause_requested": r.pause_requested or None,
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
+                "backoff": r.backoff or None,
                 "released_by": r.released_by,
                 TTL_ATTRIBUTE: r.expires_at,
                 "tail": len(r.tail) or None,  # only ever removed here (restart)
@@ -143,17 +165,31 @@ class TableBase:
             return True
         parts = [("SET", [f"#{k} = :{k}" for k in sets]), ("REMOVE", [f"#{k}" for k in removes])]
         expression = " ".join(f"{verb} {', '.join(items)}" for verb, items in parts if items)
-        names = {f"#{k}": k for k in changed} | {"#rev_status": "status", "#rev_updated_at": "updated_at"}
-        values = {f":{k}": v for k, v in sets.items()} | {
-            ":was_status": current.status.value,
-            ":was_updated_at": current.updated_at,
-        }
-        return self._update_if(current.id, expression, UNCHANGED_SINCE_READ, names, values)
+        names = {f"#{k}": k for k in changed} | {"#ver": "ver"}
+        values = {f":{k}": v for k, v in sets.items()}
+        if current.version:
+            return self._update_if(
+                current.id, expression, VERSION_IS, names, values | {":was_ver": current.version}
+            )
+        return self._update_if(current.id, expression, NO_VERSION, names, values)
+
+    @staticmethod
+    def _versioned(
+        expression: str, names: dict[str, str], values: dict[str, Any]
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """``expression`` (an UpdateExpression) that also sets a new version of the item."""
+        if "SET " in expression:
+            expression = expression.replace("SET ", "SET #ver = :new_ver, ", 1)
+        else:
+            expression = f"SET #ver = :new_ver {expression}"
+        return expression, names | {"#ver": "ver"}, values | {":new_ver": new_version()}
 
     def _update_if(
         self, instance_id: str, expression: str, condition: str, names: dict[str, str], values: dict[str, Any]
     ) -> bool:
-        """Update the instance item if ``condition`` holds. Return False if it did not."""
+        """Update the instance item, and its version, if ``condition`` holds. Return False if it did
+        not."""
+        expression, names, values = self._versioned(expression, names, values)
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -169,30 +205,39 @@ class TableBase:
             raise
         return True
 
-    def purge(self, instance_id: str, before: float | None = None) -> int:
-        limit = float("inf") if before is None else before
-
-        def old(item: dict[str, Any]) -> bool:
-            when = item.get("started_at") or item.get("sent_at")
-            return item["sk"]["S"] != INSTANCE_SK and (when is None or float(when["N"]) < limit)
-
+    def purge(self, instance_id: str) -> int:
+        found = self._query_partition(instance_id, "", keys_only=True)
+        # Read after the Query: an item it found was written after its instance was created, so this
+        # read sees that instance if it still has the id, and its items are kept.
+        current = self.get_instance(instance_id)
+        keep = None if current is None else current.incarnation
         keys = [
             {"pk": item["pk"], "sk": item["sk"]}
-            for item in self._query_partition(instance_id, "")
-            if old(item)
+            for item in found
+            if incarnation_of(item["sk"]["S"]) not in (None, keep)
         ]
+        self._delete_keys(keys)
+        return len(keys)
+
+    def _delete_keys(self, keys: list[dict[str, Any]]) -> None:
+        """Delete the items with these keys; one that is gone already is no error."""
         for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
             requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
             while requests:
                 result = self._db.batch_write_item(RequestItems={self._table: requests})
                 requests = result.get("UnprocessedItems", {}).get(self._table, [])
-        return len(keys)
 
     def _query_partition(
-        self, instance_id: str, prefix: str, *, between: tuple[str, str] | None = None
+        self,
+        instance_id: str,
+        prefix: str,
+        *,
+        between: tuple[str, str] | None = None,
+        keys_only: bool = False,
     ) -> list[dict[str, Any]]:
         """Every item of the partition whose sort key starts with ``prefix`` (or lies ``between`` two
-        keys, both included), in key order, read strongly consistent, all pages."""
+        keys, both included), in key order, read strongly consistent, all pages; with ``keys_only``,
+        only their keys."""
         names = {"#pk": "pk", "#sk": "sk"}
         if between is not None:
             key = "#pk = :pk AND #sk BETWEEN :low AND :high"
@@ -208,6 +253,9 @@ class TableBase:
             "ExpressionAttributeValues": to_av(values | {":pk": instance_id}),
             "ConsistentRead": True,
         }
+        if keys_only:
+            kwargs["ProjectionExpression"] = "#pk, #sk"
+            kwargs["ExpressionAttributeNames"] = {"#pk": "pk", "#sk": "sk"}
         items: list[dict[str, Any]] = []
         while True:
             page = self._db.query(**kwargs)

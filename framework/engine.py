@@ -163,7 +163,9 @@ class Step:
                 extra=entry.extra
                 | {"event_key": event.key, "payload": event.payload, "sent_at": event.sent_at},
             )
-            return event_of(self._write(entry, done))
+            written = self._write(entry, done)
+            self._inv.taken.append(event.key)
+            return event_of(written)
         assert entry.wake_at is not None
         if now >= entry.wake_at:
             timed_out = self._write(
@@ -352,7 +354,7 @@ class Step:
                 logger.remove_keys(["step", "attempt"])
             # A large result goes to the blob store under a key of its own per attempt; a failure there
             # is the engine's, not the step's.
-            key = f"results/{self._inv.instance_id}/{self._inv.run_number}/{seq}/{attempt_no}"
+            key = self._inv.blob_key("results", seq, attempt_no)
             stored = self._inv.engine_call(
                 payloads.store, self._inv.env, text, key, what=f"result of step {name!r}", inline_room=room
             )
@@ -374,7 +376,7 @@ class Step:
             name=name,
             count=self._counts[name],
             instance_id=inv.instance_id,
-            idempotency_key=f"{inv.instance_id}:{inv.run_number}:{seq}",
+            idempotency_key=f"{inv.instance_id}:{inv.run_key}:{seq}",
         )
         body = functools.partial(fn, context) if context_wanted else fn
         budget = max(inv.time_left() - inv.margin / 2, 0.001)

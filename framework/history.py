@@ -117,8 +117,15 @@ def build_history(
 ) -> list[HistoryEntry]:
     """Journal entries in call order, each event placed by the time it was sent."""
     taken = {e.extra["event_key"] for e in journal if "event_key" in e.extra}
+    # A taken event is deleted once its run goes on (framework.worker): the wait's entry holds it.
+    stored = {e.key for e in events}
+    events = events + [
+        EventRecord(e.extra["event_key"], e.extra["event_type"], e.extra["payload"], e.extra["sent_at"])
+        for e in journal
+        if "event_key" in e.extra and e.extra["event_key"] not in stored
+    ]
     entries = [_from_entry(env, e, now) for e in journal]
-    for event in sorted(events, key=lambda e: e.sent_at):
+    for event in sorted(events, key=lambda e: (e.sent_at, e.key)):
         item = _from_event(event, taken)
         index = next(
             (i for i, e in enumerate(entries) if e.kind != "event" and e.started_at > item.started_at),

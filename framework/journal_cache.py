@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from framework.records import EntryStatus, InstanceRecord, JournalEntry
+from framework.records import EntryStatus, InstanceRecord, JournalEntry, RunKey
 
 if TYPE_CHECKING:
     from framework.store import Store
@@ -28,16 +28,14 @@ def _size(journal: list[JournalEntry]) -> int:
 
 
 class JournalCache:
-    """Journals by (instance id, run, creation time), least recently used dropped past ``max_bytes``.
-    A re-created instance (same id) has another creation time, a restarted one another run: neither
-    can see an older journal. Thread-safe."""
+    """Journals by instance id and run (``RunKey``), least recently used dropped past ``max_bytes``.
+    A re-created instance (same id) has another incarnation, a restarted one another run: neither can
+    see an older journal. Thread-safe."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         # key -> (journal, its size, the owner of the lease that wrote it last)
-        self._journals: OrderedDict[tuple[str, int, float], tuple[list[JournalEntry], int, str]] = (
-            OrderedDict()
-        )
+        self._journals: OrderedDict[tuple[str, RunKey], tuple[list[JournalEntry], int, str]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -46,14 +44,14 @@ class JournalCache:
         invocation crashed since, the cached journal is the stored one: no read at all. Otherwise the
         cached final entries, plus whatever the store holds after them."""
         with self._lock:
-            cached, size, writer = self._journals.pop((record.id, record.run, record.created_at), ([], 0, ""))
+            cached, size, writer = self._journals.pop((record.id, record.run_key), ([], 0, ""))
             self._bytes -= size
         if cached and not crashed and record.released_by == writer:
             return cached
         keep = 0
         while keep < len(cached) and cached[keep].seq == keep and cached[keep].status in FINAL:
             keep += 1
-        return cached[:keep] + store.load_journal(record.id, record.run, from_seq=keep)
+        return cached[:keep] + store.load_journal(record.id, record.run_key, from_seq=keep)
 
     def keep(self, record: InstanceRecord, journal: list[JournalEntry], owner: str) -> None:
         """Remember ``journal`` as written to the store under ``owner``'s lease. Call it only after a
@@ -62,7 +60,7 @@ class JournalCache:
         if size > self.max_bytes:
             return
         with self._lock:
-            key = (record.id, record.run, record.created_at)
+            key = (record.id, record.run_key)
             old = self._journals.pop(key, None)
             self._bytes -= old[1] if old else 0
             self._journals[key] = (list(journal), size, owner)

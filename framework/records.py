@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Self
@@ -98,6 +99,30 @@ def tail_bytes(entries: tuple[JournalEntry, ...]) -> int:
     return sum(200 + len(e.result or "") + len(e.name.encode()) + 800 * len(e.attempts) for e in entries)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class RunKey:
+    """Which run of which instance some data belongs to. ``incarnation`` is drawn at random when an
+    instance is created, so an instance that reuses the id of an older one (removed by TTL or deleted)
+    has another: journal entries, events and blobs are stored under it, and no instance can read
+    another's, whatever is left of the older one."""
+
+    incarnation: str
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.incarnation}.{self.number}"
+
+
+def new_incarnation() -> str:
+    """A fresh incarnation: 48 random bits, so two instances of one id never share one."""
+    return secrets.token_hex(6)
+
+
+def new_version() -> str:
+    """A fresh version token for the instance item (``InstanceRecord.version``)."""
+    return secrets.token_hex(6)
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceRecord:
     """The instance item. Lease fields are set only while an invocation runs the instance."""
@@ -108,6 +133,7 @@ class InstanceRecord:
     params: str  # JSON text
     created_at: float
     updated_at: float
+    incarnation: str  # see RunKey: fixed at creation, kept by restart
     run: int = 1
     output: str | None = None
     output_ref: str | None = None
@@ -127,6 +153,14 @@ class InstanceRecord:
     # (``with_tail``).
     tail: tuple[JournalEntry, ...] = ()
     released_by: str | None = None  # the lease owner of the last clean release: who wrote last
+    # A token every write of the instance item replaces (DynamoDB store): a read-then-write control
+    # operation is conditioned on it, so it fails, and reads again, if anything changed meanwhile.
+    version: str = ""
+
+    @property
+    def run_key(self) -> RunKey:
+        """The current run's key: what its journal, events and blobs are stored under."""
+        return RunKey(self.incarnation, self.run)
 
     def with_tail(self, journal: list[JournalEntry]) -> list[JournalEntry]:
         """``journal`` (this run's entries, in order) with ``tail`` merged in."""
@@ -149,13 +183,14 @@ class InstanceRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """An event sent to an instance. ``key`` orders events of one type, first in first out."""
+    """An event sent to an instance. ``key`` orders events of one type, first in first out. The store
+    keeps it under the run it was sent to (``RunKey``): a restarted run, or a new instance of the id,
+    never sees it."""
 
     key: str
     type: str
     payload: str  # JSON text
     sent_at: float
-    run: int = 0  # the run it was sent to; set by the store. A restarted run ignores older events.
 
 
 class Control(StrEnum):

@@ -21,7 +21,9 @@ from framework.records import (
     InstanceRecord,
     JournalEntry,
     Lease,
+    RunKey,
     Status,
+    new_version,
 )
 
 
@@ -117,10 +119,11 @@ class Store(Protocol):
         alone saves two index writes per invocation. A kick (``require_due=False``) may come while
         ``due_at`` is far ahead (a parked wait), so it sets ``due_at = until`` and drops ``wake_at``."""
 
-    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
-        """The run's entries from ``from_seq`` on, in order, read strongly consistent."""
+    def load_journal(self, instance_id: str, run: RunKey, from_seq: int = 0) -> list[JournalEntry]:
+        """The run's entries from ``from_seq`` on, in order, read strongly consistent. Entries of any
+        other run, or of another instance that had the same id, are never returned."""
 
-    def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
+    def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
         """Put the entry if ``entry.rev == 1`` and none exists at its seq, or replace it if the stored
         rev is ``entry.rev - 1``. Raise LeaseLost otherwise: someone else wrote there."""
 
@@ -135,7 +138,8 @@ class Store(Protocol):
     def release(self, lease: Lease, release: Release) -> Status:
         """Write the new status and drop the lease, if ``lease.owner`` still holds it. Raise LeaseLost.
         A WAITING release of an instance with a pause request is stored as PAUSED instead (its
-        ``wake_at`` kept for resume). Return the status stored."""
+        ``wake_at`` kept for resume), and only while the request is still there: a resume() that
+        lands meanwhile is never lost. Return the status stored."""
 
     def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
         """Unfinished instances whose ``due_at`` is at or before ``before`` (and after ``after``), from
@@ -159,26 +163,33 @@ class Store(Protocol):
         otherwise: it changed meanwhile, or an invocation runs it (the next sweep looks again)."""
 
     def send_event(self, instance_id: str, event: EventRecord) -> None:
-        """Keep the event for the instance's current run (the store sets ``run``). An event whose key
-        is stored already is a duplicate and changes nothing. Raise
+        """Keep the event for the instance's current run. An event whose key is stored already for
+        that run is a duplicate and changes nothing. Raise
         InstanceNotFoundError, or InvalidStateError if the instance is finished; the check and the
         write are one atomic operation."""
 
-    def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
-        """The instance's events (of one type, or all), oldest first."""
+    def load_events(self, instance_id: str, run: RunKey, event_type: str | None = None) -> list[EventRecord]:
+        """The run's events (of one type, or all), oldest first."""
+
+    def delete_events(self, instance_id: str, run: RunKey, keys: list[str]) -> None:
+        """Forget events that a wait took (the journal holds them now), so that later waits do not
+        read them again. Deleting one that is gone already is no error."""
 
     def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
-        """Pause, resume, terminate or restart; see ``control_outcome``. Return the instance after."""
+        """Pause, resume, terminate or restart; see ``control_outcome``. Return the instance after.
+        The outcome is computed from the instance as it is when it is written: a control that raced
+        with any other write is computed again."""
 
     def list_instances(
         self, workflow: str | None, status: Status | None, limit: int, before: tuple[float, str] | None
     ) -> tuple[list[InstanceRecord], bool]:
         """Instances newest first, created before ``before`` (created_at, id). True if more remain."""
 
-    def purge(self, instance_id: str, before: float | None = None) -> int:
-        """Delete what is left of an instance whose instance item TTL removed: journals of all runs
-        and events, or with ``before`` only those started or sent before it (the id was used again).
-        Return how many were deleted."""
+    def purge(self, instance_id: str) -> int:
+        """Delete what is left of instances of this id that are gone: the journals of all runs and the
+        events of every incarnation but the one of the instance that has the id now, if any. The items
+        are found before the instance item is read, so an instance created meanwhile keeps all it
+        wrote. Return how many were deleted."""
 
 
 def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:
@@ -232,6 +243,7 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             pause_requested=False,
             crash_mark=None,
             crash_count=0,
+            backoff=0,  # failed hand-overs of the old run say nothing about the new one
             expires_at=None,
             tail=(),
         )
@@ -244,8 +256,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._instances: dict[str, InstanceRecord] = {}
-        self._journals: dict[tuple[str, int], dict[int, JournalEntry]] = {}
-        self._events: dict[str, dict[str, EventRecord]] = {}
+        self._journals: dict[tuple[str, RunKey], dict[int, JournalEntry]] = {}
+        self._events: dict[tuple[str, RunKey], dict[str, EventRecord]] = {}
         self._sweep_mark: float | None = None
         self.calls = 0
 
@@ -254,7 +266,7 @@ class MemoryStore:
             self.calls += 1
             if record.id in self._instances:
                 raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists")
-            self._instances[record.id] = record
+            self._set(record)
 
     def create_instances(self, records: list[InstanceRecord]) -> None:
         with self._lock:
@@ -262,7 +274,8 @@ class MemoryStore:
             taken = [r.id for r in records if r.id in self._instances]
             if taken:
                 raise InstanceAlreadyExistsError(f"instances already exist: {', '.join(taken)}")
-            self._instances.update((r.id, r) for r in records)
+            for r in records:
+                self._set(r)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._lock:
@@ -282,7 +295,7 @@ class MemoryStore:
                 or (require_due and current.wake_at is not None and current.wake_at > now)
             ):
                 raise LeaseConflict(current)
-            self._instances[instance_id] = replace(
+            self._set(
                 current,
                 status=Status.RUNNING,
                 lease_owner=owner,
@@ -295,13 +308,13 @@ class MemoryStore:
             )
             return Lease(owner=owner, until=until, previous=current)
 
-    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+    def load_journal(self, instance_id: str, run: RunKey, from_seq: int = 0) -> list[JournalEntry]:
         with self._lock:
             self.calls += 1
             entries = self._journals.get((instance_id, run), {})
             return [entries[seq] for seq in sorted(entries) if seq >= from_seq]
 
-    def write_entry(self, instance_id: str, run: int, entry: JournalEntry) -> None:
+    def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
         with self._lock:
             self.calls += 1
             entries = self._journals.setdefault((instance_id, run), {})
@@ -315,13 +328,13 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             current = self._owned(instance_id, owner)
-            self._instances[instance_id] = replace(current, lease_until=now, due_at=due_at, backoff=backoff)
+            self._set(current, lease_until=now, due_at=due_at, backoff=backoff)
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         with self._lock:
             self.calls += 1
             current = self._owned(instance_id, owner)
-            self._instances[instance_id] = replace(current, crash_mark=mark, crash_count=count)
+            self._set(current, crash_mark=mark, crash_count=count)
 
     def release(self, lease: Lease, release: Release) -> Status:
         with self._lock:
@@ -329,7 +342,7 @@ class MemoryStore:
             current = self._owned(lease.previous.id, lease.owner)
             if release.status is Status.WAITING and current.pause_requested:
                 release = replace(release, status=Status.PAUSED)
-            self._instances[current.id] = released(Lease(lease.owner, lease.until, current), release)
+            self._set(released(Lease(lease.owner, lease.until, current), release))
             return release.status
 
     def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
@@ -353,7 +366,7 @@ class MemoryStore:
             current = self._instances.get(instance_id)
             if current is None or current.due_at is not None or current.status not in WATCHED:
                 return False
-            self._instances[instance_id] = replace(current, due_at=due_at)
+            self._set(current, due_at=due_at)
             return True
 
     def sweep_mark(self) -> float | None:
@@ -374,7 +387,7 @@ class MemoryStore:
             leased = current is not None and current.lease_until is not None and current.lease_until >= now
             if current is None or current.due_at != due_at or leased:
                 return False
-            self._instances[instance_id] = replace(current, due_at=new_due_at)
+            self._set(current, due_at=new_due_at)
             return True
 
     def send_event(self, instance_id: str, event: EventRecord) -> None:
@@ -385,13 +398,20 @@ class MemoryStore:
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
             if current.status in FINISHED:
                 raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
-            self._events.setdefault(instance_id, {}).setdefault(event.key, replace(event, run=current.run))
+            self._events.setdefault((instance_id, current.run_key), {}).setdefault(event.key, event)
 
-    def load_events(self, instance_id: str, event_type: str | None = None) -> list[EventRecord]:
+    def load_events(self, instance_id: str, run: RunKey, event_type: str | None = None) -> list[EventRecord]:
         with self._lock:
             self.calls += 1
-            events = self._events.get(instance_id, {})
+            events = self._events.get((instance_id, run), {})
             return [events[k] for k in sorted(events) if event_type is None or events[k].type == event_type]
+
+    def delete_events(self, instance_id: str, run: RunKey, keys: list[str]) -> None:
+        with self._lock:
+            self.calls += 1
+            events = self._events.get((instance_id, run), {})
+            for key in keys:
+                events.pop(key, None)
 
     def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
         with self._lock:
@@ -399,8 +419,7 @@ class MemoryStore:
             current = self._instances.get(instance_id)
             if current is None:
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
-            after = control_outcome(current, action, now, expires_at)
-            self._instances[instance_id] = after
+            after = self._set(control_outcome(current, action, now, expires_at))
             return after
 
     def list_instances(
@@ -421,21 +440,28 @@ class MemoryStore:
             )
             return found[:limit], len(found) > limit
 
-    def purge(self, instance_id: str, before: float | None = None) -> int:
-        limit = float("inf") if before is None else before
+    def purge(self, instance_id: str) -> int:
         with self._lock:
             self.calls += 1
+            current = self._instances.get(instance_id)
+            keep = None if current is None else current.incarnation
             count = 0
-            for key in [key for key in self._journals if key[0] == instance_id]:
-                old = [seq for seq, e in self._journals[key].items() if e.started_at < limit]
-                for seq in old:
-                    del self._journals[key][seq]
-                count += len(old)
-            events = self._events.get(instance_id, {})
-            old_events = [k for k, e in events.items() if e.sent_at < limit]
-            for k in old_events:
-                del events[k]
-            return count + len(old_events)
+            for key in [k for k in self._journals if k[0] == instance_id and k[1].incarnation != keep]:
+                count += len(self._journals.pop(key))
+            for key in [k for k in self._events if k[0] == instance_id and k[1].incarnation != keep]:
+                count += len(self._events.pop(key))
+            return count
+
+    def expire(self, instance_id: str) -> None:
+        """What DynamoDB's TTL does: remove the instance item, and nothing else (a fake's control)."""
+        with self._lock:
+            self._instances.pop(instance_id, None)
+
+    def _set(self, record: InstanceRecord, **changes: object) -> InstanceRecord:
+        """Store ``record`` with ``changes`` and a new version, as every write of the item does."""
+        after = replace(record, **changes, version=new_version())  # type: ignore[arg-type]
+        self._instances[after.id] = after
+        return after
 
     def _owned(self, instance_id: str, owner: str) -> InstanceRecord:
         current = self._instances.get(instance_id)
@@ -444,8 +470,13 @@ class MemoryStore:
         return current
 
 
-def full_journal(store: Store, instance_id: str, run: int) -> list[JournalEntry]:
-    """A run's journal as readers see it: the entries kept in the instance item (``tail``) merged in."""
-    journal = store.load_journal(instance_id, run)
+def full_journal(store: Store, instance_id: str, run: RunKey | int) -> list[JournalEntry]:
+    """A run's journal as readers see it: the entries kept in the instance item (``tail``) merged in.
+    A bare run number means that run of the instance that has the id now."""
     record = store.get_instance(instance_id)
-    return record.with_tail(journal) if record is not None and record.run == run else journal
+    if isinstance(run, int):
+        if record is None:
+            return []
+        run = RunKey(record.incarnation, run)
+    journal = store.load_journal(instance_id, run)
+    return record.with_tail(journal) if record is not None and record.run_key == run else journal

@@ -19,7 +19,16 @@ from framework.errors import InvocationCrashedError, Stopped, Suspend, WorkflowE
 from framework.faults import point
 from framework.logs import logger
 from framework.queue import MAX_DELAY_SECONDS
-from framework.records import ErrorInfo, EventRecord, InstanceRecord, JournalEntry, Lease, Status, tail_bytes
+from framework.records import (
+    ErrorInfo,
+    EventRecord,
+    InstanceRecord,
+    JournalEntry,
+    Lease,
+    RunKey,
+    Status,
+    tail_bytes,
+)
 from framework.registry import WorkflowEvent
 from framework.store import LeaseConflict, LeaseLost, Release
 
@@ -182,6 +191,7 @@ class Invocation:
         self._checked_at = time.monotonic()
         self._pause = lease.previous.pause_requested  # asked while an earlier invocation held it
         self._events: dict[str, list[EventRecord]] = {}
+        self.taken: list[str] = []  # keys of the events that waits took in this invocation
 
     @property
     def instance_id(self) -> str:
@@ -190,6 +200,10 @@ class Invocation:
     @property
     def run_number(self) -> int:
         return self.instance.run
+
+    @property
+    def run_key(self) -> RunKey:
+        return self.instance.run_key
 
     def now(self) -> float:
         return self.env.clock.now()
@@ -207,21 +221,22 @@ class Invocation:
             return False
         self._checked_at = time.monotonic()
         current = self.engine_call(self.env.store.get_instance, self.instance.id)
-        if current is None or current.lease_owner != self.lease.owner or current.run != self.instance.run:
+        if current is None or current.lease_owner != self.lease.owner or current.run_key != self.run_key:
             self.failure = Stopped(f"instance {self.instance.id!r} was terminated or restarted")
             raise self.failure
         self._pause = current.pause_requested
         return self._pause
 
     def events(self, event_type: str) -> list[EventRecord]:
-        """The instance's events of one type, read once per invocation."""
+        """The run's events of one type, read once per invocation."""
         if event_type not in self._events:
-            events = self.engine_call(self.env.store.load_events, self.instance.id, event_type)
-            self._events[event_type] = [e for e in events if e.run == self.instance.run]
+            self._events[event_type] = self.engine_call(
+                self.env.store.load_events, self.instance.id, self.run_key, event_type
+            )
         return self._events[event_type]
 
     def write_entry(self, entry: JournalEntry) -> None:
-        self.engine_call(self.env.store.write_entry, self.instance.id, self.instance.run, entry)
+        self.engine_call(self.env.store.write_entry, self.instance.id, self.run_key, entry)
 
     def engine_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an AWS call of the engine from inside workflow code. Its failure is the engine's: it is
@@ -290,7 +305,7 @@ class Invocation:
 
     def _lost(self, lost: LeaseLost) -> Outcome:
         current = self.env.store.get_instance(self.instance.id)
-        if current is None or current.status is Status.TERMINATED or current.run != self.instance.run:
+        if current is None or current.status is Status.TERMINATED or current.run_key != self.run_key:
             logger.info("stopped: the instance was terminated or restarted")
             return Outcome.STOPPED
         logger.warning("lease lost; another invocation owns the instance", extra={"reason": str(lost)})
@@ -327,6 +342,24 @@ class Invocation:
             )
         return count - 1
 
+    def blob_key(self, kind: str, *parts: object) -> str:
+        """Where this invocation puts a large value: under the instance's incarnation and run, and under
+        its own lease. Two invocations that overlap (a lease that expired early) never put to one key,
+        so the one whose journal write or release loses cannot overwrite what the winner recorded."""
+        where = "/".join(str(p) for p in (*parts, self.lease.owner))
+        return f"{kind}/{self.instance.id}/{self.instance.incarnation}/{self.run_number}/{where}"
+
+    def _forget_taken(self) -> None:
+        """Delete the events that waits took, now that their entries are written and the run goes on:
+        later waits then read only events not yet taken. Best effort: one left behind is only read
+        again (the journal marks it taken), and the cleanup removes it with the instance."""
+        if not self.taken:
+            return
+        try:
+            self.env.store.delete_events(self.instance.id, self.run_key, self.taken)
+        except Exception as exc:
+            logger.warning("taken events not deleted", extra={"error": type(exc).__name__})
+
     def _release(self, release: Release) -> Status:
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
         status = self.env.store.release(self.lease, release)
@@ -351,9 +384,10 @@ class Invocation:
         if suspension.event_type is not None:
             # An event sent while this invocation held the lease had its wake-up turned away: look once
             # more now that the lease is released, and wake the instance if one arrived.
-            fresh = self.env.store.load_events(self.instance.id, suspension.event_type)
-            if any(e.key not in suspension.seen and e.run == self.instance.run for e in fresh):
+            fresh = self.env.store.load_events(self.instance.id, self.run_key, suspension.event_type)
+            if any(e.key not in suspension.seen for e in fresh):
                 send_wake(self.env, self.instance.id, None)
+        self._forget_taken()
         if wake_at is not None and not parked:
             send_wake(self.env, self.instance.id, wake_at)
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
@@ -366,7 +400,7 @@ class Invocation:
             # The output shares the instance item with the params: it is inline only if both fit.
             room = self.env.settings.inline_result_bytes - len(self.instance.params.encode())
             inline, ref = payloads.store(
-                self.env, text, f"outputs/{self.instance.id}/{self.run_number}", what=what, inline_room=room
+                self.env, text, self.blob_key("outputs"), what=what, inline_room=room
             )
         except WorkflowError as exc:
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=tail)

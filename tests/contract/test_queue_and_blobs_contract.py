@@ -77,10 +77,12 @@ def test_blobs_roundtrip(backend: dict[str, Any]) -> None:
         blobs.get("missing")
 
 
-def test_blobs_delete_by_prefix(backend: dict[str, Any]) -> None:
+def test_blobs_listed_by_prefix_and_deleted(backend: dict[str, Any]) -> None:
     blobs = backend["blobs"]
     for key in ("results/a/1/0/1", "results/a/2/3/1", "results/ab/1/0/1", "outputs/a/1"):
         blobs.put(key, b"x")
-    assert blobs.delete_prefix("results/a/") == 2
-    assert blobs.get("results/ab/1/0/1") == b"x"
-    assert blobs.delete_prefix("results/a/") == 0
+    assert sorted(blobs.keys("results/a/")) == ["results/a/1/0/1", "results/a/2/3/1"]
+    assert blobs.delete([*blobs.keys("results/a/"), "results/a/gone"]) == 3  # a missing one is no error
+    assert blobs.keys("results/a/") == []
+    assert blobs.get("results/ab/1/0/1") == b"x" and blobs.get("outputs/a/1") == b"x"
+    assert blobs.delete([]) == 0

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
 
 from framework import InstanceAlreadyExistsError
 from framework.local import LocalRuntime
-from framework.records import Control, EntryKind, EntryStatus, ErrorInfo, InstanceRecord, JournalEntry, Status
+from framework.records import (
+    Control,
+    EntryKind,
+    EntryStatus,
+    ErrorInfo,
+    EventRecord,
+    InstanceRecord,
+    JournalEntry,
+    RunKey,
+    Status,
+)
 from framework.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store, full_journal
 
 NOW = 1_800_000_000.0
+INC = "c0ffee000001"  # the incarnation of every record() below
+R1, R2, R3 = RunKey(INC, 1), RunKey(INC, 2), RunKey(INC, 3)
+
+
+# What TTL does to each store's instance item (only that item goes), by id(store).
+TTL_REMOVE: dict[int, Callable[[str], None]] = {}
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     if request.param == "memory":
-        yield MemoryStore()
+        memory = MemoryStore()
+        TTL_REMOVE[id(memory)] = memory.expire
+        yield memory
         return
     with LocalRuntime(workflows=[]) as rt:
+        db, table = rt.boto3_client("dynamodb"), rt.table_name
+        TTL_REMOVE[id(rt.env.store)] = lambda i: db.delete_item(
+            TableName=table, Key={"pk": {"S": i}, "sk": {"S": "instance"}}
+        )
         yield rt.env.store
 
 
@@ -32,6 +54,7 @@ def record(instance_id: str = "i1", **changes: object) -> InstanceRecord:
         params='{"a":1}',
         created_at=NOW,
         updated_at=NOW,
+        incarnation=INC,
         due_at=NOW,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
@@ -143,15 +166,15 @@ def test_release_needs_the_lease_and_sets_fields(store: Store) -> None:
 def test_a_finishing_release_carries_the_last_entry_until_a_restart(store: Store) -> None:
     store.create_instance(record())
     lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
-    store.write_entry("i1", 1, entry(0))
+    store.write_entry("i1", R1, entry(0))
     retried = entry(1, status=EntryStatus.RETRYING)
-    store.write_entry("i1", 1, retried)
+    store.write_entry("i1", R1, retried)
     last = replace(entry(1), rev=2, extra={"nested": {"a": [1, 2.5, "x"]}})
     nap = JournalEntry(2, EntryKind.SLEEP, "nap", EntryStatus.SLEEPING, NOW, wake_at=NOW + 1)
     store.release(lease, Release(Status.COMPLETE, NOW + 2, output='{"$value":1}', tail=(last, nap)))
     done = store.get_instance("i1")
     assert done is not None and done.tail == (last, nap)
-    assert store.load_journal("i1", 1) == [entry(0), retried]  # the tail is not a journal item
+    assert store.load_journal("i1", R1) == [entry(0), retried]  # the tail is not a journal item
     assert full_journal(store, "i1", 1) == [entry(0), last, nap]  # rev 2 replaces rev 1 for readers
     store.control("i1", Control.RESTART, NOW + 3, 0)
     restarted = store.get_instance("i1")
@@ -163,32 +186,32 @@ def test_load_journal_from_a_position(store: Store) -> None:
     store.create_instance(record())
     store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
     for seq in range(12):  # past 10: positions must sort as numbers
-        store.write_entry("i1", 1, entry(seq))
+        store.write_entry("i1", R1, entry(seq))
     store.control("i1", Control.RESTART, NOW + 1, 0)
-    assert [e.seq for e in store.load_journal("i1", 1, from_seq=9)] == [9, 10, 11]
-    assert store.load_journal("i1", 1, from_seq=12) == []
-    assert store.load_journal("i1", 2, from_seq=0) == []  # another run's entries are not included
+    assert [e.seq for e in store.load_journal("i1", R1, from_seq=9)] == [9, 10, 11]
+    assert store.load_journal("i1", R1, from_seq=12) == []
+    assert store.load_journal("i1", R2, from_seq=0) == []  # another run's entries are not included
 
 
 def test_journal_entries_are_written_once_per_rev(store: Store) -> None:
-    store.write_entry("i1", 1, entry(0))
+    store.write_entry("i1", R1, entry(0))
     with pytest.raises(LeaseLost):
-        store.write_entry("i1", 1, entry(0))  # a second first write at the same position
+        store.write_entry("i1", R1, entry(0))  # a second first write at the same position
     retrying = entry(1, status=EntryStatus.RETRYING)
-    store.write_entry("i1", 1, retrying)
-    store.write_entry("i1", 1, entry(1, rev=2))
+    store.write_entry("i1", R1, retrying)
+    store.write_entry("i1", R1, entry(1, rev=2))
     with pytest.raises(LeaseLost):
-        store.write_entry("i1", 1, entry(1, rev=2))  # rev 1 is no longer what is stored
+        store.write_entry("i1", R1, entry(1, rev=2))  # rev 1 is no longer what is stored
     with pytest.raises(LeaseLost):
-        store.write_entry("i1", 1, entry(2, rev=2))  # nothing to replace
-    store.write_entry("i1", 2, entry(0))  # another run keeps its own journal
-    journal = store.load_journal("i1", 1)
+        store.write_entry("i1", R1, entry(2, rev=2))  # nothing to replace
+    store.write_entry("i1", R2, entry(0))  # another run keeps its own journal
+    journal = store.load_journal("i1", R1)
     assert [(e.seq, e.rev, e.status) for e in journal] == [
         (0, 1, EntryStatus.COMPLETE),
         (1, 2, EntryStatus.COMPLETE),
     ]
     assert journal[0] == entry(0)
-    assert store.load_journal("i1", 3) == []
+    assert store.load_journal("i1", R3) == []
 
 
 def test_entries_roundtrip_every_field(store: Store) -> None:
@@ -208,15 +231,15 @@ def test_entries_roundtrip_every_field(store: Store) -> None:
         error=ErrorInfo("E", "m"),
         wake_at=NOW + 3600.5,
     )
-    store.write_entry("i1", 1, full)
-    assert store.load_journal("i1", 1) == [full]
+    store.write_entry("i1", R1, full)
+    assert store.load_journal("i1", R1) == [full]
 
 
 def test_journal_pages_past_one_megabyte(store: Store) -> None:
     big = "x" * 300_000
     for seq in range(8):
-        store.write_entry("i1", 1, replace(entry(seq), result=big))
-    assert [e.seq for e in store.load_journal("i1", 1)] == list(range(8))
+        store.write_entry("i1", R1, replace(entry(seq), result=big))
+    assert [e.seq for e in store.load_journal("i1", R1)] == list(range(8))
 
 
 def test_a_parked_wait_is_due_for_the_sweeper_before_it_wakes(store: Store) -> None:
@@ -268,29 +291,107 @@ def test_postpone_leaves_an_instance_with_a_live_lease(store: Store) -> None:
 
 
 def test_purge_removes_journals_and_events(store: Store) -> None:
-    from framework.records import EventRecord
-
-    store.create_instance(record())
-    for run in (1, 2):
+    for run in (R1, R2):
         for seq in range(30):  # more than one BatchWriteItem
             store.write_entry("i1", run, entry(seq))
-    store.send_event("i1", EventRecord("e#go#1#a", "go", "null", NOW))
-    store.write_entry("other", 1, entry(0))
+    store.create_instance(record())
+    store.send_event("i1", EventRecord("go#1#a", "go", "null", NOW))
+    store.write_entry("other", R1, entry(0))
+    _delete_instance_item(store, "i1")
     assert store.purge("i1") == 61
-    assert (
-        store.load_journal("i1", 1) == []
-        and store.load_journal("i1", 2) == []
-        and store.load_events("i1") == []
-    )
+    assert store.load_journal("i1", R1) == [] and store.load_journal("i1", R2) == []
+    assert store.load_events("i1", R1) == []
     assert store.purge("i1") == 0
-    assert len(store.load_journal("other", 1)) == 1
+    assert len(store.load_journal("other", R1)) == 1
 
 
-def test_purge_before_keeps_newer_items(store: Store) -> None:
-    store.write_entry("i1", 1, replace(entry(0), started_at=NOW - 10))
-    store.write_entry("i1", 1, replace(entry(1), started_at=NOW + 10))
-    assert store.purge("i1", before=NOW) == 1
-    assert [e.seq for e in store.load_journal("i1", 1)] == [1]
+def test_purge_keeps_the_incarnation_that_has_the_id(store: Store) -> None:
+    old, new = RunKey("0ld000000000", 1), R1
+    store.write_entry("i1", old, entry(0))
+    store.write_entry("i1", new, entry(0))
+    store.create_instance(record())
+    store.send_event("i1", EventRecord("go#1#a", "go", "null", NOW))
+    assert store.purge("i1") == 1  # the old incarnation's entry: the instance that has the id keeps all
+    assert store.load_journal("i1", old) == [] and store.load_journal("i1", new) == [entry(0)]
+    assert [e.key for e in store.load_events("i1", new)] == ["go#1#a"]
+
+
+def test_an_instance_never_sees_what_an_older_one_of_its_id_left(store: Store) -> None:
+    # The older instance's items outlived its instance item (TTL removed it; the cleanup did not run).
+    old = RunKey("0ld000000000", 1)
+    for seq in range(3):
+        store.write_entry("i1", old, replace(entry(seq), result='{"$value":"old"}'))
+    store.create_instance(record(incarnation="0ld000000000"))
+    store.send_event("i1", EventRecord("go#1#a", "go", '"old"', NOW))
+    fresh = record(incarnation=INC)
+    _delete_instance_item(store, "i1")
+    store.create_instance(fresh)
+    assert store.load_journal("i1", R1) == [] and full_journal(store, "i1", 1) == []
+    assert store.load_events("i1", R1) == []
+    store.write_entry("i1", R1, entry(0))  # no conflict with the old entry at the same position
+    assert store.load_journal("i1", R1) == [entry(0)]
+    assert [e.result for e in store.load_journal("i1", old)] == ['{"$value":"old"}'] * 3
+
+
+def test_events_are_kept_per_run_and_deleted_once_taken(store: Store) -> None:
+    store.create_instance(record())
+    for n in range(3):
+        store.send_event("i1", EventRecord(f"go#{n}#a", "go", "null", NOW + n))
+    store.send_event("i1", EventRecord("other#1#a", "other", "null", NOW))
+    store.send_event("i1", EventRecord("go#0#a", "go", '"again"', NOW))  # a redelivery: kept once
+    assert [e.key for e in store.load_events("i1", R1, "go")] == ["go#0#a", "go#1#a", "go#2#a"]
+    assert store.load_events("i1", R1, "go")[0].payload == "null"
+    store.delete_events("i1", R1, ["go#0#a", "go#1#a", "never-stored"])
+    assert [e.key for e in store.load_events("i1", R1)] == ["go#2#a", "other#1#a"]
+    store.control("i1", Control.RESTART, NOW + 1, 0)
+    assert store.load_events("i1", R2) == []  # a restarted run sees none of the old run's events
+    store.send_event("i1", EventRecord("go#5#a", "go", "null", NOW + 5))
+    assert [e.key for e in store.load_events("i1", R2)] == ["go#5#a"]
+
+
+def test_every_write_of_the_instance_item_changes_its_version(store: Store) -> None:
+    versions = []
+
+    def seen() -> None:
+        current = store.get_instance("i1")
+        assert current is not None
+        versions.append(current.version)
+
+    store.create_instance(record(due_at=None))
+    seen()
+    assert store.watch("i1", NOW + 5)
+    seen()
+    assert store.postpone("i1", NOW + 5, NOW + 6, now=NOW)
+    seen()
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    seen()
+    store.record_crash("i1", "A", "0:0", 1)
+    seen()
+    store.control("i1", Control.PAUSE, NOW + 1, 0)  # a pause request
+    seen()
+    store.release(lease, Release(Status.WAITING, NOW + 2, wake_at=NOW + 100))
+    seen()
+    store.control("i1", Control.RESUME, NOW + 3, 0)
+    seen()
+    lease = store.acquire_lease("i1", "B", NOW + 100, NOW + 160, require_due=True)
+    seen()
+    store.expire_lease("i1", "B", NOW + 101, NOW + 110, 1)
+    seen()
+    assert all(versions) and len(set(versions)) == len(versions)
+
+
+def test_restart_starts_the_backoff_over(store: Store) -> None:
+    store.create_instance(record())
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    store.expire_lease("i1", "A", NOW + 1, NOW + 40, 3)  # three failed hand-overs in a row
+    assert lease.owner == "A"
+    store.control("i1", Control.RESTART, NOW + 2, 0)
+    restarted = store.get_instance("i1")
+    assert restarted is not None and (restarted.run, restarted.backoff) == (2, 0)
+
+
+def _delete_instance_item(store: Store, instance_id: str) -> None:
+    TTL_REMOVE.pop(id(store))(instance_id)
 
 
 def test_a_step_done_at_its_first_attempt_stores_no_attempt_list() -> None:
@@ -298,10 +399,10 @@ def test_a_step_done_at_its_first_attempt_stores_no_attempt_list() -> None:
     from framework.records import Attempt
 
     clean = replace(entry(3), attempts=(Attempt(NOW + 3, NOW + 3.5),))
-    item = entry_to("i1", 1, clean)
+    item = entry_to("i1", R1, clean)
     assert "attempts" not in item and entry_from(item) == clean
     retried = replace(
         clean, attempts=(Attempt(NOW, NOW + 1, ErrorInfo("E", "m")), Attempt(NOW + 3, NOW + 3.5))
     )
-    assert entry_from(entry_to("i1", 1, retried)) == retried
-    assert entry_from(entry_to("i1", 1, entry(4))) == entry(4)  # no attempts at all stays so
+    assert entry_from(entry_to("i1", R1, retried)) == retried
+    assert entry_from(entry_to("i1", R1, entry(4))) == entry(4)  # no attempts at all stays so

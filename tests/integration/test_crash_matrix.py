@@ -101,8 +101,10 @@ class Harness:
         # A finished instance may leave a wake-up hopping towards a wait's deadline (days away): it
         # would be turned away, and it costs each following case its hops. Clear it.
         self.rt.boto3_client("sqs").purge_queue(QueueUrl=self.rt.queue_url)
-        # Outputs may quote the instance id (idempotency keys): compare them without it.
-        output = json.loads(json.dumps(status.output).replace(case, "<id>"))
+        # Outputs may quote the instance id and its incarnation (idempotency keys): compare them without.
+        incarnation = self.rt.env.store.get_instance(case).incarnation  # type: ignore[union-attr]
+        text = json.dumps(status.output).replace(case, "<id>").replace(incarnation, "<incarnation>")
+        output = json.loads(text)
         return case, Run(str(status.status), output, entries, Counter(self.bodies))
 
 

@@ -42,6 +42,8 @@ ESM_STREAM = {
     "dynamodb:ListStreams",
 }
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# A stream event source's failure destination: the mapping sends there with the function's role.
+ESM_ON_FAILURE = {"sqs:SendMessage"}
 
 _running: contextvars.ContextVar[str | None] = contextvars.ContextVar("running", default=None)
 Call = tuple[str, str]  # (IAM action, resource ARN)
@@ -263,7 +265,7 @@ def test_each_role_grants_exactly_the_calls_its_handler_makes(
         granted = grants(role_of(function), arns)
         missing = sorted(c for c in made if not allowed(c, granted))
         assert not missing, f"{function} calls what its role does not grant: {missing}"
-        used = {action for action, _ in made}
+        used = {action for action, _ in made} | failure_destination_actions(function)
         excess = {a for actions, _ in granted for a in actions} - used - ESM_SQS - ESM_STREAM - LOGS
         assert not excess, f"{function}'s role grants actions its handler never uses: {sorted(excess)}"
 
@@ -285,6 +287,35 @@ def test_event_sources_and_logs_are_granted_on_their_own_resources(
             arn = arns.resolve(source)
             needed = ESM_SQS if event["Type"] == "SQS" else ESM_STREAM - {"dynamodb:ListStreams"}
             assert all(allowed((a, arn), granted) for a in needed), (function, event["Type"])
+            failed = event["Properties"].get("DestinationConfig", {}).get("OnFailure")
+            if failed is not None:
+                target = arns.resolve(failed["Destination"])
+                assert all(allowed((a, target), granted) for a in ESM_ON_FAILURE), (function, target)
+
+
+def failure_destination_actions(function: str) -> set[str]:
+    """What the function's stream event sources send to their failure destinations, if any."""
+    events = (FUNCTIONS[function]["Properties"].get("Events") or {}).values()
+    return set(ESM_ON_FAILURE) if any("DestinationConfig" in e["Properties"] for e in events) else set()
+
+
+def test_a_stream_source_gives_up_on_a_failing_purge_into_an_alarmed_queue() -> None:
+    """A purge that keeps failing must not block its shard for 24 hours, nor vanish unseen."""
+    cleanup = FUNCTIONS["CleanupFunction"]["Properties"]["Events"]["Expired"]["Properties"]
+    assert 0 < cleanup["MaximumRetryAttempts"] <= 10 and cleanup["BisectBatchOnFunctionError"] is True
+    assert cleanup["MaximumRecordAgeInSeconds"] <= 6 * 3600
+    queue = cleanup["DestinationConfig"]["OnFailure"]["Destination"].value.split(".")[0]
+    alarmed = [
+        r for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm" and _alarm_queue(r) == queue
+    ]
+    assert alarmed, "the failure destination has an alarm"
+
+
+def _alarm_queue(alarm: dict[str, Any]) -> Any:
+    for dimension in alarm["Properties"].get("Dimensions", []):
+        if dimension["Name"] == "QueueName":
+            return dimension["Value"].value.split(".")[0]  # GetAtt <logical id>.QueueName
+    return None
 
 
 def _walk_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -103,3 +103,12 @@ def approval(event: Any, step: Any) -> Any:
     except WorkflowTimeoutError:
         return {"by": None, "escalated": True}
     return {"by": decision.payload["by"] if decision.payload else None, "escalated": False}
+
+
+@workflow("it-charge")
+def charge(event: Any, step: Any) -> Any:
+    """Charges ``amount`` (a large result when ``big``: it goes to S3), then waits for an approval."""
+    amount, big = event.payload["amount"], event.payload.get("big", False)
+    charged = step.do("charge", lambda: {"charged": amount, "pad": "p" * (400_000 if big else 0)})
+    approval = step.wait_for_event("approval", "approved", timeout="1 hour")
+    return {"charged": charged["charged"], "by": approval.payload["by"]}

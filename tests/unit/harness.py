@@ -158,3 +158,12 @@ def fail_once(obj: Any, name: str, error: Exception) -> None:
         return real(*args, **kwargs)
 
     setattr(obj, name, flaky)
+
+
+def journal_items(store: Store, instance_id: str, run: int = 1) -> list[Any]:
+    """The journal items of run ``run`` of the instance that has the id now (not its ``tail``)."""
+    from framework.records import RunKey
+
+    record = store.get_instance(instance_id)
+    assert record is not None, instance_id
+    return store.load_journal(instance_id, RunKey(record.incarnation, run))

@@ -20,7 +20,7 @@ from framework.environment import Settings
 from framework.records import EntryStatus, Status
 from framework.store import full_journal
 from framework.worker import Outcome, WakeMessage
-from tests.unit.harness import Harness, fail_once
+from tests.unit.harness import Harness, fail_once, journal_items
 
 
 def wf(name: str):
@@ -616,7 +616,7 @@ def test_bad_config_and_naive_datetime_error_at_the_call() -> None:
     assert "limit" in a.status().error["message"]
     assert b.status().error["name"] == "InvalidConfigError"
     assert "naive" in b.status().error["message"]
-    assert h.store.load_journal(a.id, 1) == [] and h.store.load_journal(b.id, 1) == []
+    assert journal_items(h.store, a.id) == [] and journal_items(h.store, b.id) == []
 
 
 def test_unknown_workflow_in_store_errors_instance() -> None:
@@ -676,7 +676,7 @@ def test_a_step_is_written_before_the_code_after_it_runs() -> None:
     inst = h.start("pay")
     with pytest.raises(SystemExit):
         h.run_due()
-    assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["pay"]
+    assert [e.name for e in journal_items(h.store, inst.id)] == ["pay"]
     h.clock.advance(400)  # past the dead invocation's lease
     h.run_until_idle()
     assert inst.status().output == "paid" and runs == ["pay"]
@@ -724,12 +724,12 @@ def test_a_sleep_that_suspends_rides_with_the_release_while_the_item_stays_small
     h.run_due()
     record = h.store.get_instance(inst.id)
     assert [e.name for e in record.tail] == ["z0"]  # kept in the instance item...
-    assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["s0"]  # ...not as an item of its own
+    assert [e.name for e in journal_items(h.store, inst.id)] == ["s0"]  # ...not as an item of its own
     h.advance("1 hour")
     assert [e.name for e in h.store.get_instance(inst.id).tail] == ["z0", "z1"]
     h.advance("1 hour")  # a third would make the item bigger than one write unit: it is written
     assert [e.name for e in h.store.get_instance(inst.id).tail] == ["z0", "z1"]
-    assert [e.name for e in h.store.load_journal(inst.id, 1)] == ["s0", "s1", "s2", "z2"]
+    assert [e.name for e in journal_items(h.store, inst.id)] == ["s0", "s1", "s2", "z2"]
     h.advance("1 hour")
     assert inst.status().output == "done"
     assert [e.name for e in inst.history()] == ["s0", "z0", "s1", "z1", "s2", "z2"]

@@ -23,7 +23,7 @@ class ReadCounter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> list[JournalEntry]:
+    def load_journal(self, instance_id: str, run: Any, from_seq: int = 0) -> list[JournalEntry]:
         found: list[JournalEntry] = self.inner.load_journal(instance_id, run, from_seq)
         self.reads += 1
         self.entries += len(found)

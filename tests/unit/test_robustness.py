@@ -151,7 +151,7 @@ def test_a_journal_write_conflict_fails_only_that_message() -> None:
             # Another invocation records position 0 first.
             h.store.write_entry(
                 event.instance_id,
-                1,
+                h.store.get_instance(event.instance_id).run_key,  # type: ignore[union-attr]
                 JournalEntry(
                     0, EntryKind.STEP, "race", EntryStatus.COMPLETE, 0.0, result='{"$value":"theirs"}'
                 ),
@@ -196,7 +196,7 @@ class FailingReads:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def load_journal(self, instance_id: str, run: int, from_seq: int = 0) -> Any:
+    def load_journal(self, instance_id: str, run: Any, from_seq: int = 0) -> Any:
         if self.n:
             self.n -= 1
             raise ConnectionError("throttled")
