@@ -76,7 +76,7 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         params=d["params"],
         created_at=float(d["created_at"]),
         updated_at=float(d["updated_at"]),
-        incarnation=d["inc"],
+        incarnation=d.get("inc", ""),  # an item written before incarnations: its keys hold ""
         run=int(d.get("run", 1)),
         output=d.get("output"),
         output_ref=d.get("output_ref"),

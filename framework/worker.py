@@ -378,6 +378,7 @@ class Invocation:
         tail = self._tail(step, CARRY_BYTES - len(self.instance.params))
         status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail))
         self.env.journal_cache().keep(self.instance, step.entries(), self.lease.owner)  # all written
+        self._forget_taken()
         if status is Status.PAUSED:
             logger.info("paused")  # resume() sends the next wake-up
             return Outcome.PAUSED
@@ -387,7 +388,6 @@ class Invocation:
             fresh = self.env.store.load_events(self.instance.id, self.run_key, suspension.event_type)
             if any(e.key not in suspension.seen for e in fresh):
                 send_wake(self.env, self.instance.id, None)
-        self._forget_taken()
         if wake_at is not None and not parked:
             send_wake(self.env, self.instance.id, wake_at)
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
