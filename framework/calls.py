@@ -74,6 +74,10 @@ def check_name(name: Any, *, what: str = "step") -> str:
         )
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         raise InvalidConfigError(f"{what} name {name!r} contains control characters")
+    try:
+        name.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the journal item that stores the name could not
+        raise InvalidConfigError(f"{what} name {name!r} is not Unicode text (a lone surrogate)") from None
     return name
 
 

@@ -37,13 +37,16 @@ def parse_duration(value: Duration, *, what: str = "duration") -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float: far longer (or shorter) than any duration
+            seconds = math.inf if value > 0 else -math.inf
     elif isinstance(value, str):
         match = _DURATION.match(value.lower())
         if not match or match.group(2) not in _UNIT_SECONDS:
             units = ", ".join(_UNIT_SECONDS)
             raise InvalidConfigError(
-                f"{what} {value!r} is not a duration: write a number and a unit ({units}), "
+                f"{what} {_shown(value)} is not a duration: write a number and a unit ({units}), "
                 'for example "30 seconds" or "2 hours"'
             )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -51,10 +54,10 @@ def parse_duration(value: Duration, *, what: str = "duration") -> float:
         raise InvalidConfigError(
             f"{what} must be a timedelta, a number of seconds or a string, not {type(value).__name__}"
         )
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidConfigError(f"{what} must be finite and not negative, got {value!r}")
+    if math.isnan(seconds) or seconds < 0:
+        raise InvalidConfigError(f"{what} must be finite and not negative, got {_shown(value)}")
     if seconds > MAX_SECONDS:
-        raise InvalidConfigError(f"{what} {value!r} is longer than 100 years")
+        raise InvalidConfigError(f"{what} {_shown(value)} is longer than 100 years")
     return seconds
 
 
@@ -68,12 +71,25 @@ def to_epoch(when: datetime | int | float, *, what: str = "time") -> float:
                 f"{what} {when.isoformat()} is a naive datetime: give it a timezone, "
                 "for example datetime(..., tzinfo=timezone.utc)"
             )
-        return when.timestamp()
+        epoch = when.timestamp()
+        if epoch > LATEST_EPOCH:  # 9999-12-31 in a timezone west of UTC: no datetime holds it in UTC
+            raise InvalidConfigError(f"{what} {when.isoformat()} is after 9999-12-31T23:59:59Z")
+        return epoch
     if isinstance(when, int | float):
-        if not math.isfinite(when) or not 0 <= when <= LATEST_EPOCH:
-            raise InvalidConfigError(f"{what} must be epoch seconds from 1970 to 9999, got {when!r}")
+        # Compared as it is: an int of any size compares exactly, NaN compares false.
+        if not 0 <= when <= LATEST_EPOCH:
+            raise InvalidConfigError(f"{what} must be epoch seconds from 1970 to 9999, got {_shown(when)}")
         return float(when)
     raise InvalidConfigError(f"{what} must be an aware datetime or epoch seconds, not {type(when).__name__}")
+
+
+def _shown(value: Duration | datetime) -> str:
+    """``repr(value)`` for a message, bounded: an int's repr may run to thousands of digits (and
+    raises ValueError past 4,300), a string's to any length."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:100]}..."
 
 
 def iso(epoch: float | None) -> str | None:

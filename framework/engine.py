@@ -329,8 +329,9 @@ class Step:
                 value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted, room)
             except Exception as exc:
                 now = self._inv.now()
-                attempts.append(Attempt(started, now, ErrorInfo.of(exc, limit=512)))
-                logger.warning("step attempt failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                error = ErrorInfo.of(exc, limit=512)  # as stored: UTF-8, no pydantic input values
+                attempts.append(Attempt(started, now, error))
+                logger.warning("step attempt failed", extra={"error": f"{error.name}: {error.message}"})
                 retryable = not isinstance(exc, (*NEVER_RETRY, *policy.non_retryable))
                 if not retryable or len(attempts) > policy.limit:
                     entry = self._record_failure(seq, name, entry, attempts)

@@ -6,6 +6,7 @@ clients lazily. The local runtime and tests install their own with ``use()``.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -74,6 +75,8 @@ class Settings:
             kind = type(getattr(cls(), name))
             try:
                 values[name] = kind(raw)
+                if not math.isfinite(values[name]):  # float("nan"), float("inf"): no setting means them
+                    raise ValueError(raw)
             except ValueError:
                 raise InvalidConfigError(
                     f"WORKFLOWS_{name.upper()}={raw!r} is not a valid {kind.__name__}"

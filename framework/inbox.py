@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from framework import serde
 from framework.client import WorkflowClient
 from framework.errors import InstanceAlreadyExistsError, WorkflowError
 
@@ -34,6 +35,7 @@ class InboxEvent(BaseModel):
 
 InboxMessage = Annotated[InboxCreate | InboxEvent, Field(discriminator="action")]
 _messages: TypeAdapter[InboxCreate | InboxEvent] = TypeAdapter(InboxMessage)
+_NAMES = frozenset({"create", "event", *InboxCreate.model_fields, *InboxEvent.model_fields})
 
 
 class BadInboxMessageError(WorkflowError):
@@ -46,7 +48,8 @@ def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float)
     try:
         message = _messages.validate_json(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
+        # Logged as the reason it failed: no value of the message, and no key but the shapes' own.
+        first = serde.problems(exc, names=_NAMES)[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"
         raise BadInboxMessageError(f"not an inbox message: {where}: {first['msg']}") from None
     if isinstance(message, InboxEvent):

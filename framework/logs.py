@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from framework import serde
+
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-workflows"))
 
 
@@ -17,6 +19,6 @@ def log_failed_record(what: str, record: Any, error: BaseException) -> None:
         extra={
             "message_id": record.message_id,
             "receive_count": record.attributes.approximate_receive_count,
-            "reason": f"{type(error).__name__}: {error}",
+            "reason": f"{type(error).__name__}: {serde.error_text(error)}",
         },
     )

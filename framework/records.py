@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Self
 
+from framework import serde
+
 MAX_ERROR_MESSAGE = 4096
 
 
@@ -58,7 +60,7 @@ class ErrorInfo:
     def of(cls, exc: BaseException, limit: int = MAX_ERROR_MESSAGE) -> Self:
         """The error's class name and message, the message cut to ``limit`` characters so that the
         items that store it stay far below DynamoDB's 400 KB."""
-        message = str(exc)
+        message = serde.error_text(exc)  # stored in DynamoDB and logged: UTF-8, no pydantic input
         if len(message) > limit:
             message = message[:limit] + f"... ({len(message) - limit} more characters)"
         return cls(type(exc).__name__, message)

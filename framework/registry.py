@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from framework import serde
 from framework.errors import (
     DuplicateWorkflowError,
     InvalidConfigError,
@@ -51,39 +52,50 @@ class Workflow:
         return self.fn(event, step)
 
     def encode_params(self, params: Any) -> str:
-        """Validate params against the model and return them as JSON text. Raise InvalidParamsError."""
+        """Validate params against the model and return them as JSON text, checked as ``serde.dumps``
+        checks a stored value. Raise InvalidParamsError, SerializationError or PayloadTooLargeError,
+        with messages that hold no value and no dict key of the params."""
+        what = f"params of workflow {self.name!r}"
         if self.params is not None:
             from pydantic import ValidationError  # loaded already: self.params is a model class
 
             try:
                 model = params if isinstance(params, self.params) else self.params.model_validate(params)
             except ValidationError as exc:
-                details = exc.errors(include_url=False, include_context=False, include_input=False)
+                found = serde.problems(exc, self.params)
                 raise InvalidParamsError(
-                    f"params of workflow {self.name!r} are invalid: {exc.error_count()} error(s): "
-                    + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in details),
-                    details=[dict(d) for d in details],
+                    f"{what} are invalid: {serde.describe(found)}", details=found
                 ) from None
-            text = model.model_dump_json()
+            except RecursionError:  # pydantic on input nested about 1,000 levels deep
+                raise SerializationError(f"{what} nest deeper than {serde.MAX_DEPTH} levels") from None
+            # Checked as dumped, NaN and infinities kept: a float field accepts inf (and "inf"), which
+            # pydantic's own JSON would store as null.
+            text = serde.dumps(serde.dump_model(model, what=what), what=what)
         else:
             if params is not None and not isinstance(params, dict):
-                raise InvalidParamsError(
-                    f"params of workflow {self.name!r} must be a JSON object, not {type(params).__name__}"
-                )
-            try:
-                text = json.dumps(params or {}, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-            except (TypeError, ValueError) as exc:
-                raise SerializationError(f"params of workflow {self.name!r}: {exc}") from None
-        if len(text.encode()) > MAX_PARAMS_BYTES:
-            raise PayloadTooLargeError(
-                f"params of workflow {self.name!r} are {len(text.encode())} bytes; "
-                f"the limit is {MAX_PARAMS_BYTES}"
-            )
+                raise InvalidParamsError(f"{what} must be a JSON object, not {type(params).__name__}")
+            text = serde.dumps(params or {}, what=what)
+        size = len(text.encode())
+        if size > MAX_PARAMS_BYTES:
+            raise PayloadTooLargeError(f"{what} are {size} bytes; the limit is {MAX_PARAMS_BYTES}")
         return text
 
     def decode_params(self, text: str) -> Any:
+        """The params as the workflow receives them. Raise InvalidParamsError if the model no longer
+        accepts what was stored (it changed since), without the stored values in the message."""
         data = json.loads(text)
-        return self.params.model_validate(data) if self.params is not None else data
+        if self.params is None:
+            return data
+        from pydantic import ValidationError
+
+        try:
+            return self.params.model_validate(data)
+        except ValidationError as exc:
+            found = serde.problems(exc, self.params)
+            raise InvalidParamsError(
+                f"params of workflow {self.name!r} no longer fit its model: {serde.describe(found)}",
+                details=found,
+            ) from None
 
 
 class Registry:

@@ -44,6 +44,14 @@ class Tags(BaseModel):
 
 
 tagged = Workflow("it-hostile-tags", lambda event, step: None, params=Tags)
+
+
+class Money(BaseModel):
+    amount: float  # pydantic's float takes inf and NaN (and "inf"): only the storage check refuses them
+    rates: dict[str, float] = {}
+
+
+money = Workflow("it-hostile-money", lambda event, step: None, params=Money)
 NO_BODY = object()
 
 
@@ -85,6 +93,7 @@ def cursor(value: Any) -> str:
 
 
 CREATE = "/workflows/it-chain/instances"
+MONEY = "/workflows/it-hostile-money/instances"
 TYPED = "/workflows/it-typed/instances"
 EVENTS = "/instances/known/events"
 LIST = "/workflows/it-chain/instances"
@@ -153,6 +162,97 @@ CASES = [
     P(Req("POST", CREATE, raw='{"params": {"k": NaN}}'), 400, "MalformedJSON", id="NaN-literal"),
     P(Req("POST", CREATE, raw='{"params": {"k": -Infinity}}'), 400, "MalformedJSON", id="Infinity-literal"),
     P(Req("POST", CREATE, raw='{"params": {"k": 1e999}}'), 400, "SerializationError", id="float-overflow"),
+    # -- numbers that are not finite: no params or payload may hold one, whatever a model accepts --------
+    P(
+        Req("POST", CREATE, raw='{"params": {"k": -1e999}}'),
+        400,
+        "SerializationError",
+        id="float-overflow-neg",
+    ),
+    P(
+        Req("POST", CREATE, raw='{"params": {"k": [1, {"j": 1e400}]}}'),
+        400,
+        "SerializationError",
+        id="float-overflow-nested",
+    ),
+    P(
+        Req("POST", MONEY, raw='{"params": {"amount": 1e999}}'),
+        400,
+        "SerializationError",
+        id="float-field-1e999",
+    ),
+    P(
+        Req("POST", MONEY, raw='{"params": {"amount": -1e999}}'),
+        400,
+        "SerializationError",
+        id="float-field--1e999",
+    ),
+    P(
+        Req("POST", MONEY, body={"params": {"amount": "inf"}}),
+        400,
+        "SerializationError",
+        id="float-field-inf-string",
+    ),
+    P(
+        Req("POST", MONEY, body={"params": {"amount": "NaN"}}),
+        400,
+        "SerializationError",
+        id="float-field-nan-string",
+    ),
+    P(
+        Req("POST", MONEY, raw='{"params": {"amount": 1, "rates": {"eur": 1e999}}}'),
+        400,
+        "SerializationError",
+        id="float-dict-field-1e999",
+    ),
+    P(
+        Req("POST", MONEY, raw='{"params": {"amount": NaN}}'),
+        400,
+        "MalformedJSON",
+        id="float-field-NaN-literal",
+    ),
+    P(
+        Req("POST", MONEY, raw='{"params": {"amount": Infinity}}'),
+        400,
+        "MalformedJSON",
+        id="float-field-Infinity-literal",
+    ),
+    P(Req("POST", MONEY, body={"params": {"amount": 1e308}}), 201, None, id="float-field-largest-finite"),
+    P(
+        Req(
+            "POST",
+            MONEY + "/batch",
+            raw='{"instances": [{"params": {"amount": 1}}, {"params": {"amount": 1e999}}]}',
+        ),
+        400,
+        "SerializationError",
+        id="batch-one-infinite-writes-none",
+    ),
+    P(
+        Req("POST", CREATE + "/batch", raw='{"instances": [{"params": {}}, {"params": {"k": -1e999}}]}'),
+        400,
+        "SerializationError",
+        id="batch-untyped-infinite-writes-none",
+    ),
+    P(
+        Req("POST", EVENTS, raw='{"type": "t", "payload": -1e999}'),
+        400,
+        "SerializationError",
+        id="event-payload--inf",
+    ),
+    P(
+        Req("POST", EVENTS, raw='{"type": "t", "payload": {"a": [1e999]}}'),
+        400,
+        "SerializationError",
+        id="event-payload-nested-inf",
+    ),
+    P(Req("POST", EVENTS, raw='{"type": "t", "payload": NaN}'), 400, "MalformedJSON", id="event-payload-NaN"),
+    P(
+        Req("POST", EVENTS, raw='{"type": "t", "payload": {"a": -Infinity}}'),
+        400,
+        "MalformedJSON",
+        id="event-payload-Infinity",
+    ),
     P(
         Req("POST", CREATE, raw='{"params": {"k": ' + "7" * 5000 + "}}"),
         400,
@@ -246,6 +346,30 @@ CASES = [
         400,
         "MalformedJSON",
         id="lone-surrogate-payload",
+    ),
+    P(
+        Req("POST", MONEY, raw='{"params": {"amount": 1, "rates": {"\\ud800": 1}}}'),
+        400,
+        "MalformedJSON",
+        id="lone-surrogate-typed-dict-key",
+    ),
+    P(
+        Req("POST", CREATE + "/batch", raw='{"instances": [{"params": {}}, {"params": {"k": "\\ud800"}}]}'),
+        400,
+        "MalformedJSON",
+        id="lone-surrogate-in-batch",
+    ),
+    P(
+        Req("POST", EVENTS, raw='{"type": "t", "payload": {"\\udc00x": 1}}'),
+        400,
+        "MalformedJSON",
+        id="lone-surrogate-payload-key",
+    ),
+    P(
+        Req("POST", EVENTS, raw='{"type": "t", "payload": ["a", {"b": "\\ud83d"}]}'),
+        400,
+        "MalformedJSON",
+        id="lone-surrogate-payload-nested",
     ),
     P(
         Req("POST", CREATE, raw='{"id": "pair", "params": {"k": "\\ud83d\\ude00"}}'),
@@ -452,7 +576,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def rt() -> Iterator[LocalRuntime]:
-    with LocalRuntime(workflows=[w.chain, w.typed, w.approval, tagged]) as runtime:
+    with LocalRuntime(workflows=[w.chain, w.typed, w.approval, tagged, money]) as runtime:
         runtime.client.create("it-approval", id="known")
         runtime.client.create("it-chain", {"steps": 1}, id="done")
         runtime.advance(0)  # runs both; "known" then waits a day for its event

@@ -59,6 +59,10 @@ def test_durations(value: Any, seconds: float) -> None:
         [1],
         timedelta(seconds=-1),
         "101 years",
+        pytest.param(10**400, id="int-beyond-float"),  # OverflowError escaped
+        pytest.param(-(10**400), id="negative-int-beyond-float"),
+        pytest.param(10**5000, id="int-5000-digits"),  # its repr raises ValueError (over 4,300 digits)
+        pytest.param("9" * 5000 + " seconds", id="5000-digit-string"),
     ],
 )
 def test_bad_durations(value: Any) -> None:
@@ -74,9 +78,13 @@ def test_instants() -> None:
         to_epoch(datetime(2030, 1, 1))
     with pytest.raises(InvalidConfigError):
         to_epoch("2030-01-01")  # type: ignore[arg-type]
-    for out_of_range in (-1, 10**12, math.nan):
+    for out_of_range in (-1, 10**12, math.nan, math.inf, 10**400, 10**5000):
         with pytest.raises(InvalidConfigError, match="9999"):
             to_epoch(out_of_range)
+    # 9999-12-31 west of UTC is in year 10000 in UTC: no datetime holds it, so history could not show it.
+    with pytest.raises(InvalidConfigError, match="after 9999"):
+        to_epoch(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-23))))
+    assert to_epoch(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)) == 253_402_300_799
 
 
 def test_config_defaults_and_partial_configs() -> None:
@@ -106,6 +114,9 @@ def test_config_defaults_and_partial_configs() -> None:
         {"timeout": "forever"},
         {"timeotu": "5 seconds"},
         "5 seconds",
+        pytest.param({"timeout": 10**400}, id="timeout-int-beyond-float"),
+        pytest.param({"retries": {"delay": 10**400}}, id="delay-int-beyond-float"),
+        pytest.param({"retries": {"max_delay": -(10**400)}}, id="max-delay-negative-int-beyond-float"),
     ],
 )
 def test_bad_configs_name_the_step(config: Any) -> None:
@@ -158,7 +169,7 @@ def test_serde_roundtrips() -> None:
     [
         ({"s": {1, 2}}, "builtins.set"),
         ({1: "int key"}, "dict key of type int"),
-        (float("nan"), "nan"),
+        (float("nan"), "NaN or an infinity"),
         ([datetime.now(UTC)], "datetime.datetime"),
         (object(), "builtins.object"),
     ],
@@ -228,3 +239,14 @@ def test_a_result_nested_too_deep_fails_the_step_at_once() -> None:
     assert "nests deeper than 64 levels" in inst.status().output
     (entry,) = inst.history()
     assert len(entry.attempts) == 1  # not retried: the same value would fail again
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-Infinity", "1e999"])
+def test_settings_refuse_nan_and_infinity(raw: str) -> None:
+    """float() takes these, and no setting means them: a time margin of NaN compares false with
+    everything, so no step would ever be too close to the deadline."""
+    from framework.environment import Settings
+
+    with pytest.raises(InvalidConfigError, match="WORKFLOWS_TIME_MARGIN"):
+        Settings.from_env({"WORKFLOWS_TIME_MARGIN": raw})
+    assert Settings.from_env({"WORKFLOWS_TIME_MARGIN": "2.5"}).time_margin == 2.5
