@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from framework import payloads, serde
 from framework.calls import (
@@ -52,11 +52,19 @@ T = TypeVar("T")
 NEVER_RETRY = (NonRetryableError, SerializationError, PayloadTooLargeError)
 IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
 ATTEMPT_BYTES = 800  # the most one attempt record takes in a journal item (its error cut to 512)
+# Cuts by the invocation's deadline a step may take uncharged (counted in its journal entry). The next
+# cut is charged as a failed attempt: a step that needs longer than any invocation gives must not run
+# again for ever.
+FREE_CUTS = 2
 
 CRASHED = ErrorInfo(
     "InvocationCrashedError",
     "the invocation ended during this attempt (for example a Lambda timeout or out of memory)",
 )
+
+
+class DeadlineCut(StepTimeoutError):
+    """The invocation's deadline, not the step's timeout, cut an attempt short."""
 
 
 class Step:
@@ -293,6 +301,7 @@ class Step:
         if entry is not None and entry.status is EntryStatus.FAILED:
             raise self._failed(entry)
         attempts = list(entry.attempts) if entry is not None else []
+        cuts: int = entry.extra.get("cuts", 0) if entry is not None else 0
         if entry is not None and entry.status is EntryStatus.STARTED:
             attempts[-1] = Attempt(attempts[-1].started_at, self._inv.now(), CRASHED)
         attempts += [Attempt(self._inv.now(), self._inv.now(), CRASHED)] * self._crash_charge
@@ -318,6 +327,7 @@ class Step:
                     EntryStatus.STARTED,
                     started,
                     attempts=(*attempts, Attempt(started)),
+                    extra=_cuts(cuts),
                 )
                 entry = self._write(entry, marker)
             logger.append_keys(step=name, attempt=attempt_no)
@@ -326,6 +336,14 @@ class Step:
                 room = self._inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * attempt_no
                 value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted, room)
             except Exception as exc:
+                if isinstance(exc, DeadlineCut):
+                    if cfg.at_most_once or cuts < FREE_CUTS:
+                        self._suspend_cut(seq, name, entry, attempts, started, cuts, cfg)
+                    cuts += 1
+                    exc = StepTimeoutError(
+                        f"step {name!r} needs longer than the worker's timeout: the invocation's deadline "
+                        f"cut it short {cuts} times"
+                    )
                 now = self._inv.now()
                 attempts.append(Attempt(started, now, ErrorInfo.of(exc, limit=512)))
                 logger.warning("step attempt failed", extra={"error": f"{type(exc).__name__}: {exc}"})
@@ -344,6 +362,7 @@ class Step:
                         attempts[0].started_at,
                         attempts=tuple(attempts),
                         wake_at=wake_at,
+                        extra=_cuts(cuts),
                     ),
                 )
                 self._wait(wake_at, f"retry of step {name!r}")
@@ -381,12 +400,9 @@ class Step:
         self._in_step = True
         try:
             result = call_with_timeout(body, min(cfg.timeout, budget))
-        except StepTimeoutError:
+        except StepTimeoutError as exc:
             if budget < cfg.timeout and budget < 0.9 * inv.budget:
-                # The invocation's time ran out, not the step's: start the attempt over in a fresh
-                # invocation, uncharged.
-                self.problem = Suspend(inv.now(), f"invocation time ran out during step {name!r}")
-                raise self.problem from None
+                raise DeadlineCut(str(exc)) from None  # the invocation's time ran out, not the step's
             raise
         finally:
             self._in_step = False
@@ -397,6 +413,37 @@ class Step:
         # Too large: the step fails, as for any bad result, before anything is stored.
         payloads.check(inv.env, text, what=what, inline_room=room)
         return value, text
+
+    def _suspend_cut(
+        self,
+        seq: int,
+        name: str,
+        entry: JournalEntry | None,
+        attempts: list[Attempt],
+        started: float,
+        cuts: int,
+        cfg: StepConfig,
+    ) -> NoReturn:
+        """Start an attempt the invocation's deadline cut short over in a fresh invocation, uncharged.
+        The cut is counted in the step's entry first (see FREE_CUTS). An ``at_most_once`` step is
+        charged anyway: on replay its started marker counts the attempt as failed."""
+        now = self._inv.now()
+        if not cfg.at_most_once:
+            self._write(
+                entry,
+                JournalEntry(
+                    seq,
+                    EntryKind.STEP,
+                    name,
+                    EntryStatus.RETRYING,
+                    entry.started_at if entry is not None else started,
+                    attempts=tuple(attempts),
+                    wake_at=now,
+                    extra=_cuts(cuts + 1),
+                ),
+            )
+        self.problem = Suspend(now, f"invocation time ran out during step {name!r}")
+        raise self.problem
 
     def _record_success(
         self,
@@ -450,6 +497,11 @@ class Step:
     def _failed(entry: JournalEntry) -> StepFailedError:
         error = entry.error or ErrorInfo("WorkflowError", "unknown")
         return StepFailedError(entry.name, len(entry.attempts), error.name, error.message)
+
+
+def _cuts(cuts: int) -> dict[str, Any]:
+    """A step entry's ``extra``: the deadline cuts it took, if any."""
+    return {"cuts": cuts} if cuts else {}
 
 
 def _revised(previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
