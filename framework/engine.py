@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework import payloads, serde
 from framework.calls import (
@@ -337,13 +337,7 @@ class Step:
                 value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted, room)
             except Exception as exc:
                 if isinstance(exc, DeadlineCut):
-                    if cfg.at_most_once or cuts < FREE_CUTS:
-                        self._suspend_cut(seq, name, entry, attempts, started, cuts, cfg)
-                    cuts += 1
-                    exc = StepTimeoutError(
-                        f"step {name!r} needs longer than the worker's timeout: the invocation's deadline "
-                        f"cut it short {cuts} times"
-                    )
+                    cuts, exc = self._cut(seq, name, entry, attempts, started, cuts + 1, cfg)
                 now = self._inv.now()
                 attempts.append(Attempt(started, now, ErrorInfo.of(exc, limit=512)))
                 logger.warning("step attempt failed", extra={"error": f"{type(exc).__name__}: {exc}"})
@@ -414,7 +408,7 @@ class Step:
         payloads.check(inv.env, text, what=what, inline_room=room)
         return value, text
 
-    def _suspend_cut(
+    def _cut(
         self,
         seq: int,
         name: str,
@@ -423,10 +417,16 @@ class Step:
         started: float,
         cuts: int,
         cfg: StepConfig,
-    ) -> NoReturn:
-        """Start an attempt the invocation's deadline cut short over in a fresh invocation, uncharged.
-        The cut is counted in the step's entry first (see FREE_CUTS). An ``at_most_once`` step is
-        charged anyway: on replay its started marker counts the attempt as failed."""
+    ) -> tuple[int, StepTimeoutError]:
+        """The invocation's deadline cut an attempt short, the step's ``cuts``-th cut. Within FREE_CUTS,
+        start the attempt over in a fresh invocation, uncharged, once the cut is counted in the step's
+        entry. An ``at_most_once`` step is charged for every cut, by its started marker on replay.
+        Return (cuts, the error to charge) past FREE_CUTS."""
+        if cuts > FREE_CUTS and not cfg.at_most_once:
+            return cuts, StepTimeoutError(
+                f"step {name!r} needs longer than the worker's timeout: the invocation's deadline cut it "
+                f"short {cuts} times"
+            )
         now = self._inv.now()
         if not cfg.at_most_once:
             self._write(
@@ -439,7 +439,7 @@ class Step:
                     entry.started_at if entry is not None else started,
                     attempts=tuple(attempts),
                     wake_at=now,
-                    extra=_cuts(cuts + 1),
+                    extra=_cuts(cuts),
                 ),
             )
         self.problem = Suspend(now, f"invocation time ran out during step {name!r}")

@@ -381,7 +381,9 @@ class Invocation:
                 fresh = self.env.store.load_events(self.instance.id, suspension.event_type)
                 arrived = any(e.key not in suspension.seen and e.run == self.instance.run for e in fresh)
             except Exception as exc:  # not knowing, wake it to look: one spare invocation at most
-                logger.warning("could not look for events sent meanwhile", extra={"error": type(exc).__name__})
+                logger.warning(
+                    "could not look for events sent meanwhile", extra={"error": type(exc).__name__}
+                )
                 arrived = True
             if arrived:
                 send_wake(self.env, self.instance.id, None)
