@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework import payloads, serde
 from framework.calls import (
+    DeadlineCut,
     Event,
     StepContext,
     call_with_timeout,
@@ -61,10 +62,6 @@ CRASHED = ErrorInfo(
     "InvocationCrashedError",
     "the invocation ended during this attempt (for example a Lambda timeout or out of memory)",
 )
-
-
-class DeadlineCut(StepTimeoutError):
-    """The invocation's deadline, not the step's timeout, cut an attempt short."""
 
 
 class Step:

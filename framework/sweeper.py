@@ -51,12 +51,10 @@ def sweep(env: Environment | None = None, context: Any = None) -> int:
     env = env or current()
     now = env.clock.now()
     out_of_time = _deadline(env, context)
-    mark = env.store.sweep_mark()
-    ahead = mark is not None and mark > now
-    if ahead:
-        assert mark is not None
+    mark, ahead = env.store.sweep_mark(), False
+    if mark is not None and mark > now:
         logger.warning("the sweep mark is ahead of this sweeper's clock", extra={"ahead_by": mark - now})
-        mark = now - AHEAD_LOOK
+        mark, ahead = now - AHEAD_LOOK, True
     sent, swept, kicked, unsent = _sweep_window(env, now, mark, out_of_time, set_back=ahead)
     requeued, lost = _kick_overdue(env, now, swept, out_of_time)
     if kicked or requeued:
