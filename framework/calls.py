@@ -90,6 +90,10 @@ def wants_context(fn: Callable[..., Any]) -> bool:
     return any(p.kind in positional and p.default is inspect.Parameter.empty for p in params)
 
 
+class DeadlineCut(StepTimeoutError):
+    """The invocation's deadline, not the step's timeout, cut an attempt short (``engine.Step._cut``)."""
+
+
 def call_with_timeout(fn: Callable[[], T], seconds: float) -> T:
     """Run ``fn``; raise StepTimeoutError if it runs past ``seconds``. On the main thread a real timer
     interrupts the body; elsewhere the overrun is detected when the body returns."""

@@ -65,6 +65,7 @@ NO_MARK_YET = "attribute_not_exists(#pk)"
 NO_DUE_AT = "attribute_not_exists(#due_at)"
 IS_WATCHED = "#status IN (" + ", ".join(f":st_{s.name.lower()}" for s in sorted(WATCHED)) + ")"
 MARK_IS_BEHIND = "#swept_until < :swept_until"
+MARK_IS_AHEAD = "#swept_until > :now"  # written by a sweeper whose clock ran fast
 # The sweeper's one item: "#" can begin no instance id.
 SWEEP_MARK_KEY = {"pk": {"S": "#sweeper"}, "sk": {"S": "mark"}}
 IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorted(FINISHED)) + ")"
@@ -239,6 +240,8 @@ class DynamoStore(TableBase):
             raise
 
     def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
+        if after is not None and after >= before:
+            return []  # an empty window; DynamoDB refuses a BETWEEN whose low end is above its high end
         found: list[DueInstance] = []
         key, values = "#shard = :shard AND #due_at <= :before", {":before": before}
         if after is not None:
@@ -266,6 +269,8 @@ class DynamoStore(TableBase):
         return sorted(found, key=lambda due: due.due_at)[:limit]
 
     def created_between(self, after: float, until: float) -> list[InstanceRecord]:
+        if after >= until:
+            return []  # an empty window; DynamoDB refuses a BETWEEN whose low end is above its high end
         found: list[InstanceRecord] = []
         for shard in range(self._shards):
             kwargs: dict[str, Any] = {
@@ -298,14 +303,17 @@ class DynamoStore(TableBase):
         item = self._db.get_item(TableName=self._table, Key=SWEEP_MARK_KEY, ConsistentRead=True).get("Item")
         return float(item["swept_until"]["N"]) if item else None
 
-    def set_sweep_mark(self, swept_until: float) -> None:
+    def set_sweep_mark(self, swept_until: float, *, now: float | None = None) -> None:
+        condition, values = f"{NO_MARK_YET} OR {MARK_IS_BEHIND}", {":swept_until": swept_until}
+        if now is not None:
+            condition, values = f"{condition} OR {MARK_IS_AHEAD}", values | {":now": now}
         try:
             self._db.put_item(
                 TableName=self._table,
                 Item=SWEEP_MARK_KEY | to_av({"swept_until": swept_until}),
-                ConditionExpression=f"{NO_MARK_YET} OR {MARK_IS_BEHIND}",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#pk": "pk", "#swept_until": "swept_until"},
-                ExpressionAttributeValues=to_av({":swept_until": swept_until}),
+                ExpressionAttributeValues=to_av(values),
             )
         except ClientError as exc:
             if not conflict(exc):  # a later sweep got there first: keep its mark

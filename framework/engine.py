@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework import payloads, serde
 from framework.calls import (
+    DeadlineCut,
     Event,
     StepContext,
     call_with_timeout,
@@ -52,6 +53,10 @@ T = TypeVar("T")
 NEVER_RETRY = (NonRetryableError, SerializationError, PayloadTooLargeError)
 IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
 ATTEMPT_BYTES = 800  # the most one attempt record takes in a journal item (its error cut to 512)
+# Cuts by the invocation's deadline a step may take uncharged (counted in its journal entry). The next
+# cut is charged as a failed attempt: a step that needs longer than any invocation gives must not run
+# again for ever.
+FREE_CUTS = 2
 
 CRASHED = ErrorInfo(
     "InvocationCrashedError",
@@ -294,11 +299,8 @@ class Step:
             return self._inv.engine_call(payloads.load, self._inv.env, entry.result, entry.result_ref)
         if entry is not None and entry.status is EntryStatus.FAILED:
             raise self._failed(entry)
-        attempts = list(entry.attempts) if entry is not None else []
-        if entry is not None and entry.status is EntryStatus.STARTED:
-            attempts[-1] = Attempt(attempts[-1].started_at, self._inv.now(), CRASHED)
-        attempts += [Attempt(self._inv.now(), self._inv.now(), CRASHED)] * self._crash_charge
-        self._crash_charge = 0
+        attempts = self._attempts_so_far(entry)
+        cuts: int = entry.extra.get("cuts", 0) if entry is not None else 0
         if entry is not None and entry.status is EntryStatus.RETRYING and entry.wake_at is not None:
             self._wait(entry.wake_at, f"retry of step {name!r}")
         context_wanted = wants_context(fn)
@@ -320,6 +322,7 @@ class Step:
                     EntryStatus.STARTED,
                     started,
                     attempts=(*attempts, Attempt(started)),
+                    extra=_cuts(cuts),
                 )
                 entry = self._write(entry, marker)
             logger.append_keys(step=name, attempt=attempt_no)
@@ -328,6 +331,8 @@ class Step:
                 room = self._inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * attempt_no
                 value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted, room)
             except Exception as exc:
+                if isinstance(exc, DeadlineCut):
+                    cuts, exc = self._cut(seq, name, entry, attempts, started, cuts + 1, cfg)
                 now = self._inv.now()
                 error = ErrorInfo.of(exc, limit=512)  # as stored: UTF-8, no pydantic input values
                 attempts.append(Attempt(started, now, error))
@@ -347,6 +352,7 @@ class Step:
                         attempts[0].started_at,
                         attempts=tuple(attempts),
                         wake_at=wake_at,
+                        extra=_cuts(cuts),
                     ),
                 )
                 self._wait(wake_at, f"retry of step {name!r}")
@@ -360,6 +366,16 @@ class Step:
                 payloads.store, self._inv.env, text, key, what=f"result of step {name!r}", inline_room=room
             )
             return self._record_success(seq, name, entry, attempts, started, stored, value, cfg)
+
+    def _attempts_so_far(self, entry: JournalEntry | None) -> list[Attempt]:
+        """The step's attempts as recorded, an at-most-once attempt that began counted as crashed, and
+        the attempts charged for crashes in a row at this position."""
+        attempts = list(entry.attempts) if entry is not None else []
+        if entry is not None and entry.status is EntryStatus.STARTED:
+            attempts[-1] = Attempt(attempts[-1].started_at, self._inv.now(), CRASHED)
+        attempts += [Attempt(self._inv.now(), self._inv.now(), CRASHED)] * self._crash_charge
+        self._crash_charge = 0
+        return attempts
 
     def _attempt(
         self,
@@ -384,12 +400,9 @@ class Step:
         self._in_step = True
         try:
             result = call_with_timeout(body, min(cfg.timeout, budget))
-        except StepTimeoutError:
+        except StepTimeoutError as exc:
             if budget < cfg.timeout and budget < 0.9 * inv.budget:
-                # The invocation's time ran out, not the step's: start the attempt over in a fresh
-                # invocation, uncharged.
-                self.problem = Suspend(inv.now(), f"invocation time ran out during step {name!r}")
-                raise self.problem from None
+                raise DeadlineCut(str(exc)) from None  # the invocation's time ran out, not the step's
             raise
         finally:
             self._in_step = False
@@ -400,6 +413,43 @@ class Step:
         # Too large: the step fails, as for any bad result, before anything is stored.
         payloads.check(inv.env, text, what=what, inline_room=room)
         return value, text
+
+    def _cut(
+        self,
+        seq: int,
+        name: str,
+        entry: JournalEntry | None,
+        attempts: list[Attempt],
+        started: float,
+        cuts: int,
+        cfg: StepConfig,
+    ) -> tuple[int, StepTimeoutError]:
+        """The invocation's deadline cut an attempt short, the step's ``cuts``-th cut. Within FREE_CUTS,
+        start the attempt over in a fresh invocation, uncharged, once the cut is counted in the step's
+        entry. An ``at_most_once`` step is charged for every cut, by its started marker on replay.
+        Return (cuts, the error to charge) past FREE_CUTS."""
+        if cuts > FREE_CUTS and not cfg.at_most_once:
+            return cuts, StepTimeoutError(
+                f"step {name!r} needs longer than the worker's timeout: the invocation's deadline cut it "
+                f"short {cuts} times"
+            )
+        now = self._inv.now()
+        if not cfg.at_most_once:
+            self._write(
+                entry,
+                JournalEntry(
+                    seq,
+                    EntryKind.STEP,
+                    name,
+                    EntryStatus.RETRYING,
+                    entry.started_at if entry is not None else started,
+                    attempts=tuple(attempts),
+                    wake_at=now,
+                    extra=_cuts(cuts),
+                ),
+            )
+        self.problem = Suspend(now, f"invocation time ran out during step {name!r}")
+        raise self.problem
 
     def _record_success(
         self,
@@ -453,6 +503,11 @@ class Step:
     def _failed(entry: JournalEntry) -> StepFailedError:
         error = entry.error or ErrorInfo("WorkflowError", "unknown")
         return StepFailedError(entry.name, len(entry.attempts), error.name, error.message)
+
+
+def _cuts(cuts: int) -> dict[str, Any]:
+    """A step entry's ``extra``: the deadline cuts it took, if any."""
+    return {"cuts": cuts} if cuts else {}
 
 
 def _revised(previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:

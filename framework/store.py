@@ -155,8 +155,9 @@ class Store(Protocol):
     def sweep_mark(self) -> float | None:
         """Up to when the last sweep looked for parked waits; None before the first sweep."""
 
-    def set_sweep_mark(self, swept_until: float) -> None:
-        """Move the mark on; a mark already further on stays (two sweeps at once)."""
+    def set_sweep_mark(self, swept_until: float, *, now: float | None = None) -> None:
+        """Move the mark on; a mark already further on stays (two sweeps at once). With ``now``, a mark
+        after ``now`` is set back to ``swept_until`` too: a sweeper whose clock ran fast wrote it."""
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         """Move ``due_at`` on if it is still ``due_at`` and no lease is live at ``now``. Return False
@@ -374,10 +375,11 @@ class MemoryStore:
             self.calls += 1
             return self._sweep_mark
 
-    def set_sweep_mark(self, swept_until: float) -> None:
+    def set_sweep_mark(self, swept_until: float, *, now: float | None = None) -> None:
         with self._lock:
             self.calls += 1
-            if self._sweep_mark is None or self._sweep_mark < swept_until:
+            mark = self._sweep_mark
+            if mark is None or mark < swept_until or (now is not None and mark > now):
                 self._sweep_mark = swept_until
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:

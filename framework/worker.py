@@ -192,6 +192,7 @@ class Invocation:
         self._pause = lease.previous.pause_requested  # asked while an earlier invocation held it
         self._events: dict[str, list[EventRecord]] = {}
         self.taken: list[str] = []  # keys of the events that waits took in this invocation
+        self._released = False  # the release was written: the lease is no longer this invocation's
 
     @property
     def instance_id(self) -> str:
@@ -279,9 +280,14 @@ class Invocation:
             if inst.status is Status.QUEUED
             else self.env.journal_cache().load(self.env.store, inst, crashed=self.lease.crashed)
         )
+        try:
+            # Outside the try below: a failed write of the crash count is the engine's, not the workflow's.
+            charge = self._count_crash(journal)
+        except InvocationCrashedError as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
         step: Step | None = None
         try:
-            step = Step(self, journal, self._count_crash(journal))
+            step = Step(self, journal, charge)
             output = workflow(_event(payload, inst), step)
             step.finish()  # what the workflow swallowed, or journal entries it no longer reaches
         except Suspend as suspension:
@@ -293,8 +299,20 @@ class Invocation:
             logger.info("stopped: the instance was terminated or restarted")
             return Outcome.STOPPED
         except Exception as exc:
+            if self.failure is not None:  # the workflow turned an engine failure into an error of its own
+                return self._engine_failed(self.failure)
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=self._tail(step, TAIL_BYTES))
         return self._complete(output, self._tail(step, TAIL_BYTES))
+
+    def _engine_failed(self, failure: BaseException) -> Outcome:
+        """What an engine failure that reached the workflow's end ends in: a hand-over, a lost lease, or
+        a stop."""
+        if isinstance(failure, Stopped):
+            logger.info("stopped: the instance was terminated or restarted")
+            return Outcome.STOPPED
+        if isinstance(failure, EngineFault):
+            raise failure.args[0] from None
+        raise failure
 
     def _tail(self, step: Step | None, room: int) -> tuple[JournalEntry, ...]:
         """What the release keeps in the instance item: the entries it holds already, and the step's
@@ -314,6 +332,13 @@ class Invocation:
     def _retry_soon(self, error: Exception) -> Outcome:
         """Hand the instance over after a failed AWS call: expire the lease (the next invocation counts
         it as a crash, so a lasting failure ends in ``errored``) and wake it after a backoff."""
+        if self._released:
+            # After the release, only sends are left: the message fails and SQS delivers it again, and
+            # the sweeper wakes an instance whose wake-up was lost (its ``due_at`` is set).
+            logger.warning(
+                "engine call after the release failed", extra={"error": f"{type(error).__name__}: {error}"}
+            )
+            raise error
         backoff = self.lease.previous.backoff + 1
         wake_at = self.now() + min(5.0 * 2**backoff, 900.0)
         logger.warning(
@@ -363,6 +388,7 @@ class Invocation:
     def _release(self, release: Release) -> Status:
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
         status = self.env.store.release(self.lease, release)
+        self._released = True
         point("instance.after_release", instance_id=self.instance.id, status=status)
         return status
 
@@ -385,8 +411,15 @@ class Invocation:
         if suspension.event_type is not None:
             # An event sent while this invocation held the lease had its wake-up turned away: look once
             # more now that the lease is released, and wake the instance if one arrived.
-            fresh = self.env.store.load_events(self.instance.id, self.run_key, suspension.event_type)
-            if any(e.key not in suspension.seen for e in fresh):
+            try:
+                fresh = self.env.store.load_events(self.instance.id, self.run_key, suspension.event_type)
+                arrived = any(e.key not in suspension.seen for e in fresh)
+            except Exception as exc:  # not knowing, wake it to look: one spare invocation at most
+                logger.warning(
+                    "could not look for events sent meanwhile", extra={"error": type(exc).__name__}
+                )
+                arrived = True
+            if arrived:
                 send_wake(self.env, self.instance.id, None)
         if wake_at is not None and not parked:
             send_wake(self.env, self.instance.id, wake_at)

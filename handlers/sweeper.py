@@ -11,4 +11,4 @@ from framework.sweeper import sweep
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    return {"requeued": sweep()}
+    return {"requeued": sweep(context=context)}

@@ -280,6 +280,24 @@ def test_due_instances_after_a_mark_and_the_mark_never_goes_back(store: Store) -
     assert store.get_instance("#sweeper") is None  # the mark is no instance
 
 
+def test_a_mark_ahead_of_the_writers_clock_is_set_back(store: Store) -> None:
+    store.set_sweep_mark(NOW + 600)  # a sweeper whose clock ran ten minutes fast
+    store.set_sweep_mark(NOW, now=NOW + 900)  # the mark is not ahead of this clock: it stays
+    assert store.sweep_mark() == NOW + 600
+    store.set_sweep_mark(NOW, now=NOW)  # ahead of this one: set back
+    assert store.sweep_mark() == NOW
+    store.set_sweep_mark(NOW - 10, now=NOW)  # not ahead: it never goes back
+    assert store.sweep_mark() == NOW
+
+
+def test_empty_and_inverted_windows_find_nothing(store: Store) -> None:
+    store.create_instance(record(due_at=NOW))
+    assert store.due_instances(NOW, 10, after=NOW) == []
+    assert store.due_instances(NOW, 10, after=NOW + 60) == []  # DynamoDB refuses such a BETWEEN: not sent
+    assert store.created_between(NOW, NOW) == []
+    assert store.created_between(NOW + 60, NOW - 60) == []
+
+
 def test_postpone_leaves_an_instance_with_a_live_lease(store: Store) -> None:
     store.create_instance(record(due_at=NOW))
     store.acquire_lease("i1", "A", NOW, NOW + 300, require_due=True)
