@@ -103,3 +103,14 @@ def approval(event: Any, step: Any) -> Any:
     except WorkflowTimeoutError:
         return {"by": None, "escalated": True}
     return {"by": decision.payload["by"] if decision.payload else None, "escalated": False}
+
+
+@workflow("it-swallower")
+def swallower(event: Any, step: Any) -> Any:
+    """Catches every Exception around its durable calls: an engine failure must get past it."""
+    try:
+        step.do("first", lambda: 1)
+        step.do("second", lambda: 2)
+    except Exception:
+        return {"swallowed": True}
+    return {"swallowed": False}
