@@ -8,6 +8,10 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
+# dynalite, a second DynamoDB implementation (Node, from the npm registry): the tests run the store
+# contract and the duplicate-delivery test on it beside moto. Pinned by its package-lock.json.
+DYNALITE := infra/dynalite
+DYNALITE_STAMP := $(DYNALITE)/node_modules/.installed
 # What `sam build` puts beside framework/ and handlers/: the packages that hold your workflows.
 WORKFLOW_PACKAGES ?= examples
 
@@ -18,6 +22,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
+
+$(DYNALITE_STAMP): $(DYNALITE)/package.json $(DYNALITE)/package-lock.json
+	cd $(DYNALITE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(DYNALITE_STAMP)
 
 $(SAM):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -42,7 +50,7 @@ validate: $(SAM)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck $(STAMP)
+test: lint typecheck $(STAMP) $(DYNALITE_STAMP)
 	$(BIN)/python -m pytest
 
 # matplotlib draws the plots of docs/performance.md: an extra of its own, so that `make test` goes without.
@@ -81,4 +89,4 @@ deploy: build
 COMMA := ,
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .venv-docs .venv-peers .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .venv-docs .venv-peers $(DYNALITE)/node_modules .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

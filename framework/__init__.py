@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from framework.errors import (
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
+        InstanceBusyError,
         InstanceNotFoundError,
         InvalidConfigError,
         InvalidInstanceIdError,
@@ -53,6 +54,7 @@ _EXPORTS = {
         [
             "DuplicateWorkflowError",
             "InstanceAlreadyExistsError",
+            "InstanceBusyError",
             "InstanceNotFoundError",
             "InvalidConfigError",
             "InvalidInstanceIdError",
@@ -105,6 +107,7 @@ __all__ = [
     "DuplicateWorkflowError",
     "Instance",
     "InstanceAlreadyExistsError",
+    "InstanceBusyError",
     "InstanceNotFoundError",
     "InstanceStatus",
     "InvalidConfigError",

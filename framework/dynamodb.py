@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from framework.dynamodb_conflicts import ConflictRetrying
 from framework.dynamodb_items import (
     EVENT,
     MAX_SEQ,
@@ -74,6 +75,10 @@ RUN_IS = "#inc = :inc AND #run = :run"
 
 class DynamoStore(TableBase):
     """Store on one DynamoDB table, through an injected low-level client."""
+
+    def __init__(self, client: Any, table_name: str, *, shards: int = 8) -> None:
+        # Every write is retried on a transaction conflict, then InstanceBusyError (see the module).
+        super().__init__(ConflictRetrying(client), table_name, shards=shards)
 
     def create_instances(self, records: list[InstanceRecord]) -> None:
         puts = [
@@ -146,7 +151,9 @@ class DynamoStore(TableBase):
         except ClientError as exc:
             if conflict(exc):
                 item = exc.response.get("Item")
-                raise LeaseConflict(instance_from(item) if item else None) from None
+                # No item: DynamoDB's answer for a missing instance, and the only answer of a DynamoDB
+                # that ignores ReturnValuesOnConditionCheckFailure (dynalite). Read it to be sure.
+                raise LeaseConflict(instance_from(item) if item else self.get_instance(instance_id)) from None
             raise
         return Lease(owner=owner, until=until, previous=instance_from(old["Attributes"]))
 

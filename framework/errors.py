@@ -91,6 +91,11 @@ class InvalidStateError(WorkflowError):
     """The operation does not apply to the instance in its current state."""
 
 
+class InstanceBusyError(InvalidStateError):
+    """A write to the instance kept meeting another write in flight on the same item (DynamoDB's
+    transaction conflicts), through every retry. Nothing was written: try again."""
+
+
 class InvalidConfigError(WorkflowError, ValueError):
     """A step config, duration, step name or datetime is invalid. Raised where it is defined."""
 

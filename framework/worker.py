@@ -15,7 +15,7 @@ from framework import payloads, serde
 from framework.durations import from_epoch
 from framework.engine import Step
 from framework.environment import Environment, current
-from framework.errors import InvocationCrashedError, Stopped, Suspend, WorkflowError
+from framework.errors import InstanceBusyError, InvocationCrashedError, Stopped, Suspend, WorkflowError
 from framework.faults import point
 from framework.logs import logger
 from framework.queue import MAX_DELAY_SECONDS
@@ -244,6 +244,9 @@ class Invocation:
         carried past the user's ``except Exception`` blocks as an EngineFault."""
         try:
             return fn(*args, **kwargs)
+        except InstanceBusyError as exc:  # a WorkflowError for API callers; here the engine's, like any
+            self.failure = EngineFault(exc)  # failed AWS call: the workflow must not catch it
+            raise self.failure from exc
         except WorkflowError:
             raise
         except LeaseLost as lost:

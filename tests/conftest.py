@@ -61,3 +61,13 @@ def moto_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dynalite() -> Iterator[str]:
+    """One dynalite server for the session on 127.0.0.1 (see tests/dynalite.py), stopped at its end.
+    Tests make tables of their own on it."""
+    from tests.dynalite import dynalite_server
+
+    with dynalite_server(free_port()) as url:
+        yield url

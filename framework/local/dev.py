@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import hashlib
 import io
 import json
 import os
@@ -36,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -45,12 +42,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
 from framework.environment import Settings
 from framework.local.apigw import http_api_event, http_api_response
+from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
 from framework.local.runtime import WORK_QUEUE, LocalRuntime
 from framework.local.template import load_stack
 from framework.registry import REGISTRY, load_modules
@@ -60,6 +58,7 @@ IDLE = 0.2  # seconds between polls of an empty queue (short polls: see LocalRun
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 CRASH_LOOP_SECONDS = 5.0  # a worker that exits sooner after its start is broken, not unlucky
 READY_SECONDS = 60.0  # how long a worker may take to import and find the stack
+REGION = "us-east-1"  # the local stack's (LocalRuntime's default): its queue URLs and ARNs name it
 
 
 class DevError(Exception):
@@ -81,30 +80,6 @@ class DevOptions:
     visibility_timeout: int | None = None  # default: the work queue's VisibilityTimeout
 
 
-class SerialSender:
-    """A botocore ``before-send`` handler that sends each request itself, one at a time across every
-    process that uses the same lock file: a thread lock within a process, ``flock`` across processes
-    (the kernel drops the lock of a process that dies). See the module docstring for why."""
-
-    def __init__(self, lock_path: str) -> None:
-        from botocore.httpsession import URLLib3Session
-
-        self._path = lock_path
-        self._lock = threading.Lock()
-        self._file: IO[bytes] | None = None
-        self._http = URLLib3Session()
-
-    def __call__(self, request: Any, **_: Any) -> Any:
-        with self._lock:
-            if self._file is None:
-                self._file = open(self._path, "ab")  # noqa: SIM115 - kept open for the process's life
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-            try:
-                return self._http.send(request)
-            finally:
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-
-
 class DevRuntime(LocalRuntime):
     """``LocalRuntime`` as each dev process runs it: on an endpoint and the real clock, engine settings
     from WORKFLOWS_* variables as in Lambda, every AWS call through ``sender``, and the worker's timeout
@@ -115,6 +90,7 @@ class DevRuntime(LocalRuntime):
             endpoint_url=endpoint_url,
             clock="real",
             template=options.template,
+            region=REGION,
             prefix=options.prefix,
             settings=Settings.from_env(),
         )
@@ -193,6 +169,15 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if length > MAX_REQUEST_BYTES:
             return _gateway_error(413, "Request Entity Too Large")
         body = self.rfile.read(length) if length > 0 else None
+        refused = refuse_cross_site(
+            self.command,
+            body,
+            origin=self.headers.get("Origin"),
+            content_type=self.headers.get("Content-Type"),
+            port=self.server.server_address[1],
+        )
+        if refused is not None:
+            return refused
         url = urllib.parse.urlsplit(self.path)
         try:
             event = http_api_event(
@@ -213,6 +198,36 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Each request is printed once it is answered, with its time (see ``_serve``)."""
+
+
+def refuse_cross_site(
+    method: str, body: bytes | None, *, origin: str | None, content_type: str | None, port: int
+) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """The answer to a request that a web page of another site could have made, or None to serve it.
+
+    dev has no authorization (the deployed API takes IAM or JWT), so a page open in the developer's
+    browser must not be able to write to it. A browser sends a page's cross-site POST without asking
+    first (no CORS preflight) when it has no body type or a form's (``text/plain``, form encodings):
+
+    - a body needs ``Content-Type: application/json``: one with none gets 415 here, in the API's error
+      shape (the API function itself reads it as JSON); other types get 415 from the API function;
+    - a write whose ``Origin`` (browsers send one with every POST) is not dev's own address
+      (``http://127.0.0.1:<port>`` or ``http://localhost:<port>``) gets 403, a body or not. Swagger UI
+      at ``/docs`` is dev's own; curl and the SDKs send no ``Origin``."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if origin is not None and origin not in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+        why = f"a request from the page of {origin[:100]!r} refused: workflows dev serves its own pages only"
+        return _api_error(403, "Forbidden", why)
+    if body and not (content_type or "").strip():
+        return _api_error(415, "UnsupportedMediaType", "send the body as application/json (Content-Type)")
+    return None
+
+
+def _api_error(status: int, name: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An error in the API function's own shape."""
+    data = json.dumps({"error": name, "message": message}).encode()
+    return status, [("Content-Type", "application/json")], data
 
 
 def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -257,12 +272,6 @@ def _check_endpoint(url: str) -> None:
         socket.create_connection((parts.hostname, port), timeout=3).close()
     except OSError as exc:
         raise DevError(f"cannot reach --endpoint-url {url}: {exc.strerror or exc}") from None
-
-
-def lock_path(endpoint_url: str) -> str:
-    """The lock file that serialises calls to ``endpoint_url``, shared by every dev process using it."""
-    digest = hashlib.sha256(endpoint_url.encode()).hexdigest()[:16]
-    return str(Path(tempfile.gettempdir()) / f"workflows-dev-{digest}.lock")
 
 
 # -- worker processes -------------------------------------------------------------------------------------
@@ -381,18 +390,21 @@ def _serve(
         or os.environ.get("WORKFLOW_MODULES")
         or str(load_stack(options.template).parameters.get("WorkflowModules") or "")
     )
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        load_modules(modules)
-    except Exception as exc:  # the user's module: say which, in one line
-        why = f"{type(exc).__name__}: {exc}"
-        raise DevError(f"workflow modules {modules!r} failed to import: {why}") from None
     if options.endpoint_url:
         endpoint = options.endpoint_url.rstrip("/")
         _check_endpoint(endpoint)
     else:
         endpoint = stack.enter_context(_moto_server())
         stack.callback(Path(lock_path(endpoint)).unlink, missing_ok=True)
+    # Before the workflow modules are imported (one may make a client as it loads) and before the
+    # workers start (they inherit it).
+    stack.enter_context(environment(local_aws_environment(endpoint, REGION)))
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        load_modules(modules)
+    except Exception as exc:  # the user's module: say which, in one line
+        why = f"{type(exc).__name__}: {exc}"
+        raise DevError(f"workflow modules {modules!r} failed to import: {why}") from None
     rt = stack.enter_context(DevRuntime(options, endpoint, SerialSender(lock_path(endpoint))))
     api_function = [f for f in rt.functions if f.http]
     if len(api_function) != 1:

@@ -11,7 +11,8 @@ import sys
 import threading
 import time
 
-from framework.local.dev import IDLE, DevOptions, DevRuntime, SerialSender, lock_path
+from framework.local.dev import IDLE, DevOptions, DevRuntime
+from framework.local.devaws import SerialSender, lock_path
 from framework.local.runtime import WORK_QUEUE
 from framework.registry import load_modules
 

@@ -16,29 +16,18 @@ from typing import Any
 
 from framework.local.template import Stack
 
+# How the ``table_exists`` waiter polls DescribeTable: a local endpoint makes a table ACTIVE within a
+# second (dynalite: 500 ms by default), so poll often, for a minute at most. The waiter's own default
+# (every 20 s) would add 20 s to each start.
+TABLE_POLL = {"Delay": 0.2, "MaxAttempts": 300}
+
 
 def create_resources(stack: Stack, dynamodb: Any, sqs: Any, s3: Any) -> None:
     """Create (or find) every table, queue and bucket of ``stack`` and fill in ``stack.physical`` (names),
-    ``stack.urls`` (queue URLs) and ``stack.arns`` (queue ARNs). Names are ``<prefix>-<logical id>``."""
-    for logical, props in stack.of_type("AWS::DynamoDB::Table").items():
-        name = stack.physical[logical] = f"{stack.prefix}-{logical}"
-        args: dict[str, Any] = {
-            k: stack.resolve(props[k]) for k in ("AttributeDefinitions", "KeySchema") if k in props
-        }
-        if props.get("GlobalSecondaryIndexes"):
-            args["GlobalSecondaryIndexes"] = stack.resolve(props["GlobalSecondaryIndexes"])
-        # An existing table belongs to a local stack kept by a long-running endpoint: reuse it.
-        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-            dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **args)
-        ttl = stack.resolve(props.get("TimeToLiveSpecification") or {})
-        if ttl.get("Enabled") in (True, "true", "True"):
-            # DynamoDB refuses to enable TTL twice; moto records it, though it never deletes anything.
-            now = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            if now.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-                dynamodb.update_time_to_live(
-                    TableName=name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
-                )
+    ``stack.urls`` (queue URLs) and ``stack.arns`` (queue ARNs). Names are ``<prefix>-<logical id>``.
+    Each table is ACTIVE when this returns."""
+    for logical in stack.of_type("AWS::DynamoDB::Table"):
+        create_table(stack, logical, dynamodb)
     queues = stack.of_type("AWS::SQS::Queue")
     for logical in queues:  # first all queues, then their redrive policies, which refer to each other
         name = stack.physical[logical] = f"{stack.prefix}-{logical}"
@@ -60,3 +49,34 @@ def create_resources(stack: Stack, dynamodb: Any, sqs: Any, s3: Any) -> None:
     for logical in stack.of_type("AWS::S3::Bucket"):
         name = stack.physical[logical] = f"{stack.prefix}-{logical}".lower()
         s3.create_bucket(Bucket=name)  # us-east-1 answers 200 for a bucket that the caller already owns
+
+
+def create_table(stack: Stack, logical: str, dynamodb: Any) -> str:
+    """Create (or find) the table ``logical`` of ``stack``, wait until it is ACTIVE, then apply its TTL.
+    Return its name, ``<prefix>-<logical id>``.
+
+    DynamoDB, DynamoDB Local and dynalite create a table CREATING and answer ResourceNotFoundException
+    to reads and writes until it is ACTIVE; moto makes it ACTIVE at once, which would hide a missing
+    wait. The indexes defined with a table are ACTIVE with it."""
+    props = stack.of_type("AWS::DynamoDB::Table")[logical]
+    name = stack.physical[logical] = f"{stack.prefix}-{logical}"
+    args: dict[str, Any] = {
+        k: stack.resolve(props[k]) for k in ("AttributeDefinitions", "KeySchema") if k in props
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        args["GlobalSecondaryIndexes"] = stack.resolve(props["GlobalSecondaryIndexes"])
+    # An existing table belongs to a local stack kept by a long-running endpoint: reuse it (it may
+    # still be CREATING, if another process has just created it).
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **args)
+    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig=TABLE_POLL)
+    spec = stack.resolve(props.get("TimeToLiveSpecification") or {})
+    if spec.get("Enabled") in (True, "true", "True"):
+        # DynamoDB refuses to enable TTL twice; moto records it, though it never deletes anything.
+        now = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if now.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec["AttributeName"]},
+            )
+    return name

@@ -153,11 +153,15 @@ class LocalRuntime:
         # Set-up and the runtime's own look-ups go uncounted; the event source mapping's receives and
         # deletes are counted, as AWS bills them.
         quiet = self._session()
-        self._clients = {s: quiet.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
+        self._clients = {
+            s: quiet.client(s, endpoint_url=self.endpoint_for(s)) for s in ("dynamodb", "sqs", "s3")
+        }
         self._poller = self.boto3_client("sqs")
         engine_session = self._session()
         self._hook(engine_session)
-        engine = {s: engine_session.client(s, endpoint_url=self._endpoint) for s in ("dynamodb", "sqs", "s3")}
+        engine = {
+            s: engine_session.client(s, endpoint_url=self.endpoint_for(s)) for s in ("dynamodb", "sqs", "s3")
+        }
         stack = self._stack
         create_resources(stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"])
         self.env = Environment(
@@ -190,6 +194,11 @@ class LocalRuntime:
         # (the API's) are imported when first invoked.
         for f in [*(p.function for p in self._pollers), self._sweeper]:
             self._handler(f)
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint of ``service`` (``dynamodb``, ``sqs``, ``s3``): ``endpoint_url``, or None for moto
+        in this process. A subclass may put one service elsewhere (the tests run the table on dynalite)."""
+        return self._endpoint
 
     def _session(self) -> Any:
         """A boto3 session for the runtime's clients (a subclass may hook how requests are sent)."""
@@ -268,7 +277,7 @@ class LocalRuntime:
         """A client on the runtime's endpoint (counted in ``aws_calls``), for tests and examples."""
         session = self._session()
         self._hook(session)
-        return session.client(service, endpoint_url=self._endpoint)
+        return session.client(service, endpoint_url=self.endpoint_for(service))
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
         """Kill the invocation at fault point ``point`` (see ``framework.faults.POINTS``) as if its

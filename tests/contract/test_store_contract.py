@@ -1,4 +1,5 @@
-"""One contract, two stores: the in-memory fake and DynamoDB (moto, table from template.yaml)."""
+"""One contract, three stores: the in-memory fake, DynamoDB on moto and DynamoDB on dynalite (a second
+implementation, see tests/dynalite.py), each table as template.yaml defines it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from framework import InstanceAlreadyExistsError
+from framework.dynamodb import DynamoStore
 from framework.local import LocalRuntime
 from framework.records import (
     Control,
@@ -21,6 +23,7 @@ from framework.records import (
     Status,
 )
 from framework.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store, full_journal
+from tests import dynalite
 
 NOW = 1_800_000_000.0
 INC = "c0ffee000001"  # the incarnation of every record() below
@@ -31,12 +34,18 @@ R1, R2, R3 = RunKey(INC, 1), RunKey(INC, 2), RunKey(INC, 3)
 TTL_REMOVE: dict[int, Callable[[str], None]] = {}
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynalite"])
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     if request.param == "memory":
         memory = MemoryStore()
         TTL_REMOVE[id(memory)] = memory.expire
         yield memory
+        return
+    if request.param == "dynalite":
+        if request.node.get_closest_marker("needs_transactions"):
+            pytest.skip(dynalite.NO_TRANSACTIONS)
+        db = dynalite.client(request.getfixturevalue("dynalite"))
+        yield DynamoStore(db, dynalite.new_table(db))
         return
     with LocalRuntime(workflows=[]) as rt:
         db, table = rt.boto3_client("dynamodb"), rt.table_name
@@ -308,6 +317,7 @@ def test_postpone_leaves_an_instance_with_a_live_lease(store: Store) -> None:
     assert current is not None and current.due_at == NOW + 400
 
 
+@pytest.mark.needs_transactions  # send_event stores the event
 def test_purge_removes_journals_and_events(store: Store) -> None:
     for run in (R1, R2):
         for seq in range(30):  # more than one BatchWriteItem

@@ -4,6 +4,7 @@ and killed with SIGKILL and started again against the same moto server."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -14,16 +15,19 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from framework.local import LocalRuntime
 from framework.local.apigw import http_api_event, http_api_response
-from framework.local.dev import DevError, lock_path, schedule_seconds
+from framework.local.dev import DevError, refuse_cross_site, schedule_seconds
+from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
 from tests.conftest import free_port
 from tests.e2e import devflows
 
@@ -34,12 +38,12 @@ MODULES = "tests.e2e.devflows"
 class Dev:
     """One `workflows dev` process; its output goes to files (a full pipe would block it)."""
 
-    def __init__(self, tmp_path: Path, name: str, *args: str) -> None:
+    def __init__(self, tmp_path: Path, name: str, *args: str, modules: str = MODULES, **env: str) -> None:
         self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), POWERTOOLS_LOG_LEVEL="WARNING")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), POWERTOOLS_LOG_LEVEL="WARNING") | env
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "framework.cli", "dev", "--modules", MODULES, *args],
+                [sys.executable, "-m", "framework.cli", "dev", "--modules", modules, *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -57,6 +61,17 @@ class Dev:
             assert self.proc.poll() is None, f"dev exited: {self.err.read_text()}"
             time.sleep(0.1)
         raise AssertionError(f"no {pattern!r} in the output:\n{self.out.read_text()}")
+
+    def send(self, method: str, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        """``data`` with ``headers`` and no others (urllib would add a Content-Type)."""
+        parts = urllib.parse.urlsplit(self.url)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        try:
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -106,8 +121,8 @@ def gone(pid: int) -> bool:
 def start_dev(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
     started: list[Dev] = []
 
-    def start(*args: str) -> Dev:
-        dev = Dev(tmp_path, f"dev{len(started)}", *args)
+    def start(*args: str, **kwargs: str) -> Dev:
+        dev = Dev(tmp_path, f"dev{len(started)}", *args, **kwargs)
         started.append(dev)
         return dev
 
@@ -121,6 +136,19 @@ def test_dev_serves_the_stack_over_http_and_stops_on_ctrl_c(start_dev: Callable[
     assert dev.call("GET", "/openapi.json")[0] == 200
     assert dev.call("GET", "/nowhere")[1]["error"] == "NotFound"
     assert dev.call("POST", "/workflows/nope/instances", {})[1]["error"] == "WorkflowNotFoundError"
+    # What a web page could send without a CORS preflight is refused, and nothing is written.
+    create = "/workflows/dev-order/instances"
+    body = json.dumps({"id": "x-1", "params": {"item": "x"}}).encode()
+    status, refused = dev.send("POST", create, body, {})
+    assert (status, refused["error"]) == (415, "UnsupportedMediaType")
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        assert dev.send("POST", create, body, {"content-type": kind})[0] == 415
+    page = {"origin": "https://example.com"}
+    assert dev.send("POST", "/instances/x-1/terminate", b"", page)[1]["error"] == "Forbidden"
+    assert dev.send("POST", create, body, page | {"content-type": "application/json"})[0] == 403
+    assert dev.call("GET", "/instances/x-1")[0] == 404
+    own = {"origin": dev.url, "content-type": "application/json"}  # Swagger UI, served by dev itself
+    assert dev.send("POST", "/workflows/nope/instances", b"{}", own)[0] == 404
 
     status, created = dev.call(
         "POST", "/workflows/dev-order/instances", {"id": "o-1", "params": {"item": "book"}}
@@ -289,3 +317,146 @@ def test_requests_and_responses_as_api_gateway_shapes_them() -> None:
     assert schedule_seconds("rate(1 minute)") == 60 and schedule_seconds("rate(2 hours)") == 7200
     with pytest.raises(DevError, match="--sweep-every"):
         schedule_seconds("cron(0 * * * ? *)")
+
+
+def test_dev_refuses_what_a_web_page_could_send_without_a_preflight() -> None:
+    port = 8787
+    own = f"http://127.0.0.1:{port}"
+    refused = refuse_cross_site("POST", b"{}", origin=None, content_type=None, port=port)
+    assert refused is not None and refused[0] == 415
+    assert json.loads(refused[2])["error"] == "UnsupportedMediaType"
+    assert refuse_cross_site("POST", b"{}", origin=None, content_type=" ", port=port) is not None
+    # Other types are the API function's to refuse (415 too); no body needs no type.
+    assert refuse_cross_site("POST", b"{}", origin=None, content_type="text/plain", port=port) is None
+    assert refuse_cross_site("POST", None, origin=None, content_type=None, port=port) is None
+    for origin in ("https://example.com", "http://127.0.0.1:9999", "null", "http://evil.example:8787"):
+        answer = refuse_cross_site("POST", None, origin=origin, content_type=None, port=port)
+        assert answer is not None and answer[0] == 403, origin
+    for origin in (own, f"http://localhost:{port}"):
+        assert (
+            refuse_cross_site("DELETE", b"{}", origin=origin, content_type="application/json", port=port)
+            is None
+        )
+    assert refuse_cross_site("GET", None, origin="https://example.com", content_type=None, port=port) is None
+
+
+def test_dev_points_every_boto3_client_at_the_endpoint_with_fake_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.example.com")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "real-looking")
+    changes = local_aws_environment("http://127.0.0.1:5000", "us-east-1")
+    assert changes["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+    assert changes["AWS_ENDPOINT_URL_S3"] is None and changes["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] is None
+    assert (changes["AWS_ACCESS_KEY_ID"], changes["AWS_SESSION_TOKEN"]) == ("testing", None)
+    with environment(changes):
+        import boto3
+
+        assert boto3.client("s3").meta.endpoint_url == "http://127.0.0.1:5000"
+        assert "AWS_SESSION_TOKEN" not in os.environ
+    assert os.environ["AWS_ENDPOINT_URL_S3"] == "https://s3.example.com"  # put back
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers any POST as DynamoDB's ListTables would, on a keep-alive connection."""
+
+    protocol_version = "HTTP/1.1"
+    peers: ClassVar[list[tuple[str, int]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.peers.append(self.client_address)
+        data = b'{"TableNames": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _socket_to(peer: tuple[str, int]) -> socket.socket:
+    """This process's socket whose local address is ``peer`` (the client end of a connection)."""
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            candidate = socket.socket(fileno=os.dup(int(fd)))
+            if candidate.family == socket.AF_INET and candidate.getsockname() == peer:
+                return candidate
+            candidate.close()
+    raise AssertionError(f"no socket of this process is bound to {peer}")
+
+
+def test_dev_sends_with_the_socket_options_of_botocores_own_clients() -> None:
+    """TCP_NODELAY: without it, each call on a keep-alive connection waits for a delayed ACK (about 40
+    ms). Seen on the connection's socket itself, against a plain boto3 client's."""
+    import boto3
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sender = SerialSender(lock_path(url))
+    clients = []  # kept, and their pools (with the connection open: keep-alive) with them
+    try:
+        options = {}
+        for name in ("botocore", "dev"):
+            session = boto3.Session(region_name="us-east-1")
+            if name == "dev":
+                session.events.register("before-send", sender)
+            clients.append(session.client("dynamodb", endpoint_url=url))
+            clients[-1].list_tables()
+            with _socket_to(_Echo.peers[-1]) as sock:
+                options[name] = (
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                    sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                )
+        assert options["dev"] == options["botocore"] and options["dev"][0] != 0
+    finally:
+        for client in clients:
+            client.close()
+        sender.close()
+        server.shutdown()
+        server.server_close()
+        Path(lock_path(url)).unlink(missing_ok=True)
+
+
+def test_the_workflows_own_clients_under_dev_reach_the_endpoint_only(
+    start_dev: Callable[..., Dev], endpoint: str, tmp_path: Path
+) -> None:
+    """The file-processing example reads its file with a boto3 client of its own: under dev it must get
+    it from the local endpoint, and no request of such a client may leave 127.0.0.1."""
+    import boto3
+
+    log = tmp_path / "requests.log"
+    dev = start_dev(
+        "--endpoint-url", endpoint, "--port", "0", "--workers", "1",
+        modules="examples.file_processing,tests.e2e.requestlog",
+        REQUEST_LOG=str(log),
+        # Should a request go elsewhere all the same, it goes to a closed local port, never out.
+        HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost",
+    )  # fmt: skip
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="uploads")
+    s3.put_object(Bucket="uploads", Key="a.txt", Body=b"three words here")
+    params = {"bucket": "uploads", "key": "a.txt", "table": "verdicts"}
+    assert dev.call("POST", "/workflows/file-processing/instances", {"id": "f-1", "params": params})[0] == 201
+
+    def sent() -> list[list[str]]:
+        return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+    def elsewhere() -> list[str]:
+        return [url for _, _, url in sent() if urllib.parse.urlsplit(url).hostname != "127.0.0.1"]
+
+    def extracted() -> Any:
+        entries = dev.call("GET", "/instances/f-1/history")[1]["entries"]
+        return [e for e in entries if e["name"] == "extract text" and e["status"] == "complete"]
+
+    done = until("the file's text, or a request elsewhere", lambda: elsewhere() or extracted())
+    assert not elsewhere(), elsewhere()
+    assert done[0]["result"] == "three words here"
+    worker = {str(pid) for pid in dev.worker_pids}
+    assert any(pid in worker and "/uploads/a.txt" in url for pid, _, url in sent()), sent()

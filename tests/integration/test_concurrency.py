@@ -1,5 +1,7 @@
 """Real concurrency: worker processes (not threads) on a moto server (127.0.0.1) poll one queue, and
-every message is delivered twice on purpose. A larger run is `make bench`'s, not a test's."""
+every message is delivered twice on purpose. 1,000 instances with the table on moto's DynamoDB (about
+130 s), then 1,000 with it on dynalite, a second implementation (tests/dynalite.py; about 45 s, the
+queues staying on moto). A larger run is `make bench`'s, not a test's."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from framework.local import LocalRuntime
+from tests import dynalite
 from tests.integration import workflows as w
 from tests.integration.worker_process import ROOT, environment
 
@@ -38,10 +41,14 @@ def run_concurrently(
     instances: int,
     params: dict[str, Any],
     deadline: float,
+    dynamodb: str | None = None,
 ) -> Outcome:
     """Start ``instances`` instances of it-chain, paced so that the queue stays shallow (moto's SQS
-    slows down with depth), and wait for all of them to finish."""
+    slows down with depth), and wait for all of them to finish. ``dynamodb``: the table's endpoint, if it
+    is not ``endpoint``."""
     env = environment(rt, endpoint, POWERTOOLS_LOG_LEVEL="INFO")
+    if dynamodb is not None:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb
     logs = [tmp_path / f"worker{n}.log" for n in range(WORKERS)]
     workers = []
     started = time.time()
@@ -109,11 +116,20 @@ def _finished(db: Any, table: str) -> int:
 
 
 @pytest.mark.timeout(420)
+@pytest.mark.parametrize("backend", ["moto", "dynalite"])
 def test_a_thousand_instances_on_worker_processes_with_every_message_twice(
-    moto_server: str, tmp_path: Path
+    backend: str, moto_server: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     instances = int(os.environ.get("CONCURRENCY_INSTANCES", "1000"))
-    with LocalRuntime(workflows=[w.chain], endpoint_url=moto_server, prefix="conc") as rt:
+    table_at = None
+    if backend == "moto":
+        runtime = LocalRuntime(workflows=[w.chain], endpoint_url=moto_server, prefix="conc")
+    else:
+        table_at = request.getfixturevalue("dynalite")
+        runtime = dynalite.split_runtime(
+            table_at, workflows=[w.chain], endpoint_url=moto_server, prefix="conc"
+        )
+    with runtime as rt:
         outcome = run_concurrently(
             rt,
             moto_server,
@@ -121,6 +137,7 @@ def test_a_thousand_instances_on_worker_processes_with_every_message_twice(
             instances=instances,
             params={"steps": 1},
             deadline=time.time() + 360,
+            dynamodb=table_at,
         )
         # One scan checks them all: every instance complete, and one journal entry each, written once.
         items = [

@@ -112,3 +112,14 @@ def charge(event: Any, step: Any) -> Any:
     charged = step.do("charge", lambda: {"charged": amount, "pad": "p" * (400_000 if big else 0)})
     approval = step.wait_for_event("approval", "approved", timeout="1 hour")
     return {"charged": charged["charged"], "by": approval.payload["by"]}
+
+
+@workflow("it-swallower")
+def swallower(event: Any, step: Any) -> Any:
+    """Catches every Exception around its durable calls: an engine failure must get past it."""
+    try:
+        step.do("first", lambda: 1)
+        step.do("second", lambda: 2)
+    except Exception:
+        return {"swallowed": True}
+    return {"swallowed": False}

@@ -96,6 +96,7 @@ def test_public_surface_is_pinned() -> None:
         "DuplicateWorkflowError",
         "Instance",
         "InstanceAlreadyExistsError",
+        "InstanceBusyError",
         "InstanceNotFoundError",
         "InstanceStatus",
         "InvalidConfigError",
