@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -51,12 +50,9 @@ def moto_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        from tests.dynalite import wait_until_listening
+
+        wait_until_listening(port, proc, "the moto server")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -36,6 +36,17 @@ NO_TRANSACTIONS = "dynalite has no TransactWriteItems (UnknownOperationException
 CREATE_TABLE_MS = 200
 
 
+def wait_until_listening(port: int, proc: subprocess.Popen[Any], what: str) -> None:
+    """Wait (up to 10 s) until ``proc`` accepts connections on 127.0.0.1:``port``."""
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            assert proc.poll() is None, f"{what} exited with {proc.returncode}"
+            time.sleep(0.1)
+
+
 @contextmanager
 def dynalite_server(port: int) -> Iterator[str]:
     """Run dynalite on 127.0.0.1:``port`` (in memory) until the block ends; yield its URL."""
@@ -59,13 +70,7 @@ def dynalite_server(port: int) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, f"dynalite exited with {proc.returncode}"
-                time.sleep(0.1)
+        wait_until_listening(port, proc, "dynalite")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -333,6 +333,7 @@ def test_purge_removes_journals_and_events(store: Store) -> None:
     assert len(store.load_journal("other", R1)) == 1
 
 
+@pytest.mark.needs_transactions  # send_event stores the event
 def test_purge_keeps_the_incarnation_that_has_the_id(store: Store) -> None:
     old, new = RunKey("0ld000000000", 1), R1
     store.write_entry("i1", old, entry(0))
@@ -344,6 +345,7 @@ def test_purge_keeps_the_incarnation_that_has_the_id(store: Store) -> None:
     assert [e.key for e in store.load_events("i1", new)] == ["go#1#a"]
 
 
+@pytest.mark.needs_transactions  # send_event stores the event
 def test_an_instance_never_sees_what_an_older_one_of_its_id_left(store: Store) -> None:
     # The older instance's items outlived its instance item (TTL removed it; the cleanup did not run).
     old = RunKey("0ld000000000", 1)
@@ -361,6 +363,7 @@ def test_an_instance_never_sees_what_an_older_one_of_its_id_left(store: Store) -
     assert [e.result for e in store.load_journal("i1", old)] == ['{"$value":"old"}'] * 3
 
 
+@pytest.mark.needs_transactions  # send_event stores the event
 def test_events_are_kept_per_run_and_deleted_once_taken(store: Store) -> None:
     store.create_instance(record())
     for n in range(3):
