@@ -114,10 +114,10 @@ def observe_sweeps(rt: LocalRuntime, meter: UnitMeter) -> Iterator[list[tuple[Co
     real = module.sweep
     log: list[tuple[Counter[str], list[Charge]]] = []
 
-    def recorded(env: Any = None) -> int:
+    def recorded(env: Any = None, context: Any = None) -> int:
         before, first = rt.aws_calls.copy(), len(meter.charges)
         try:
-            return real(env)
+            return real(env, context=context)
         finally:
             log.append((rt.aws_calls - before, meter.charges[first:]))
 
