@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from framework.client import Instance, InstanceStatus, WorkflowClient
     from framework.config import Backoff, Jitter, RetryPolicy, StepConfig
     from framework.engine import Step
+    from framework.entrypoint import WorkflowEntrypoint
     from framework.errors import (
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         SerializationError,
         StepFailedError,
         StepTimeoutError,
+        WorkflowCodeError,
         WorkflowError,
         WorkflowNotFoundError,
         WorkflowTimeoutError,
@@ -50,6 +52,7 @@ _EXPORTS = {
     "RetryPolicy": "framework.config",
     "StepConfig": "framework.config",
     "Step": "framework.engine",
+    "WorkflowEntrypoint": "framework.entrypoint",
     **dict.fromkeys(
         [
             "DuplicateWorkflowError",
@@ -67,6 +70,7 @@ _EXPORTS = {
             "SerializationError",
             "StepFailedError",
             "StepTimeoutError",
+            "WorkflowCodeError",
             "WorkflowError",
             "WorkflowNotFoundError",
             "WorkflowTimeoutError",
@@ -129,6 +133,8 @@ __all__ = [
     "StepTimeoutError",
     "Workflow",
     "WorkflowClient",
+    "WorkflowCodeError",
+    "WorkflowEntrypoint",
     "WorkflowError",
     "WorkflowEvent",
     "WorkflowNotFoundError",

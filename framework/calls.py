@@ -11,7 +11,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -58,13 +58,27 @@ def timeout_message(entry: JournalEntry) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StepContext:
-    """Passed to a step body that takes one positional parameter."""
+    """Passed to a step body that asks for it: a parameter named ``ctx``, or the one required
+    positional parameter of a body that takes no dependencies. Attributes, and Cloudflare's keys:
+    ``ctx["attempt"]``, ``ctx["step"]["name"]``, ``ctx["step"]["count"]``, ``ctx["config"]``."""
 
     attempt: int
     name: str
     count: int  # how many times a step of this name has been called in this run, this one included
     instance_id: str
     idempotency_key: str  # stable per instance, run and step: use it for calls to outside APIs
+    config: dict[str, Any] = field(default_factory=dict)  # the step's config, in Cloudflare's shape
+
+    def __getitem__(self, key: str) -> Any:
+        """Cloudflare's spelling of the context: ``attempt``, ``step`` (name and count), ``config``."""
+        view: dict[str, Any] = {
+            "attempt": self.attempt,
+            "step": {"name": self.name, "count": self.count},
+            "config": self.config,
+            "instance_id": self.instance_id,
+            "idempotency_key": self.idempotency_key,
+        }
+        return view[key]
 
 
 def check_name(name: Any, *, what: str = "step") -> str:

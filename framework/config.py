@@ -132,6 +132,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def config_view(cfg: Any) -> dict[str, Any]:
+    """A step's config in Cloudflare's shape, as ``ctx["config"]`` shows it to the step body."""
+    retries = cfg.retries
+    return {
+        "retries": {"limit": retries.limit, "delay": f"{retries.delay:g} seconds", "backoff": str(retries.backoff)},
+        "timeout": f"{cfg.timeout:g} seconds",
+    }
+
+
 def step_config(config: StepConfig | dict[str, Any] | None, *, step: str) -> StepConfig:
     """Validate a step's config. Raise InvalidConfigError naming the step on any mistake.
 
@@ -170,6 +179,7 @@ __all__ = [
     "Jitter",
     "RetryPolicy",
     "StepConfig",
+    "config_view",
     "retry_delay",
     "step_config",
 ]

@@ -153,6 +153,7 @@ def entry_values(e: JournalEntry) -> dict[str, Any]:
         "error": e.error.as_dict() if e.error else None,
         "wake_at": e.wake_at,
         "extra": e.extra or None,
+        "op": e.op,  # None for a root call whose position is its seq (most): left out
         "attempts": None
         if _one_clean_attempt(e) or (not e.attempts and not _clean_attempt_implied(e))
         else [
@@ -203,6 +204,7 @@ def entry_of(d: dict[str, Any]) -> JournalEntry:
         error=_error(d.get("error")),
         wake_at=d.get("wake_at"),
         extra=d.get("extra", {}),
+        op=d.get("op"),
     )
 
 

@@ -1,517 +1,313 @@
-"""The ``step`` object a workflow receives: durable calls matched against the journal.
+"""The ``step`` object a workflow receives: its durable calls, sync or async.
 
-Each durable call takes the next journal position. A recorded call returns what was recorded (its body
-never runs again); a new one runs and is written before the workflow moves on. When the instance must
-wait, the call raises :class:`~framework.errors.Suspend`, which only ``framework.worker`` catches.
+In a sync workflow each call returns its value. In an async workflow (an ``async def`` function, or a
+``WorkflowEntrypoint`` whose ``run`` is async) each call returns an awaitable; its identity is taken
+when the call is made, in the calling scope (``framework.identity``), and it runs when awaited. The
+operations themselves are in ``framework.ops``; this module forms their arguments and drives them.
+When the instance must wait, a call raises :class:`~framework.errors.Suspend`, which only
+``framework.worker`` catches.
 """
 
 from __future__ import annotations
 
-import functools
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
+import asyncio
+import inspect
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from framework import payloads, serde
-from framework.calls import (
-    DeadlineCut,
-    Event,
-    StepContext,
-    call_with_timeout,
-    check_event_type,
-    check_name,
-    event_of,
-    timeout_message,
-    wants_context,
-)
+from framework import bodies
+from framework.calls import StepContext, call_with_timeout, check_event_type, check_name, wants_context
 from framework.config import step_config
 from framework.durations import Duration, parse_duration, to_epoch
-from framework.errors import (
-    HistoryLimitError,
-    InvalidConfigError,
-    NonDeterminismError,
-    NonRetryableError,
-    PayloadTooLargeError,
-    SerializationError,
-    StepFailedError,
-    StepTimeoutError,
-    Suspend,
-    WorkflowTimeoutError,
-)
-from framework.faults import point
-from framework.logs import logger
-from framework.records import Attempt, EntryKind, EntryStatus, ErrorInfo, JournalEntry, tail_bytes
+from framework.errors import InvalidConfigError, Suspend
+from framework.ops import Operation, RunBody, Wait
+from framework.ops import sleep as sleep_op
+from framework.ops import step as step_op
+from framework.ops import wait as wait_op
+from framework.records import EntryKind, JournalEntry
+from framework.replay import Replay, mark_step_body
+from framework.scheduler import IN_PROCESS_WAIT, Scheduler
 
 if TYPE_CHECKING:
     from framework.config import StepConfig  # a pydantic model: not loaded for steps without a config
+    from framework.registry import Workflow
     from framework.worker import Invocation
 
-T = TypeVar("T")
-# Failures that no retry can mend.
-NEVER_RETRY = (NonRetryableError, SerializationError, PayloadTooLargeError)
-IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
-ATTEMPT_BYTES = 800  # the most one attempt record takes in a journal item (its error cut to 512)
-# Cuts by the invocation's deadline a step may take uncharged (counted in its journal entry). The next
-# cut is charged as a failed attempt: a step that needs longer than any invocation gives must not run
-# again for ever.
-FREE_CUTS = 2
-
-CRASHED = ErrorInfo(
-    "InvocationCrashedError",
-    "the invocation ended during this attempt (for example a Lambda timeout or out of memory)",
-)
+__all__ = ["IN_PROCESS_WAIT", "Step", "StepFunction"]
+# Re-exported for the tests that pin them.
+FREE_CUTS = step_op.FREE_CUTS
 
 
 class Step:
-    """The durable calls of one replay. Not thread-safe: call it from the workflow function only."""
+    """The durable calls of one replay. Call it from the workflow's code only: not from step bodies,
+    not from threads of your own."""
 
-    def __init__(self, invocation: Invocation, journal: list[JournalEntry], crash_charge: int) -> None:
-        self._inv = invocation
-        self._journal = {entry.seq: entry for entry in journal}
-        self._pos = 0
-        self._counts: Counter[str] = Counter()
-        self._crash_charge = crash_charge
-        self._in_step = False
-        self.problem: BaseException | None = None  # a Suspend or fatal error the user may have caught
-        self.steps_run = 0
-        # A sleep's entry, written at the next durable call; if the sleep suspends the run, or the
-        # workflow ends first, it goes with the release instead (``take_pending``): one write less.
-        # Only a sleep waits so: running it again has no effect but on its wake time.
-        self._pending: JournalEntry | None = None
+    def __init__(
+        self, invocation: Invocation, journal: list[JournalEntry], crash_charge: int, *, is_async: bool = False
+    ) -> None:
+        self._r = Replay(invocation, journal, crash_charge)
+        self._scheduler = Scheduler(self._r) if is_async else None
+        self._functions: dict[str, StepFunction] = {}  # decorated steps by function name: DAG deps
+
+    @property
+    def problem(self) -> BaseException | None:
+        return self._r.problem
+
+    @property
+    def steps_run(self) -> int:
+        return self._r.steps_run
+
+    def run(self, workflow: Workflow, event: Any) -> Any:
+        """Run the workflow's code on this step object: its output, or what stops it."""
+        result = workflow(event, self)
+        if self._scheduler is None:
+            return result
+        return self._scheduler.run(result)
+
+    def finish(self) -> None:
+        self._r.finish()
+
+    def entries(self) -> list[JournalEntry]:
+        return self._r.entries()
+
+    def take_pending(self, max_bytes: int) -> tuple[JournalEntry, ...]:
+        return self._r.take_pending(max_bytes)
 
     # -- step.do -------------------------------------------------------------------------------
     def do(
         self,
-        name: str,
-        fn: Callable[..., T] | None = None,
+        name: str | Callable[..., Any] | None = None,
+        fn: Callable[..., Any] | None = None,
         *,
         config: StepConfig | dict[str, Any] | None = None,
+        concurrent: bool = False,
+        depends: Sequence[StepFunction] | None = None,
     ) -> Any:
-        """Run ``fn`` as a durable step and return its result, or decorate a function: ``@step.do(name)``
-        gives a callable that runs the step when called."""
-        check_name(name)
-        cfg = step_config(config, step=name)
+        """Run ``fn`` as a durable step: ``step.do("name", fn)`` or ``step.do(fn)``, the name defaulting
+        to the function's. Without ``fn``, decorate a function: ``@step.do()``, ``@step.do("name",
+        config=...)``. A decorated step runs once per replay however often it is called, and takes the
+        results of the decorated steps its parameters name (``concurrent=True``: resolved at once), or
+        of ``depends``, by position."""
+        if callable(name) and fn is None:
+            name, fn = None, name
+        if name is not None:
+            check_name(name)
         if fn is None:
-
-            def decorate(body: Callable[..., T]) -> Callable[[], T]:
-                if not callable(body):
-                    raise InvalidConfigError(f"step {name!r} must decorate a callable")
-
-                @functools.wraps(body)
-                def run_step() -> T:
-                    return self._run(name, body, cfg)  # type: ignore[no-any-return]
-
-                return run_step
-
-            return decorate
+            return self._decorator(name, config, concurrent, depends)
         if not callable(fn):
             raise InvalidConfigError(f"step {name!r} needs a callable, got {type(fn).__name__}")
-        return self._run(name, fn, cfg)
+        name = name if name is not None else _name_of(fn)
+        cfg = step_config(config, step=name)
+        return self._call(name, _bind(fn, [], positional=0), cfg, _is_async(fn))
+
+    def _decorator(
+        self,
+        name: str | None,
+        config: StepConfig | dict[str, Any] | None,
+        concurrent: bool,
+        depends: Sequence[StepFunction] | None,
+    ) -> Callable[[Callable[..., Any]], StepFunction]:
+        if depends is not None and not all(isinstance(d, StepFunction) for d in depends):
+            raise InvalidConfigError(f"depends of step {name!r} must list functions decorated with step.do")
+        if name is None and config is not None:
+            step_config(config, step="(unnamed)")  # report a bad config where it is written
+
+        def decorate(fn: Callable[..., Any]) -> StepFunction:
+            if not callable(fn):
+                raise InvalidConfigError(f"step {name!r} must decorate a callable")
+            step_name = name if name is not None else _name_of(fn)
+            cfg = step_config(config, step=step_name)
+            function = StepFunction(self, step_name, fn, cfg, concurrent, tuple(depends or ()))
+            self._functions[getattr(fn, "__name__", step_name)] = function
+            return function
+
+        return decorate
+
+    def _call(self, name: str, body: Callable[[StepContext, Sequence[Any]], Any], cfg: StepConfig, is_async: bool) -> Any:
+        claim = self._r.claim(EntryKind.STEP, name)
+        return self._perform(step_op.run(self._r, claim, name, lambda ctx: body(ctx, ()), cfg, is_async=is_async))
 
     # -- sleeps ----------------------------------------------------------------------------------
-    def sleep(self, name: str, duration: Duration) -> None:
+    def sleep(self, name: str, duration: Duration) -> Any:
         """Wait ``duration`` (a timedelta, seconds, or a string such as "2 hours") at no compute cost."""
         check_name(name, what="sleep")
         seconds = parse_duration(duration, what=f"duration of sleep {name!r}")
-        self._sleep(name, lambda now: now + seconds)
+        claim = self._r.claim(EntryKind.SLEEP, name)
+        return self._perform(sleep_op.run(self._r, claim, name, lambda now: now + seconds))
 
-    def sleep_until(self, name: str, when: datetime | int | float) -> None:
-        """Wait until ``when``: an aware datetime or epoch seconds. A naive datetime is an error."""
+    def sleep_until(self, name: str, when: datetime | int | float) -> Any:
+        """Wait until ``when``: a datetime or epoch seconds. A naive datetime is read as the process's
+        local time, as Python's ``datetime.timestamp`` reads it (UTC on Lambda)."""
         check_name(name, what="sleep")
+        if isinstance(when, datetime) and when.tzinfo is None:
+            when = when.astimezone()  # naive: local time; see docs/execution-model.md
         at = to_epoch(when, what=f"time of sleep {name!r}")
-        self._sleep(name, lambda now: at)
+        claim = self._r.claim(EntryKind.SLEEP, name)
+        return self._perform(sleep_op.run(self._r, claim, name, lambda now: at))
 
     # -- events ----------------------------------------------------------------------------------
-    def wait_for_event(self, name: str, event_type: str, timeout: Duration = "24 hours") -> Event:
-        """Wait for the next event of ``event_type`` sent to this instance (first in, first out).
-        Raise WorkflowTimeoutError once ``timeout`` passes first."""
+    def wait_for_event(self, name: str, event_type: str, timeout: Duration = "24 hours") -> Any:
+        """Wait for the next event of ``event_type`` sent to this instance (first in, first out), an
+        :class:`~framework.calls.Event`. Raise WorkflowTimeoutError once ``timeout`` passes first."""
         check_name(name, what="wait")
         check_event_type(event_type)
         seconds = parse_duration(timeout, what=f"timeout of wait {name!r}")
-        seq, entry = self._next(EntryKind.WAIT, name)
-        if entry is not None and entry.extra.get("event_type") != event_type:
-            self.problem = NonDeterminismError(
-                f"wait {name!r} (durable call #{seq + 1}) is for {event_type!r}, but the journal recorded a "
-                f"wait for {entry.extra.get('event_type')!r}"
-            )
-            raise self.problem
-        if entry is not None and entry.status is EntryStatus.COMPLETE:
-            return event_of(entry)
-        if entry is not None and entry.status is EntryStatus.TIMED_OUT:
-            raise WorkflowTimeoutError(timeout_message(entry))
-        now = self._inv.now()
-        if entry is None:
-            waiting = JournalEntry(
-                seq,
-                EntryKind.WAIT,
-                name,
-                EntryStatus.WAITING,
-                now,
-                wake_at=now + seconds,
-                extra={"event_type": event_type, "timeout": seconds},
-            )
-            entry = self._write(None, waiting)
-        taken = {
-            e.extra["event_key"]
-            for e in self._journal.values()
-            if e.status is EntryStatus.COMPLETE and e.kind is EntryKind.WAIT
-        }
-        events = self._inv.events(event_type)
-        event = next((e for e in events if e.key not in taken), None)
-        if event is not None:
-            done = replace(
-                entry,
-                status=EntryStatus.COMPLETE,
-                ended_at=now,
-                extra=entry.extra
-                | {"event_key": event.key, "payload": event.payload, "sent_at": event.sent_at},
-            )
-            written = self._write(entry, done)
-            self._inv.taken.append(event.key)
-            return event_of(written)
-        assert entry.wake_at is not None
-        if now >= entry.wake_at:
-            timed_out = self._write(
-                entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=entry.wake_at)
-            )
-            raise WorkflowTimeoutError(timeout_message(timed_out))
-        self.problem = Suspend(
-            entry.wake_at,
-            f"wait {name!r} for {event_type!r}",
-            event_type=event_type,
-            seen=frozenset(e.key for e in events),
-        )
-        raise self.problem
+        claim = self._r.claim(EntryKind.WAIT, name)
+        return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
 
-    # -- internals -------------------------------------------------------------------------------
-    def _next(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
-        self._flush()
-        if self._pos >= self._inv.env.settings.max_history and self.problem is None:
-            self.problem = HistoryLimitError(
-                f"the run made {self._pos} durable calls, the most one run may make "
-                "(WORKFLOWS_MAX_HISTORY): split the work across instances"
-            )
-        if self._in_step:
-            raise NonRetryableError(
-                "durable calls (step.do, step.sleep, ...) cannot be nested in a step body"
-            )
-        if self.problem is not None:
-            raise self.problem  # the workflow swallowed a suspension or a fatal error: stop again
-        if self._inv.failure is not None:
-            raise self._inv.failure  # it swallowed an engine failure (with a bare except)
-        if self._inv.pause_requested():
-            self.problem = Suspend(self._inv.now(), "paused")
-            raise self.problem
-        seq = self._pos
-        self._pos += 1
-        entry = self._journal.get(seq)
-        if entry is not None and (entry.kind != kind or entry.name != name):
-            self.problem = NonDeterminismError(
-                f"durable call #{seq + 1} is {kind.value} {name!r}, but the journal recorded "
-                f"{entry.kind.value} {entry.name!r} there: the workflow code changed, or depends on "
-                "something other than its params and step results"
-            )
-            raise self.problem
-        return seq, entry
+    # -- driving -----------------------------------------------------------------------------------
+    def _perform(self, operation: Operation) -> Any:
+        """Sync: run the operation now and return its value. Async: an awaitable that runs it."""
+        if self._scheduler is not None:
+            return self._scheduler.perform(operation)
+        value: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                try:
+                    request = operation.send(value) if error is None else operation.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                value, error = None, None
+                try:
+                    value = self._serve(request)
+                except Exception as exc:  # the body's failure: the operation decides what it means
+                    error = exc
+        finally:
+            operation.close()
 
-    def finish(self) -> None:
-        """After the workflow returned: raise what it swallowed, or a NonDeterminismError if the
-        journal holds calls that this run no longer made."""
-        if self._inv.failure is not None:  # first: an entry may be unwritten; hand over, don't suspend
-            raise self._inv.failure
-        if self.problem is not None:
-            raise self.problem
-        unused = sorted(seq for seq in self._journal if seq >= self._pos)
-        if unused:
-            entry = self._journal[unused[0]]
-            self.problem = NonDeterminismError(
-                f"the workflow returned after {self._pos} durable calls, but the journal recorded "
-                f"{entry.kind.value} {entry.name!r} as call #{entry.seq + 1}: the workflow code changed"
-            )
-            raise self.problem
-
-    def _flush(self) -> None:
-        """Write the pending entry (a sleep), if any. It stays pending until the write succeeds."""
-        if self._pending is not None:
-            self._put(self._pending)
-            self._pending = None
-
-    def entries(self) -> list[JournalEntry]:
-        """The journal as this replay left it, in order."""
-        return [self._journal[seq] for seq in sorted(self._journal)]
-
-    def take_pending(self, max_bytes: int) -> JournalEntry | None:
-        """After the workflow ended or suspended: hand over the pending entry for the release to keep
-        in the instance item, if it takes at most ``max_bytes`` there; write a larger one now."""
-        pending = self._pending
-        if pending is None or tail_bytes((pending,)) <= max_bytes:
-            self._pending = None
-            return pending
-        self._flush()
+    def _serve(self, request: RunBody | Wait) -> Any:
+        """Serve a request inline, on the workflow's thread (a sync workflow)."""
+        if isinstance(request, RunBody):
+            mark_step_body(True)
+            try:
+                result = call_with_timeout(request.body, request.seconds)
+                if inspect.isawaitable(result):  # an async body in a sync workflow
+                    result = bodies.await_on_body_loop(result, request.seconds)
+                return result
+            finally:
+                mark_step_body(False)
+        inv = self._r.inv
+        gap = request.wake_at - inv.now()
+        if gap <= 0:
+            return None
+        if gap < IN_PROCESS_WAIT and inv.time_left() - gap > inv.margin:
+            inv.env.clock.sleep(gap)
+            return None
+        events = {request.event_type: request.seen} if request.event_type is not None else None
+        self._r.stop(Suspend(request.wake_at, request.reason, events=events))
         return None
 
-    def _write(
-        self, previous: JournalEntry | None, entry: JournalEntry, *, defer: bool = False
-    ) -> JournalEntry:
-        self._flush()
-        entry = _revised(previous, entry)
-        if defer:
-            self._pending = entry
-        else:
-            self._put(entry)
-        self._journal[entry.seq] = entry
-        return entry
 
-    def _put(self, entry: JournalEntry) -> None:
-        where = {"instance_id": self._inv.instance_id, "seq": entry.seq, "name": entry.name}
-        point("journal.before_write", **where, status=entry.status)
-        self._inv.write_entry(entry)
-        point("journal.after_write", **where, status=entry.status)
+class StepFunction:
+    """A function decorated with ``step.do``: calling it runs the step, once per replay; later calls
+    return (or, async, resolve to) the same outcome."""
 
-    def _wait(self, wake_at: float, reason: str) -> None:
-        now = self._inv.now()
-        if wake_at <= now:
-            return
-        if wake_at - now < IN_PROCESS_WAIT and self._inv.time_left() - (wake_at - now) > self._inv.margin:
-            self._inv.env.clock.sleep(wake_at - now)
-            return
-        self.problem = Suspend(wake_at, reason)
-        raise self.problem
-
-    def _sleep(self, name: str, wake_of: Callable[[float], float]) -> None:
-        seq, entry = self._next(EntryKind.SLEEP, name)
-        if entry is None:
-            now = self._inv.now()
-            new = JournalEntry(seq, EntryKind.SLEEP, name, EntryStatus.SLEEPING, now, wake_at=wake_of(now))
-            # Written at the next durable call, or kept in the instance item by the release if the
-            # sleep suspends the run: a sleep is never written again, so it can ride along.
-            entry = self._write(None, new, defer=True)
-            logger.info("sleep started", extra={"step": name, "wake_at": entry.wake_at})
-        assert entry.wake_at is not None
-        self._wait(entry.wake_at, f"sleep {name!r}")
-
-    def _run(self, name: str, fn: Callable[..., Any], cfg: StepConfig) -> Any:
-        seq, entry = self._next(EntryKind.STEP, name)
-        self._counts[name] += 1
-        if entry is not None and entry.status is EntryStatus.COMPLETE:
-            return self._inv.engine_call(payloads.load, self._inv.env, entry.result, entry.result_ref)
-        if entry is not None and entry.status is EntryStatus.FAILED:
-            raise self._failed(entry)
-        attempts = self._attempts_so_far(entry)
-        cuts: int = entry.extra.get("cuts", 0) if entry is not None else 0
-        if entry is not None and entry.status is EntryStatus.RETRYING and entry.wake_at is not None:
-            self._wait(entry.wake_at, f"retry of step {name!r}")
-        context_wanted = wants_context(fn)
-        policy = cfg.retries
-        while True:
-            if len(attempts) > policy.limit:
-                entry = self._record_failure(seq, name, entry, attempts)
-                raise self._failed(entry)
-            if self._inv.time_left() < self._inv.margin:  # too little time to start: re-enqueue now
-                self.problem = Suspend(self._inv.now(), f"too little invocation time left for step {name!r}")
-                raise self.problem
-            started = self._inv.now()
-            attempt_no = len(attempts) + 1
-            if cfg.at_most_once:
-                marker = JournalEntry(
-                    seq,
-                    EntryKind.STEP,
-                    name,
-                    EntryStatus.STARTED,
-                    started,
-                    attempts=(*attempts, Attempt(started)),
-                    extra=_cuts(cuts),
-                )
-                entry = self._write(entry, marker)
-            logger.append_keys(step=name, attempt=attempt_no)
-            try:
-                # The entry also holds one record per attempt: leave room for them under 400 KB.
-                room = self._inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * attempt_no
-                value, text = self._attempt(seq, name, fn, cfg, attempt_no, context_wanted, room)
-            except Exception as exc:
-                if isinstance(exc, DeadlineCut):
-                    cuts, exc = self._cut(seq, name, entry, attempts, started, cuts + 1, cfg)
-                now = self._inv.now()
-                error = ErrorInfo.of(exc, limit=512)  # as stored: UTF-8, no pydantic input values
-                attempts.append(Attempt(started, now, error))
-                logger.warning("step attempt failed", extra={"error": f"{error.name}: {error.message}"})
-                retryable = not isinstance(exc, (*NEVER_RETRY, *policy.non_retryable))
-                if not retryable or len(attempts) > policy.limit:
-                    entry = self._record_failure(seq, name, entry, attempts)
-                    raise self._failed(entry) from None
-                wake_at = now + policy.delay_before_retry(len(attempts))
-                entry = self._write(
-                    entry,
-                    JournalEntry(
-                        seq,
-                        EntryKind.STEP,
-                        name,
-                        EntryStatus.RETRYING,
-                        attempts[0].started_at,
-                        attempts=tuple(attempts),
-                        wake_at=wake_at,
-                        extra=_cuts(cuts),
-                    ),
-                )
-                self._wait(wake_at, f"retry of step {name!r}")
-                continue
-            finally:
-                logger.remove_keys(["step", "attempt"])
-            # A large result goes to the blob store under a key of its own per attempt; a failure there
-            # is the engine's, not the step's.
-            key = self._inv.blob_key("results", seq, attempt_no)
-            stored = self._inv.engine_call(
-                payloads.store, self._inv.env, text, key, what=f"result of step {name!r}", inline_room=room
-            )
-            return self._record_success(seq, name, entry, attempts, started, stored, value, cfg)
-
-    def _attempts_so_far(self, entry: JournalEntry | None) -> list[Attempt]:
-        """The step's attempts as recorded, an at-most-once attempt that began counted as crashed, and
-        the attempts charged for crashes in a row at this position."""
-        attempts = list(entry.attempts) if entry is not None else []
-        if entry is not None and entry.status is EntryStatus.STARTED:
-            attempts[-1] = Attempt(attempts[-1].started_at, self._inv.now(), CRASHED)
-        attempts += [Attempt(self._inv.now(), self._inv.now(), CRASHED)] * self._crash_charge
-        self._crash_charge = 0
-        return attempts
-
-    def _attempt(
+    def __init__(
         self,
-        seq: int,
+        step: Step,
         name: str,
         fn: Callable[..., Any],
         cfg: StepConfig,
-        attempt: int,
-        context_wanted: bool,
-        room: int,
-    ) -> tuple[Any, str]:
-        inv = self._inv
-        context = StepContext(
-            attempt=attempt,
-            name=name,
-            count=self._counts[name],
-            instance_id=inv.instance_id,
-            idempotency_key=f"{inv.instance_id}:{inv.run_key}:{seq}",
-        )
-        body = functools.partial(fn, context) if context_wanted else fn
-        budget = max(inv.time_left() - inv.margin / 2, 0.001)
-        self._in_step = True
-        try:
-            result = call_with_timeout(body, min(cfg.timeout, budget))
-        except StepTimeoutError as exc:
-            if budget < cfg.timeout and budget < 0.9 * inv.budget:
-                raise DeadlineCut(str(exc)) from None  # the invocation's time ran out, not the step's
-            raise
-        finally:
-            self._in_step = False
-        self.steps_run += 1
-        point("step.after_body", instance_id=inv.instance_id, seq=seq, name=name, attempt=attempt)
-        what = f"result of step {name!r}"
-        text, value = serde.roundtrip(result, what=what)
-        # Too large: the step fails, as for any bad result, before anything is stored.
-        payloads.check(inv.env, text, what=what, inline_room=room)
-        return value, text
+        concurrent: bool,
+        depends: tuple[StepFunction, ...],
+    ) -> None:
+        self.name = name
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self._step = step
+        self._fn = fn
+        self._cfg = cfg
+        self._concurrent = concurrent
+        self._depends = depends
+        self._outcome: Any = None  # async: the task; sync: (value, error)
+        self._called = False
 
-    def _cut(
-        self,
-        seq: int,
-        name: str,
-        entry: JournalEntry | None,
-        attempts: list[Attempt],
-        started: float,
-        cuts: int,
-        cfg: StepConfig,
-    ) -> tuple[int, StepTimeoutError]:
-        """The invocation's deadline cut an attempt short, the step's ``cuts``-th cut. Within FREE_CUTS,
-        start the attempt over in a fresh invocation, uncharged, once the cut is counted in the step's
-        entry. An ``at_most_once`` step is charged for every cut, by its started marker on replay.
-        Return (cuts, the error to charge) past FREE_CUTS."""
-        if cuts > FREE_CUTS and not cfg.at_most_once:
-            return cuts, StepTimeoutError(
-                f"step {name!r} needs longer than the worker's timeout: the invocation's deadline cut it "
-                f"short {cuts} times"
-            )
-        now = self._inv.now()
-        if not cfg.at_most_once:
-            self._write(
-                entry,
-                JournalEntry(
-                    seq,
-                    EntryKind.STEP,
-                    name,
-                    EntryStatus.RETRYING,
-                    entry.started_at if entry is not None else started,
-                    attempts=tuple(attempts),
-                    wake_at=now,
-                    extra=_cuts(cuts),
-                ),
-            )
-        self.problem = Suspend(now, f"invocation time ran out during step {name!r}")
-        raise self.problem
+    def __call__(self) -> Any:
+        """Run the step. Async: once per replay, every call awaiting the same outcome (Cloudflare's
+        form). Sync: each call is a step of its own, as ``step.do`` is; as a dependency, once."""
+        if self._called and self._step._scheduler is not None:
+            return self._outcome
+        self._called = True
+        known = set(self._step._functions) - {self.__name__}
+        by_name = [p for p in _parameters(self._fn) if p in known and p != "ctx"]
+        deps = [*self._depends, *(self._step._functions[p] for p in by_name)]
+        body = _bind(self._fn, by_name, positional=len(self._depends))
+        is_async = _is_async(self._fn)
+        scheduler = self._step._scheduler
+        if scheduler is None:
+            try:
+                self._outcome = (self._run(body, [dep.resolved() for dep in deps], is_async), None)
+            except Exception as exc:
+                self._outcome = (None, exc)
+            return self.resolved()
+        awaitables = [dep() for dep in deps]  # their identities first, in order, then this step's
+        claim = self._step._r.claim(EntryKind.STEP, self.name)
 
-    def _record_success(
-        self,
-        seq: int,
-        name: str,
-        entry: JournalEntry | None,
-        attempts: list[Attempt],
-        started: float,
-        stored: tuple[str | None, str | None],
-        value: Any,
-        cfg: StepConfig,
-    ) -> Any:
-        now = self._inv.now()
-        inline, ref = stored
-        done = JournalEntry(
-            seq,
-            EntryKind.STEP,
-            name,
-            EntryStatus.COMPLETE,
-            attempts[0].started_at if attempts else started,
-            ended_at=now,
-            result=inline,
-            result_ref=ref,
-            attempts=(*attempts, Attempt(started, now)),
-        )
-        # Written before the workflow goes on: a crash, or a failed AWS call, in the code that follows
-        # must not run this body again. (Deferring it to the next durable call would save the run's
-        # last write, but a crash in between would then re-run the step: measured, and not done.)
-        self._write(entry, done)
-        logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
+        async def resolve_and_run() -> Any:
+            if self._concurrent:
+                values = list(await asyncio.gather(*awaitables))
+            else:
+                values = [await a for a in awaitables]
+            operation = step_op.run(
+                self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
+            )
+            return await scheduler.perform(operation)
+
+        self._outcome = scheduler.loop.create_task(resolve_and_run())
+        return self._outcome
+
+    def resolved(self) -> Any:
+        """Sync: the outcome of this step's first run in this replay, running it if it has not run."""
+        if not self._called:
+            self()
+        value, error = self._outcome
+        if error is not None:
+            raise error
         return value
 
-    def _record_failure(
-        self, seq: int, name: str, entry: JournalEntry | None, attempts: list[Attempt]
-    ) -> JournalEntry:
-        last = attempts[-1]
-        failed = JournalEntry(
-            seq,
-            EntryKind.STEP,
-            name,
-            EntryStatus.FAILED,
-            attempts[0].started_at,
-            ended_at=last.ended_at,
-            attempts=tuple(attempts),
-            error=last.error,
-        )
-        logger.warning("step failed", extra={"step": name, "attempts": len(attempts)})
-        return self._write(entry, failed)
-
-    @staticmethod
-    def _failed(entry: JournalEntry) -> StepFailedError:
-        error = entry.error or ErrorInfo("WorkflowError", "unknown")
-        return StepFailedError(entry.name, len(entry.attempts), error.name, error.message)
+    def _run(self, body: Callable[[StepContext, Sequence[Any]], Any], values: list[Any], is_async: bool) -> Any:
+        claim = self._step._r.claim(EntryKind.STEP, self.name)
+        operation = step_op.run(self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async)
+        return self._step._perform(operation)
 
 
-def _cuts(cuts: int) -> dict[str, Any]:
-    """A step entry's ``extra``: the deadline cuts it took, if any."""
-    return {"cuts": cuts} if cuts else {}
+def _name_of(fn: Callable[..., Any]) -> str:
+    return check_name(getattr(fn, "__name__", None) or type(fn).__name__)
 
 
-def _revised(previous: JournalEntry | None, entry: JournalEntry) -> JournalEntry:
-    """``entry`` as the next revision of ``previous`` (rev 1 when there is none)."""
-    if previous is None:
-        return entry
-    return previous.next_rev(**{f: getattr(entry, f) for f in entry.__dataclass_fields__ if f != "rev"})
+def _is_async(fn: Callable[..., Any]) -> bool:
+    target = getattr(fn, "func", fn)  # a functools.partial
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))
+
+
+def _parameters(fn: Callable[..., Any]) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _bind(
+    fn: Callable[..., Any], by_name: list[str], *, positional: int
+) -> Callable[[StepContext, Sequence[Any]], Any]:
+    """How to call ``fn`` with the step context and its dependencies' results: dependencies given by
+    position (``depends=``) first, then those its parameters name; the context to a parameter named
+    ``ctx``, or, with no dependencies, to its one required positional parameter."""
+    params = _parameters(fn)
+    ctx_by_name = "ctx" in params
+    ctx_positional = not ctx_by_name and not by_name and not positional and wants_context(fn)
+
+    def call(ctx: StepContext, values: Sequence[Any]) -> Any:
+        args = list(values[:positional])
+        kwargs = dict(zip(by_name, values[positional:], strict=True))
+        if ctx_by_name:
+            kwargs["ctx"] = ctx
+        elif ctx_positional:
+            args.insert(0, ctx)
+        return fn(*args, **kwargs)
+
+    return call
+

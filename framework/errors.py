@@ -7,6 +7,8 @@ Errors a user may catch derive from :class:`WorkflowError`. :class:`Suspend` is 
 
 from __future__ import annotations
 
+import builtins
+import functools
 from typing import Any
 
 
@@ -34,7 +36,37 @@ class StepFailedError(WorkflowError):
         super().__init__(f"step {step!r} failed after {attempts} {plural}: {error_type}: {error_message}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.step, self.attempts, self.error_type, self.error_message))
+        return (failed_step_error, (self.step, self.attempts, self.error_type, self.error_message))
+
+    def __str__(self) -> str:  # not the built-in base's own str (KeyError quotes its argument)
+        return str(self.args[0]) if self.args else ""
+
+
+def failed_step_error(step: str, attempts: int, error_type: str, error_message: str) -> StepFailedError:
+    """The StepFailedError for a step that failed with ``error_type``. When that is a built-in exception
+    class (``TypeError``, ``KeyError``, ...), the error is an instance of it as well, so that code
+    written for Cloudflare, which raises the original error, catches it with ``except TypeError:``."""
+    cls = _failed_class(error_type)
+    try:
+        return cls(step, attempts, error_type, error_message)
+    except Exception:  # a built-in whose constructor wants more (UnicodeDecodeError): the plain error
+        return StepFailedError(step, attempts, error_type, error_message)
+
+
+@functools.cache
+def _failed_class(error_type: str) -> type[StepFailedError]:
+    builtin = getattr(builtins, error_type, None)
+    # StopIteration would end the coroutine or generator it is raised through, not fail the call.
+    if not (isinstance(builtin, type) and issubclass(builtin, Exception)) or issubclass(
+        builtin, WorkflowError | StopIteration | StopAsyncIteration
+    ):
+        return StepFailedError
+    try:
+        # Named as its base: an instance's error, and logs, say StepFailedError whatever it wraps.
+        attrs = {"__module__": __name__, "__qualname__": "StepFailedError"}
+        return type("StepFailedError", (StepFailedError, builtin), attrs)
+    except TypeError:  # a layout that cannot be combined
+        return StepFailedError
 
 
 class StepTimeoutError(WorkflowError):
@@ -47,6 +79,12 @@ class WorkflowTimeoutError(WorkflowError):
 
 class NonDeterminismError(WorkflowError):
     """On replay, the k-th durable call differs in kind or name from the k-th journal entry."""
+
+
+class WorkflowCodeError(WorkflowError):
+    """Workflow code, outside any step, did what only a step may do: waited on a timer
+    (``asyncio.sleep`` with a delay), ran work on another thread, or awaited something no durable call
+    completes. The instance errors with this message."""
 
 
 class HistoryLimitError(WorkflowError):
@@ -116,18 +154,14 @@ class Suspend(BaseException):
     """
 
     def __init__(
-        self,
-        wake_at: float | None,
-        reason: str,
-        *,
-        event_type: str | None = None,
-        seen: frozenset[str] = frozenset(),
+        self, wake_at: float | None, reason: str, *, events: dict[str, frozenset[str]] | None = None
     ) -> None:
         super().__init__(reason)
         self.wake_at = wake_at
         self.reason = reason
-        self.event_type = event_type  # a wait for this event type: look once more after releasing
-        self.seen = seen  # keys of the events of that type the wait already knew about
+        # Event types waited for, each with the keys of the events of that type the waits already
+        # knew about: the engine looks once more after releasing, for events sent meanwhile.
+        self.events = events or {}
 
 
 class Stopped(BaseException):

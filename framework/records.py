@@ -90,6 +90,19 @@ class JournalEntry:
     error: ErrorInfo | None = None  # the last attempt's error, for FAILED steps
     wake_at: float | None = None  # sleeps: when they end; RETRYING steps: the next attempt
     extra: dict[str, Any] = field(default_factory=dict)  # room for waits and events
+    # The durable call's identity (``framework.identity``): its scope path and its position there, such
+    # as "3" or "2.0.1". None in entries written before identities existed, which are root calls whose
+    # position is their seq.
+    op: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.op == str(self.seq):  # one spelling of a root call's identity, so entries compare equal
+            object.__setattr__(self, "op", None)
+
+    @property
+    def op_id(self) -> str:
+        """The identity replay matches this entry by."""
+        return self.op if self.op is not None else str(self.seq)
 
     def next_rev(self, **changes: Any) -> JournalEntry:
         return replace(self, rev=self.rev + 1, **changes)

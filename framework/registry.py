@@ -33,22 +33,52 @@ MAX_PARAMS_BYTES = 256 * 1024
 @dataclass(frozen=True, slots=True)
 class WorkflowEvent:
     """What the workflow function receives: ``payload`` (dict, or the params model), the instance
-    id, and ``timestamp``, the creation time as an aware UTC datetime."""
+    id, ``timestamp``, the creation time as an aware UTC datetime, and the workflow's name. Cloudflare's
+    keys read the same: ``event["payload"]``, ``event["timestamp"]``, ``event["instanceId"]``,
+    ``event["workflowName"]``."""
 
     payload: Any
     instance_id: str
     timestamp: datetime
+    workflow_name: str = ""
+
+    def __getitem__(self, key: str) -> Any:
+        fields = {
+            "payload": self.payload,
+            "timestamp": self.timestamp,
+            "instanceId": self.instance_id,
+            "workflowName": self.workflow_name,
+        }
+        return fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        return ["payload", "timestamp", "instanceId", "workflowName"]
 
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
-    """A registered workflow. Calling it calls the function."""
+    """A registered workflow: a function ``fn(event, step)``, or a ``WorkflowEntrypoint`` subclass
+    whose ``run(event, step)`` is called on a fresh instance. Calling it calls the code; an async
+    workflow's call returns its coroutine."""
 
     name: str
-    fn: Callable[[WorkflowEvent, Step], Any]
+    fn: Callable[..., Any]
     params: type[BaseModel] | None = None
 
+    @property
+    def is_async(self) -> bool:
+        code = getattr(self.fn, "run", None) if isinstance(self.fn, type) else self.fn
+        return inspect.iscoroutinefunction(code)
+
     def __call__(self, event: WorkflowEvent, step: Step) -> Any:
+        if isinstance(self.fn, type):
+            return self.fn().run(event, step)
         return self.fn(event, step)
 
     def encode_params(self, params: Any) -> str:
@@ -107,7 +137,13 @@ class Registry:
         for wf in workflows:
             self.add(wf)
 
-    def add(self, wf: Workflow) -> None:
+    def add(self, wf: Workflow | type) -> None:
+        """Add a workflow, or the ``WorkflowEntrypoint`` class registered as one."""
+        if isinstance(wf, type):
+            found = getattr(wf, "__workflow__", None)
+            if not isinstance(found, Workflow) or found.fn is not wf:
+                raise InvalidConfigError(f"{wf.__qualname__} is not a registered workflow class")
+            wf = found
         existing = self._workflows.get(wf.name)
         if existing is not None and _origin(existing.fn) != _origin(wf.fn):
             raise DuplicateWorkflowError(
@@ -115,6 +151,11 @@ class Registry:
                 f"cannot register {_origin(wf.fn)} under it too"
             )
         self._workflows[wf.name] = wf
+
+    def remove(self, wf: Workflow) -> None:
+        """Take ``wf`` out, if it is registered (a class renamed by ``@workflow``)."""
+        if self._workflows.get(wf.name) is wf:
+            del self._workflows[wf.name]
 
     def get(self, name: str) -> Workflow:
         try:
@@ -138,15 +179,33 @@ def _origin(fn: Callable[..., Any]) -> str:
 REGISTRY = Registry()
 
 
-def workflow(
-    name: str, *, params: type[BaseModel] | None = None
-) -> Callable[[Callable[[WorkflowEvent, Step], Any]], Workflow]:
-    """Register the decorated function as workflow ``name``. Names are unique per process."""
+def check_workflow_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidConfigError(
             f"workflow name {name!r} is invalid: use 1 to 64 letters, digits, '_' or '-', "
             "not starting with '-'"
         )
+    return name
+
+
+def register_class(cls: type, name: str, params: type[BaseModel] | None = None) -> Workflow:
+    """Register a ``WorkflowEntrypoint`` subclass as workflow ``name``, in place of any name it was
+    registered under before."""
+    check_workflow_name(name)
+    previous = cls.__dict__.get("__workflow__")
+    wf = Workflow(name=name, fn=cls, params=params)
+    REGISTRY.add(wf)
+    if isinstance(previous, Workflow) and previous.name != name:
+        REGISTRY.remove(previous)
+    cls.__workflow__ = wf  # type: ignore[attr-defined]
+    cls.name = name  # type: ignore[attr-defined]
+    return wf
+
+
+def workflow(name: str, *, params: type[BaseModel] | None = None) -> Callable[[Any], Any]:
+    """Register the decorated function as workflow ``name``, or name a ``WorkflowEntrypoint``
+    subclass (the class is returned, registered under ``name``). Names are unique per process."""
+    check_workflow_name(name)
     if params is not None:
         # Imported here: a workflow without a params model does not load pydantic.
         from pydantic import BaseModel
@@ -154,9 +213,12 @@ def workflow(
         if not (isinstance(params, type) and issubclass(params, BaseModel)):
             raise InvalidConfigError(f"params of workflow {name!r} must be a pydantic model class")
 
-    def register(fn: Callable[[WorkflowEvent, Step], Any]) -> Workflow:
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-            raise InvalidConfigError(f"workflow {name!r} is async; workflows are plain functions for now")
+    def register(fn: Any) -> Any:
+        if isinstance(fn, type) and callable(getattr(fn, "run", None)):
+            register_class(fn, name, params)
+            return fn
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise InvalidConfigError(f"workflow {name!r} is a generator; use a function or an async function")
         if not callable(fn):
             raise InvalidConfigError(f"workflow {name!r} must decorate a function")
         wf = Workflow(name=name, fn=fn, params=params)

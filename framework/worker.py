@@ -290,8 +290,8 @@ class Invocation:
             return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
         step: Step | None = None
         try:
-            step = Step(self, journal, charge)
-            output = workflow(_event(payload, inst), step)
+            step = Step(self, journal, charge, is_async=workflow.is_async)
+            output = step.run(workflow, _event(payload, inst))
             step.finish()  # what the workflow swallowed, or journal entries it no longer reaches
         except Suspend as suspension:
             assert step is not None  # only a durable call suspends
@@ -321,8 +321,8 @@ class Invocation:
         """What the release keeps in the instance item: the entries it holds already, and the step's
         pending one if all fit in ``room`` bytes (a pending entry that does not fit is written now)."""
         kept = self.instance.tail
-        pending = None if step is None else step.take_pending(max_bytes=room - tail_bytes(kept))
-        return kept if pending is None else (*kept, pending)
+        pending = () if step is None else step.take_pending(max_bytes=room - tail_bytes(kept))
+        return (*kept, *pending)
 
     def _lost(self, lost: LeaseLost) -> Outcome:
         current = self.env.store.get_instance(self.instance.id)
@@ -411,23 +411,27 @@ class Invocation:
         if status is Status.PAUSED:
             logger.info("paused")  # resume() sends the next wake-up
             return Outcome.PAUSED
-        if suspension.event_type is not None:
+        if suspension.events:
             # An event sent while this invocation held the lease had its wake-up turned away: look once
             # more now that the lease is released, and wake the instance if one arrived.
-            try:
-                fresh = self.env.store.load_events(self.instance.id, self.run_key, suspension.event_type)
-                arrived = any(e.key not in suspension.seen for e in fresh)
-            except Exception as exc:  # not knowing, wake it to look: one spare invocation at most
-                logger.warning(
-                    "could not look for events sent meanwhile", extra={"error": type(exc).__name__}
-                )
-                arrived = True
-            if arrived:
+            if self._arrived(suspension.events):
                 send_wake(self.env, self.instance.id, None)
         if wake_at is not None and not parked:
             send_wake(self.env, self.instance.id, wake_at)
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
         return Outcome.SUSPENDED
+
+    def _arrived(self, waited: dict[str, frozenset[str]]) -> bool:
+        """Did an event of a waited-for type arrive that the waits had not seen?"""
+        try:
+            for event_type, seen in waited.items():
+                fresh = self.env.store.load_events(self.instance.id, self.run_key, event_type)
+                if any(e.key not in seen for e in fresh):
+                    return True
+        except Exception as exc:  # not knowing, wake it to look: one spare invocation at most
+            logger.warning("could not look for events sent meanwhile", extra={"error": type(exc).__name__})
+            return True
+        return False
 
     def _complete(self, output: Any, tail: tuple[JournalEntry, ...]) -> Outcome:
         what = f"output of workflow {self.instance.workflow!r}"
@@ -472,4 +476,6 @@ class Invocation:
 
 
 def _event(payload: Any, inst: InstanceRecord) -> WorkflowEvent:
-    return WorkflowEvent(payload=payload, instance_id=inst.id, timestamp=from_epoch(inst.created_at))
+    return WorkflowEvent(
+        payload=payload, instance_id=inst.id, timestamp=from_epoch(inst.created_at), workflow_name=inst.workflow
+    )

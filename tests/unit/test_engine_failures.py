@@ -109,7 +109,7 @@ class Plan:
 
 
 # Engine functions that only pass a call on: a site is named by the first function out from them.
-PLUMBING = frozenset({"call", "engine_call", "write_entry", "_put", "_write", "_flush", "load", "store"})
+PLUMBING = frozenset({"call", "engine_call", "write_entry", "_put", "write", "flush", "load", "store"})
 PLUMBING |= {"send_wake", "_release"}
 
 
@@ -118,7 +118,7 @@ def _caller() -> str:
     while frame is not None:
         code = frame.f_code
         if f"{os.sep}framework{os.sep}" in code.co_filename and code.co_name not in PLUMBING:
-            return code.co_qualname
+            return f"{os.path.basename(code.co_filename).removesuffix('.py')}.{code.co_qualname}"
         frame = frame.f_back
     return "?"
 
@@ -209,30 +209,31 @@ def _clean_run() -> tuple[list[str], Any]:
 
 SITES, CLEAN_OUTPUT = _clean_run()
 # Calls made only after a first failure, each after the failure that leads to it.
-FIRST_WRITE = ("store.write_entry@Step._record_success", 1)
+FIRST_WRITE = ("store.write_entry@step.run", 1)
 HAND_OVER_SITES = [
-    (FIRST_WRITE, ("store.expire_lease@Invocation._retry_soon", 1)),
-    (FIRST_WRITE, ("queue.send@Invocation._retry_soon", 1)),  # the wake-up after the backoff
+    (FIRST_WRITE, ("store.expire_lease@worker.Invocation._retry_soon", 1)),
+    (FIRST_WRITE, ("queue.send@worker.Invocation._retry_soon", 1)),  # the wake-up after the backoff
 ]
 
 
 def test_the_site_workflow_reaches_every_engine_call_site() -> None:
     assert set(SITES) >= {
-        "store.acquire_lease@process_message",
-        "store.load_journal@Invocation._replay",
-        "store.record_crash@Invocation._count_crash",
-        "store.write_entry@Step._record_success",
-        "store.write_entry@Step.wait_for_event",
-        "store.write_entry@Step._next",  # a sleep's entry, written at the next durable call
-        "store.get_instance@Invocation.pause_requested",
-        "store.load_events@Invocation.events",
-        "store.load_events@Invocation._suspend",  # the look after the release
-        "store.release@Invocation._suspend",
-        "store.release@Invocation._finish",
-        "queue.send@Invocation._suspend",
-        "blobs.put@Step._run",
-        "blobs.put@Invocation._complete",
-        "blobs.get@Step._run",
+        "store.acquire_lease@worker.process_message",
+        "store.load_journal@worker.Invocation._replay",
+        "store.record_crash@worker.Invocation._count_crash",
+        "store.write_entry@step.run",
+        "store.write_entry@wait.run",  # the wait's entry
+        "store.write_entry@wait._take",  # the event it took
+        "store.write_entry@replay.Replay.claim",  # a sleep's entry, written at the next durable call
+        "store.get_instance@worker.Invocation.pause_requested",
+        "store.load_events@worker.Invocation.events",
+        "store.load_events@worker.Invocation._arrived",  # the look after the release
+        "store.release@worker.Invocation._suspend",
+        "store.release@worker.Invocation._finish",
+        "queue.send@worker.Invocation._suspend",
+        "blobs.put@step.run",
+        "blobs.put@worker.Invocation._complete",
+        "blobs.get@step.run",
     }, SITES
     assert FIRST_WRITE[0] in SITES
 

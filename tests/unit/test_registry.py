@@ -57,11 +57,16 @@ def test_params_must_be_a_model_class() -> None:
         workflow("registry-test-bad-params", params=dict)  # type: ignore[arg-type]
 
 
-def test_async_workflows_are_refused() -> None:
+def test_async_workflows_register_and_generators_are_refused() -> None:
     async def run(event: Any, step: Any) -> None: ...
 
-    with pytest.raises(InvalidConfigError, match="async"):
-        workflow("registry-test-async")(run)  # type: ignore[arg-type]
+    def gen(event: Any, step: Any) -> Any:
+        yield 1
+
+    registry = Registry([workflow("registry-test-async")(run)])
+    assert registry.get("registry-test-async").is_async
+    with pytest.raises(InvalidConfigError, match="generator"):
+        workflow("registry-test-gen")(gen)
 
 
 def test_unknown_workflow() -> None:
@@ -118,6 +123,8 @@ def test_public_surface_is_pinned() -> None:
         "StepTimeoutError",
         "Workflow",
         "WorkflowClient",
+        "WorkflowCodeError",
+        "WorkflowEntrypoint",
         "WorkflowError",
         "WorkflowEvent",
         "WorkflowNotFoundError",
