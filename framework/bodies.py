@@ -24,9 +24,13 @@ from framework.replay import mark_step_body
 MAX_THREADS = 64  # plain-function bodies running at once in one invocation, at most
 Done = Callable[[Any, BaseException | None], None]
 
-_lock = threading.Lock()
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_loop: asyncio.AbstractEventLoop | None = None
+
+class _Runners:
+    """The process's thread pool and body loop, made on first use."""
+
+    lock = threading.Lock()
+    pool: concurrent.futures.ThreadPoolExecutor | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 def timeout_error(seconds: float) -> StepTimeoutError:
@@ -34,22 +38,20 @@ def timeout_error(seconds: float) -> StepTimeoutError:
 
 
 def _threads() -> concurrent.futures.ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="step-body")
-        return _pool
+    with _Runners.lock:
+        if _Runners.pool is None:
+            _Runners.pool = concurrent.futures.ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="step-body")
+        return _Runners.pool
 
 
 def body_loop() -> asyncio.AbstractEventLoop:
     """The event loop that runs coroutine bodies, started on first use."""
-    global _loop
-    with _lock:
-        if _loop is None or _loop.is_closed():
+    with _Runners.lock:
+        if _Runners.loop is None or _Runners.loop.is_closed():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="step-body-loop", daemon=True).start()
-            _loop = loop
-        return _loop
+            _Runners.loop = loop
+        return _Runners.loop
 
 
 async def _bounded(awaitable: Any, seconds: float) -> Any:
@@ -112,4 +114,8 @@ def _start_coroutine(body: Callable[[], Any], seconds: float, done: Done) -> Cal
         done(None if error is not None else f.result(), error)
 
     future.add_done_callback(finished)
-    return lambda: future.cancel() and None
+
+    def cancel() -> None:
+        future.cancel()
+
+    return cancel

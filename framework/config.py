@@ -136,7 +136,11 @@ def config_view(cfg: Any) -> dict[str, Any]:
     """A step's config in Cloudflare's shape, as ``ctx["config"]`` shows it to the step body."""
     retries = cfg.retries
     return {
-        "retries": {"limit": retries.limit, "delay": f"{retries.delay:g} seconds", "backoff": str(retries.backoff)},
+        "retries": {
+            "limit": retries.limit,
+            "delay": f"{retries.delay:g} seconds",
+            "backoff": str(retries.backoff),
+        },
         "timeout": f"{cfg.timeout:g} seconds",
     }
 

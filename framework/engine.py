@@ -44,7 +44,12 @@ class Step:
     not from threads of your own."""
 
     def __init__(
-        self, invocation: Invocation, journal: list[JournalEntry], crash_charge: int, *, is_async: bool = False
+        self,
+        invocation: Invocation,
+        journal: list[JournalEntry],
+        crash_charge: int,
+        *,
+        is_async: bool = False,
     ) -> None:
         self._r = Replay(invocation, journal, crash_charge)
         self._scheduler = Scheduler(self._r) if is_async else None
@@ -93,13 +98,14 @@ class Step:
             name, fn = None, name
         if name is not None:
             check_name(name)
+        label = name if isinstance(name, str) else None
         if fn is None:
-            return self._decorator(name, config, concurrent, depends)
+            return self._decorator(label, config, concurrent, depends)
         if not callable(fn):
             raise InvalidConfigError(f"step {name!r} needs a callable, got {type(fn).__name__}")
-        name = name if name is not None else _name_of(fn)
-        cfg = step_config(config, step=name)
-        return self._call(name, _bind(fn, [], positional=0), cfg, _is_async(fn))
+        label = label if label is not None else _name_of(fn)
+        cfg = step_config(config, step=label)
+        return self._call(label, _bind(fn, [], positional=0), cfg, _is_async(fn))
 
     def _decorator(
         self,
@@ -124,9 +130,13 @@ class Step:
 
         return decorate
 
-    def _call(self, name: str, body: Callable[[StepContext, Sequence[Any]], Any], cfg: StepConfig, is_async: bool) -> Any:
+    def _call(
+        self, name: str, body: Callable[[StepContext, Sequence[Any]], Any], cfg: StepConfig, is_async: bool
+    ) -> Any:
         claim = self._r.claim(EntryKind.STEP, name)
-        return self._perform(step_op.run(self._r, claim, name, lambda ctx: body(ctx, ()), cfg, is_async=is_async))
+        return self._perform(
+            step_op.run(self._r, claim, name, lambda ctx: body(ctx, ()), cfg, is_async=is_async)
+        )
 
     # -- sleeps ----------------------------------------------------------------------------------
     def sleep(self, name: str, duration: Duration) -> Any:
@@ -268,9 +278,13 @@ class StepFunction:
             raise error
         return value
 
-    def _run(self, body: Callable[[StepContext, Sequence[Any]], Any], values: list[Any], is_async: bool) -> Any:
+    def _run(
+        self, body: Callable[[StepContext, Sequence[Any]], Any], values: list[Any], is_async: bool
+    ) -> Any:
         claim = self._step._r.claim(EntryKind.STEP, self.name)
-        operation = step_op.run(self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async)
+        operation = step_op.run(
+            self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
+        )
         return self._step._perform(operation)
 
 
@@ -280,7 +294,10 @@ def _name_of(fn: Callable[..., Any]) -> str:
 
 def _is_async(fn: Callable[..., Any]) -> bool:
     target = getattr(fn, "func", fn)  # a functools.partial
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))
+    if inspect.iscoroutinefunction(target):
+        return True
+    # An object with an async __call__ (a class instance used as a step body).
+    return not inspect.isroutine(target) and inspect.iscoroutinefunction(type(target).__call__)
 
 
 def _parameters(fn: Callable[..., Any]) -> list[str]:
@@ -310,4 +327,3 @@ def _bind(
         return fn(*args, **kwargs)
 
     return call
-

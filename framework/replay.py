@@ -84,7 +84,9 @@ class Replay:
 
     def _check_caller(self) -> None:
         if in_step_body():
-            raise NonRetryableError("durable calls (step.do, step.sleep, ...) cannot be nested in a step body")
+            raise NonRetryableError(
+                "durable calls (step.do, step.sleep, ...) cannot be nested in a step body"
+            )
         if threading.get_ident() != self._thread:
             raise NonRetryableError(
                 "a durable call (step.do, step.sleep, ...) was made from a thread other than the "
@@ -114,7 +116,9 @@ class Replay:
             )
 
     # -- writes ---------------------------------------------------------------------------------
-    def write(self, previous: JournalEntry | None, entry: JournalEntry, *, defer: bool = False) -> JournalEntry:
+    def write(
+        self, previous: JournalEntry | None, entry: JournalEntry, *, defer: bool = False
+    ) -> JournalEntry:
         """Write ``entry`` as the next revision of ``previous``, or, with ``defer``, at the next write."""
         self.flush()
         entry = _revised(previous, entry)

@@ -48,7 +48,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self.errors: list[dict[str, Any]] = []  # what asyncio reported through the exception handler
 
     # -- what asyncio's tasks and futures use ---------------------------------------------------
-    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append((handle, callback, args, context))
         return handle
@@ -94,19 +94,19 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self.errors.append(context)
 
     # -- what workflow code must not use --------------------------------------------------------
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:  # type: ignore[override]
         raise WorkflowCodeError(
             "workflow code waited on a timer (asyncio.sleep with a delay, asyncio.timeout, wait_for): "
             "use step.sleep to wait, and a step's timeout config to bound its work"
         )
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:  # type: ignore[override]
         return self.call_later(0, callback)
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:  # type: ignore[override]
         raise WorkflowCodeError("workflow code handed work to another thread: do that in a step body")
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:  # type: ignore[override]
         raise WorkflowCodeError("workflow code ran a function in an executor: run it as a step (step.do)")
 
     # -- driving --------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ class Scheduler:
 
     def __init__(self, replay: Replay) -> None:
         self.r = replay
-        self.loop = WorkflowLoop(replay.root)
+        self.loop = WorkflowLoop(replay.root)  # type: ignore[abstract]  # no I/O: those stay abstract
         self._waiting: list[_Waiting] = []
         self._running: dict[int, _Running] = {}
         self._finished: queue.SimpleQueue[int] = queue.SimpleQueue()

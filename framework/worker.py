@@ -411,11 +411,10 @@ class Invocation:
         if status is Status.PAUSED:
             logger.info("paused")  # resume() sends the next wake-up
             return Outcome.PAUSED
-        if suspension.events:
-            # An event sent while this invocation held the lease had its wake-up turned away: look once
-            # more now that the lease is released, and wake the instance if one arrived.
-            if self._arrived(suspension.events):
-                send_wake(self.env, self.instance.id, None)
+        # An event sent while this invocation held the lease had its wake-up turned away: look once
+        # more now that the lease is released, and wake the instance if one arrived.
+        if suspension.events and self._arrived(suspension.events):
+            send_wake(self.env, self.instance.id, None)
         if wake_at is not None and not parked:
             send_wake(self.env, self.instance.id, wake_at)
         logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
@@ -477,5 +476,8 @@ class Invocation:
 
 def _event(payload: Any, inst: InstanceRecord) -> WorkflowEvent:
     return WorkflowEvent(
-        payload=payload, instance_id=inst.id, timestamp=from_epoch(inst.created_at), workflow_name=inst.workflow
+        payload=payload,
+        instance_id=inst.id,
+        timestamp=from_epoch(inst.created_at),
+        workflow_name=inst.workflow,
     )

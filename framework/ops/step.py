@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from framework import payloads, serde
@@ -42,7 +42,9 @@ CRASHED = ErrorInfo(
 Body = Callable[[StepContext], Any]  # calls the user's function with what it asks for
 
 
-def run(r: Replay, claim: Claim, name: str, body: Body, cfg: StepConfig, *, is_async: bool = False) -> Operation:
+def run(
+    r: Replay, claim: Claim, name: str, body: Body, cfg: StepConfig, *, is_async: bool = False
+) -> Operation:
     """The step ``name``, claimed as ``claim``: its recorded outcome, or its attempts run now."""
     op, entry, count = claim.op, claim.entry, claim.count
     # -- check: a recorded outcome ends here, and the body never runs again
@@ -66,7 +68,9 @@ def run(r: Replay, claim: Claim, name: str, body: Body, cfg: StepConfig, *, is_a
         started = r.inv.now()
         attempt_no = len(attempts) + 1
         if cfg.at_most_once:
-            marker = new(EntryStatus.STARTED, started, attempts=(*attempts, Attempt(started)), extra=_cuts(cuts))
+            marker = new(
+                EntryStatus.STARTED, started, attempts=(*attempts, Attempt(started)), extra=_cuts(cuts)
+            )
             entry = r.write(entry, marker)
         context = _context(r, name, count, seq, attempt_no, cfg)
         # The entry also holds one record per attempt: leave room for them under 400 KB.
@@ -94,28 +98,42 @@ def run(r: Replay, claim: Claim, name: str, body: Body, cfg: StepConfig, *, is_a
             continue
         finally:
             logger.remove_keys(["step", "attempt"])
-        # A large result goes to the blob store under a key of its own per attempt; a failure there
-        # is the engine's, not the step's.
-        key = r.inv.blob_key("results", seq, attempt_no)
-        stored = r.inv.engine_call(
-            payloads.store, r.inv.env, text, key, what=f"result of step {name!r}", inline_room=room
-        )
-        now = r.inv.now()
-        inline, ref = stored
-        done = new(
-            EntryStatus.COMPLETE,
-            attempts[0].started_at if attempts else started,
-            ended_at=now,
-            result=inline,
-            result_ref=ref,
-            attempts=(*attempts, Attempt(started, now)),
-        )
-        # Written before the workflow goes on: a crash, or a failed AWS call, in the code that follows
-        # must not run this body again. (Deferring it to the next durable call would save the run's
-        # last write, but a crash in between would then re-run the step: measured, and not done.)
-        r.write(entry, done)
-        logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
-        return value
+        return _record_success(r, new, entry, attempts, started, attempt_no, text, value, room)
+
+
+def _record_success(
+    r: Replay,
+    new: functools.partial[JournalEntry],
+    entry: JournalEntry | None,
+    attempts: list[Attempt],
+    started: float,
+    attempt_no: int,
+    text: str,
+    value: Any,
+    room: int,
+) -> Any:
+    seq, _, name = new.args
+    # A large result goes to the blob store under a key of its own per attempt; a failure there
+    # is the engine's, not the step's.
+    key = r.inv.blob_key("results", seq, attempt_no)
+    inline, ref = r.inv.engine_call(
+        payloads.store, r.inv.env, text, key, what=f"result of step {name!r}", inline_room=room
+    )
+    now = r.inv.now()
+    done = new(
+        EntryStatus.COMPLETE,
+        attempts[0].started_at if attempts else started,
+        ended_at=now,
+        result=inline,
+        result_ref=ref,
+        attempts=(*attempts, Attempt(started, now)),
+    )
+    # Written before the workflow goes on: a crash, or a failed AWS call, in the code that follows
+    # must not run this body again. (Deferring it to the next durable call would save the run's
+    # last write, but a crash in between would then re-run the step: measured, and not done.)
+    r.write(entry, done)
+    logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
+    return value
 
 
 def _context(r: Replay, name: str, count: int, seq: int, attempt: int, cfg: StepConfig) -> StepContext:
@@ -203,7 +221,11 @@ def _record_failure(
 ) -> JournalEntry:
     last = attempts[-1]
     failed_entry = new(
-        EntryStatus.FAILED, attempts[0].started_at, ended_at=last.ended_at, attempts=tuple(attempts), error=last.error
+        EntryStatus.FAILED,
+        attempts[0].started_at,
+        ended_at=last.ended_at,
+        attempts=tuple(attempts),
+        error=last.error,
     )
     logger.warning("step failed", extra={"step": failed_entry.name, "attempts": len(attempts)})
     return r.write(entry, failed_entry)

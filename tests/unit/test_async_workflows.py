@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -398,8 +397,14 @@ def test_entrypoint_classes_register_by_name_and_see_the_event_both_ways() -> No
     b, c = h.start("async-test-named"), h.start("async-test-renamed")
     h.run_until_idle()
     out = a.status().output
-    assert out == {"payload": {"k": 1}, "same": True, "id": "cls-1", "workflow": "AsyncTestStarter",
-                   "env": True, "got": "unnamed"}
+    assert out == {
+        "payload": {"k": 1},
+        "same": True,
+        "id": "cls-1",
+        "workflow": "AsyncTestStarter",
+        "env": True,
+        "got": "unnamed",
+    }
     assert b.status().output == "sync" and c.status().output == "renamed"
     [entry] = full_journal(h.store, a.id, 1)
     assert entry.name == "<lambda>" and entry.status is EntryStatus.COMPLETE
