@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # keep the demo's output to the timeline
 
 from examples.file_processing import file_processing, verifier
+from examples.orders import CALLS, OrderDag, async_order
 from framework.local import LocalRuntime
 from framework.logs import logger
 from framework.timeline import format_timeline
@@ -17,7 +18,7 @@ from framework.timeline import format_timeline
 def main() -> None:
     if os.environ["POWERTOOLS_LOG_LEVEL"] == "ERROR":
         logger.setLevel("ERROR")  # the logger may exist already (`workflows demo` imports the framework)
-    with LocalRuntime(workflows=[file_processing]) as rt:
+    with LocalRuntime(workflows=[file_processing, async_order, OrderDag]) as rt:
         s3, db = rt.boto3_client("s3"), rt.boto3_client("dynamodb")
         s3.create_bucket(Bucket="uploads")
         s3.put_object(Bucket="uploads", Key="report.txt", Body=b"quarterly report: all figures verified")
@@ -52,6 +53,24 @@ def main() -> None:
             f"worker invocations: {rt.invocations['WorkerFunction']}, AWS calls: {sum(rt.aws_calls.values())}"
         )
         assert status.status == "complete", status
+        print()
+        _async_order(rt)
+
+
+def _async_order(rt: LocalRuntime) -> None:
+    print("4. an async workflow: three prices at once, then stock and fraud checks side by side")
+    inst = rt.client.create("async-order", {"items": ["book", "pen", "lamp"], "customer": "ana"}, id="order-1")
+    rt.advance("2 hours")  # past its one-hour cool-off: it waits for an approval
+    print(f"   status after its cool-off: {inst.status().status}; send the approval event")
+    inst.send_event("approved", {"by": "lee"})
+    rt.run_until_idle()
+    status = inst.status()
+    print()
+    print(format_timeline(status, inst.history()))
+    print()
+    print(f"output: {status.output}")
+    print(f"step bodies run: {sum(CALLS.values())} for {len(CALLS)} steps (none again on replay)")
+    assert status.status == "complete", status
 
 
 if __name__ == "__main__":
