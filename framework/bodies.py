@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from framework.errors import StepTimeoutError
-from framework.replay import mark_step_body
+from framework.replay import step_body
 
 MAX_THREADS = 64  # plain-function bodies running at once in one invocation, at most
 Done = Callable[[Any, BaseException | None], None]
@@ -72,13 +72,15 @@ def await_on_body_loop(awaitable: Any, seconds: float) -> Any:
         raise timeout_error(seconds) from None
 
 
-def start(body: Callable[[], Any], seconds: float, done: Done, *, is_async: bool) -> Callable[[], None]:
+def start(
+    body: Callable[[], Any], seconds: float, done: Done, *, is_async: bool, owner: object
+) -> Callable[[], None]:
     """Start ``body`` in the background; ``done(value, error)`` is called from another thread when it
     ends. ``is_async``: calling it returns a coroutine, run on the body loop. Return a function that
-    cancels it (a coroutine body; a thread cannot be stopped)."""
+    cancels it (a coroutine body; a thread cannot be stopped). ``owner``: the replay the body is of."""
     if is_async:
-        return _start_coroutine(body, seconds, done)
-    future = _threads().submit(_run_in_thread, body, seconds)
+        return _start_coroutine(body, seconds, done, owner)
+    future = _threads().submit(_run_in_thread, body, seconds, owner)
 
     def finished(f: concurrent.futures.Future[Any]) -> None:
         error = f.exception()
@@ -88,21 +90,20 @@ def start(body: Callable[[], Any], seconds: float, done: Done, *, is_async: bool
     return lambda: None
 
 
-def _run_in_thread(body: Callable[[], Any], seconds: float) -> Any:
-    mark_step_body(True)
-    try:
+def _run_in_thread(body: Callable[[], Any], seconds: float, owner: object) -> Any:
+    with step_body(owner):
         result = body()
         if inspect.isawaitable(result):  # a plain function that returned a coroutine (a lambda, say)
             return await_on_body_loop(result, seconds)
         return result
-    finally:
-        mark_step_body(False)
 
 
-def _start_coroutine(body: Callable[[], Any], seconds: float, done: Done) -> Callable[[], None]:
+def _start_coroutine(
+    body: Callable[[], Any], seconds: float, done: Done, owner: object
+) -> Callable[[], None]:
     async def bounded() -> Any:
-        mark_step_body(True)  # the body loop's thread runs only bodies
-        return await _bounded(body(), seconds)
+        with step_body(owner):  # this task's context only: other bodies share the loop
+            return await _bounded(body(), seconds)
 
     future = asyncio.run_coroutine_threadsafe(bounded(), body_loop())
 

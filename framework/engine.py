@@ -26,7 +26,7 @@ from framework.ops import sleep as sleep_op
 from framework.ops import step as step_op
 from framework.ops import wait as wait_op
 from framework.records import EntryKind, JournalEntry
-from framework.replay import Replay, mark_step_body
+from framework.replay import Replay, step_body
 from framework.scheduler import IN_PROCESS_WAIT, Scheduler
 
 if TYPE_CHECKING:
@@ -190,14 +190,11 @@ class Step:
     def _serve(self, request: RunBody | Wait) -> Any:
         """Serve a request inline, on the workflow's thread (a sync workflow)."""
         if isinstance(request, RunBody):
-            mark_step_body(True)
-            try:
+            with step_body(self._r):
                 result = call_with_timeout(request.body, request.seconds)
                 if inspect.isawaitable(result):  # an async body in a sync workflow
                     result = bodies.await_on_body_loop(result, request.seconds)
                 return result
-            finally:
-                mark_step_body(False)
         inv = self._r.inv
         gap = request.wake_at - inv.now()
         if gap <= 0:

@@ -6,7 +6,10 @@ Shared by the sync and the async ``step`` facades (``framework.engine``) and by 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,16 +21,20 @@ from framework.records import EntryKind, JournalEntry, tail_bytes
 if TYPE_CHECKING:
     from framework.worker import Invocation
 
-# Marks the threads that run step bodies, so that a durable call from inside a body gets a clear error.
-_BODY = threading.local()
+# The replay whose step body the running code is in (a context variable: set per thread, and per task on
+# the body loop), so that a durable call from inside a body gets a clear error. Another replay's calls
+# stay allowed: a test may run an invocation from inside a body to make two overlap.
+BODY_OF: contextvars.ContextVar[object | None] = contextvars.ContextVar("framework_body_of", default=None)
 
 
-def in_step_body() -> bool:
-    return getattr(_BODY, "active", False)
-
-
-def mark_step_body(active: bool) -> None:
-    _BODY.active = active
+@contextlib.contextmanager
+def step_body(owner: object) -> Iterator[None]:
+    """Mark the code run inside as a step body of ``owner``'s replay."""
+    token = BODY_OF.set(owner)
+    try:
+        yield
+    finally:
+        BODY_OF.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +90,7 @@ class Replay:
             raise  # stop() raised already
 
     def _check_caller(self) -> None:
-        if in_step_body():
+        if BODY_OF.get() is self:
             raise NonRetryableError(
                 "durable calls (step.do, step.sleep, ...) cannot be nested in a step body"
             )

@@ -209,7 +209,9 @@ class Scheduler:
 
         running = _Running(future, time.monotonic() + request.seconds, request.seconds, lambda: None)
         self._running[key] = running
-        running.cancel = bodies.start(request.body, request.seconds, done, is_async=request.is_async)
+        running.cancel = bodies.start(
+            request.body, request.seconds, done, is_async=request.is_async, owner=self.r
+        )
         return await future
 
     # -- the driver -----------------------------------------------------------------------------
