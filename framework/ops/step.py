@@ -72,7 +72,7 @@ def run(
                 EntryStatus.STARTED, started, attempts=(*attempts, Attempt(started)), extra=_cuts(cuts)
             )
             entry = r.write(entry, marker)
-        context = _context(r, name, count, seq, attempt_no, cfg)
+        context = _context(r, name, count, op, attempt_no, cfg)
         # The entry also holds one record per attempt: leave room for them under 400 KB.
         room = r.inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * attempt_no
         logger.append_keys(step=name, attempt=attempt_no)
@@ -136,14 +136,15 @@ def _record_success(
     return value
 
 
-def _context(r: Replay, name: str, count: int, seq: int, attempt: int, cfg: StepConfig) -> StepContext:
+def _context(r: Replay, name: str, count: int, op: str, attempt: int, cfg: StepConfig) -> StepContext:
     inv = r.inv
     return StepContext(
         attempt=attempt,
         name=name,
         count=count,
         instance_id=inv.instance_id,
-        idempotency_key=f"{inv.instance_id}:{inv.run_key}:{seq}",
+        # By identity, not storage position: a concurrent step's seq depends on what was written first.
+        idempotency_key=f"{inv.instance_id}:{inv.run_key}:{op}",
         config=config_view(cfg),
     )
 

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -423,3 +424,34 @@ def test_parallel_steps_cost_one_write_each_and_no_reads() -> None:
     assert inst.status().output == 45
     assert calls == 12  # the lease, ten step writes, the release: nothing read for a new instance
     assert h.store.get_instance(inst.id).status is Status.COMPLETE
+
+
+def test_a_concurrent_steps_idempotency_key_survives_a_crash_that_renumbers_it() -> None:
+    keys: list[str] = []
+    y_done = threading.Event()
+
+    def x(ctx: Any) -> str:
+        keys.append(ctx.idempotency_key)
+        if len(keys) == 1:
+            assert y_done.wait(10)
+            time.sleep(0.2)  # y's entry is written meanwhile: x's next storage position moves
+            raise SystemExit("the invocation dies during x")
+        return "x"
+
+    def y() -> str:
+        y_done.set()
+        return "y"
+
+    @wf("a-key")
+    async def flow(event: Any, step: Any) -> Any:
+        return await asyncio.gather(step.do("x", x), step.do("y", y))
+
+    h = Harness(flow)
+    inst = h.start("a-key")
+    with pytest.raises(SystemExit):
+        h.run_due()
+    h.run_until_idle()  # the sweeper finds the expired lease; the next invocation runs x again
+    assert inst.status().output == ["x", "y"]
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0].endswith(":0")
+    [x_entry] = [e for e in full_journal(h.store, inst.id, 1) if e.name == "x"]
+    assert x_entry.seq == 2  # renumbered, its identity kept
