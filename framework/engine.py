@@ -21,7 +21,7 @@ from framework.calls import StepContext, call_with_timeout, check_event_type, ch
 from framework.config import step_config
 from framework.durations import Duration, parse_duration, to_epoch
 from framework.errors import InvalidConfigError, Suspend
-from framework.ops import Operation, RunBody, Wait
+from framework.ops import Operation, RunBody, Wait, advance
 from framework.ops import sleep as sleep_op
 from framework.ops import step as step_op
 from framework.ops import wait as wait_op
@@ -175,13 +175,12 @@ class Step:
         error: Exception | None = None
         try:
             while True:
-                try:
-                    request = operation.send(value) if error is None else operation.throw(error)
-                except StopIteration as stop:
-                    return stop.value
+                done, out = advance(operation, value, error)
+                if done:
+                    return out
                 value, error = None, None
                 try:
-                    value = self._serve(request)
+                    value = self._serve(out)
                 except Exception as exc:  # the body's failure: the operation decides what it means
                     error = exc
         finally:

@@ -25,7 +25,7 @@ from typing import Any
 from framework import bodies
 from framework.errors import Suspend, WorkflowCodeError
 from framework.identity import CURRENT
-from framework.ops import Operation, RunBody, Wait
+from framework.ops import Operation, RunBody, Wait, advance
 from framework.replay import Replay
 
 IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
@@ -178,16 +178,15 @@ class Scheduler:
     async def perform(self, operation: Operation) -> Any:
         """Drive a durable operation from workflow code: serve each of its requests."""
         value: Any = None
-        error: BaseException | None = None
+        error: Exception | None = None
         try:
             while True:
-                try:
-                    request = operation.send(value) if error is None else operation.throw(error)
-                except StopIteration as stop:
-                    return stop.value
+                done, out = advance(operation, value, error)
+                if done:
+                    return out
                 value, error = None, None
                 try:
-                    value = await self._serve(request)
+                    value = await self._serve(out)
                 except Exception as exc:  # the body's failure: the operation decides what it means
                     error = exc
         finally:

@@ -39,4 +39,15 @@ class RunBody:
 Request = Wait | RunBody
 Operation = Generator[Request, Any, Any]
 
-__all__ = ["Operation", "Request", "RunBody", "Wait"]
+
+def advance(operation: Operation, value: Any, error: Exception | None) -> tuple[bool, Any]:
+    """Resume ``operation`` with what its last request gave (``value``, or ``error`` thrown in). Return
+    (True, its result) once it ends, or (False, its next request)."""
+    try:
+        request = operation.send(value) if error is None else operation.throw(error)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, request
+
+
+__all__ = ["Operation", "Request", "RunBody", "Wait", "advance"]
