@@ -209,7 +209,7 @@ def _clean_run() -> tuple[list[str], Any]:
 
 SITES, CLEAN_OUTPUT = _clean_run()
 # Calls made only after a first failure, each after the failure that leads to it.
-FIRST_WRITE = ("store.write_entry@step.run", 1)
+FIRST_WRITE = ("store.write_entry@step._record_success", 1)
 HAND_OVER_SITES = [
     (FIRST_WRITE, ("store.expire_lease@worker.Invocation._retry_soon", 1)),
     (FIRST_WRITE, ("queue.send@worker.Invocation._retry_soon", 1)),  # the wake-up after the backoff
@@ -221,7 +221,7 @@ def test_the_site_workflow_reaches_every_engine_call_site() -> None:
         "store.acquire_lease@worker.process_message",
         "store.load_journal@worker.Invocation._replay",
         "store.record_crash@worker.Invocation._count_crash",
-        "store.write_entry@step.run",
+        "store.write_entry@step._record_success",
         "store.write_entry@wait.run",  # the wait's entry
         "store.write_entry@wait._take",  # the event it took
         "store.write_entry@replay.Replay.claim",  # a sleep's entry, written at the next durable call
@@ -231,7 +231,7 @@ def test_the_site_workflow_reaches_every_engine_call_site() -> None:
         "store.release@worker.Invocation._suspend",
         "store.release@worker.Invocation._finish",
         "queue.send@worker.Invocation._suspend",
-        "blobs.put@step.run",
+        "blobs.put@step._record_success",
         "blobs.put@worker.Invocation._complete",
         "blobs.get@step.run",
     }, SITES
