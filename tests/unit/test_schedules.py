@@ -12,6 +12,7 @@ left stuck."""
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections import Counter
@@ -68,7 +69,7 @@ schedules = st.builds(
 
 
 # -- the generated workflow ---------------------------------------------------------------------------
-def build(plan: list[Op], finished: Counter[str], runs: Counter[str]) -> Workflow:
+def build(plan: list[Op], finished: Counter[str], runs: Counter[str], branches: int = 1) -> Workflow:
     def flow(event: Any, step: Any) -> list[Any]:
         out: list[Any] = []
         for i, (kind, arg) in enumerate(plan):
@@ -96,7 +97,43 @@ def build(plan: list[Op], finished: Counter[str], runs: Counter[str]) -> Workflo
                     out.append("timed out")
         return out
 
-    return Workflow("generated", flow)
+    if branches == 1:
+        return Workflow("generated", flow)
+
+    async def parallel(event: Any, step: Any) -> list[Any]:
+        """The plan's ops dealt out to ``branches`` branches that run at once (asyncio.gather)."""
+
+        async def branch(k: int) -> list[Any]:
+            out: list[Any] = []
+            for i, (kind, arg) in enumerate(plan):
+                if i % branches != k:
+                    continue
+                name = f"{kind}{i}"
+                if kind == "step":
+
+                    def body(i: int = i, name: str = name, failures: int = arg) -> int:
+                        runs[name] += 1
+                        if runs[name] <= failures:
+                            raise ConnectionError(f"{name} failed (run {runs[name]})")
+                        finished[name] += 1
+                        return i
+
+                    retries = {"limit": arg + 3, "delay": "1 second", "backoff": "constant"}
+                    out.append(await step.do(name, body, config={"retries": retries}))
+                elif kind == "sleep":
+                    await step.sleep(name, arg)
+                    out.append("slept")
+                else:
+                    try:  # which branch takes which event depends on timing: not its payload
+                        await step.wait_for_event(name, "go", timeout="36 hours")
+                        out.append("took one")
+                    except WorkflowTimeoutError:
+                        out.append("timed out")
+            return out
+
+        return list(await asyncio.gather(*(branch(k) for k in range(branches))))
+
+    return Workflow("generated", parallel)
 
 
 class Crash(BaseException):
@@ -113,13 +150,14 @@ class Driver:
     finished: Counter[str] = field(default_factory=Counter)
     runs: Counter[str] = field(default_factory=Counter)
     crashes: int = 0
+    branches: int = 1  # more than one: an async workflow whose branches run at once
 
     def __post_init__(self) -> None:
         self.env = Environment(
             store=MemoryStore(),
             queue=self,  # type: ignore[arg-type]
             clock=self.clock,
-            registry=Registry([build(self.plan, self.finished, self.runs)]),
+            registry=Registry([build(self.plan, self.finished, self.runs, self.branches)]),
             settings=Settings(),
         )
         self._heap: list[tuple[float, int, str]] = []
@@ -211,10 +249,12 @@ class Driver:
             self._delivering = False
 
 
-def outcome(driver: Driver) -> tuple[str, Any, list[tuple[int, str]]]:
+def outcome(driver: Driver) -> tuple[str, Any, list[tuple[Any, str]]]:
     inst = driver.run()
     status = inst.status()
     journal = full_journal(driver.env.store, "g", 1)
+    if driver.branches > 1:  # concurrent steps are stored in the order they finished: compare identities
+        return str(status.status), status.output, sorted((e.op_id, e.name) for e in journal)
     return str(status.status), status.output, [(e.seq, e.name) for e in journal]
 
 
@@ -245,5 +285,24 @@ def test_any_schedule_ends_like_the_run_with_no_fault(plan: list[Op], schedule: 
     assert (got[0], got[1]) == (expected[0], expected[1]), f"{plan} under {schedule}"
     assert got[2] == expected[2], "each journal entry recorded exactly once, in the same order"
     event(f"crashes: {faulty.crashes}")  # `pytest --hypothesis-show-statistics` shows the spread
+    for name, n in faulty.finished.items():
+        assert n <= clean.finished[name] + faulty.crashes, f"body {name} finished {n} times"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=ops, schedule=schedules)
+@example(  # two branches wait for the same event type while a third op sleeps
+    plan=[("wait", 1), ("wait", 1), ("sleep", 900), ("step", 2)],
+    schedule=Schedule((("journal.after_write", 1),), frozenset({0, 2}), 5, 5),
+)
+def test_any_schedule_ends_like_the_run_with_no_fault_with_branches_in_parallel(
+    plan: list[Op], schedule: Schedule
+) -> None:
+    clean = Driver(plan, Schedule((), frozenset(), 0, schedule.event_delay), branches=2)
+    expected = outcome(clean)
+    faulty = Driver(plan, schedule, branches=2)
+    got = outcome(faulty)
+    assert (got[0], got[1]) == (expected[0], expected[1]), f"{plan} under {schedule}"
+    assert got[2] == expected[2], "each journal entry recorded exactly once"
     for name, n in faulty.finished.items():
         assert n <= clean.finished[name] + faulty.crashes, f"body {name} finished {n} times"
