@@ -85,7 +85,9 @@ def run(
             now = r.inv.now()
             error = ErrorInfo.of(exc, limit=512)  # as stored: UTF-8, no pydantic input values
             attempts.append(Attempt(started, now, error))
-            logger.warning("step attempt failed", extra={"error": f"{error.name}: {error.message}"})
+            # step and attempt in the line itself: in an async run, steps interleave on one logger
+            where = {"step": name, "attempt": attempt_no}
+            logger.warning("step attempt failed", extra=where | {"error": f"{error.name}: {error.message}"})
             retryable = not isinstance(exc, (*NEVER_RETRY, *policy.non_retryable))
             if not retryable or len(attempts) > policy.limit:
                 raise failed(_record_failure(r, new, entry, attempts)) from None
