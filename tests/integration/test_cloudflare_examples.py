@@ -97,7 +97,7 @@ def test_a_failing_step_is_retried_with_the_defaults_then_caught(capsys: pytest.
     assert st.status == "complete" and st.output is None  # the workflow caught the error
     out = capsys.readouterr().out.splitlines()
     assert out.count("Executing my_failing") == 6
-    failing = [e for e in history if e.name == "my_failing"][0]
+    failing = entry_of(history, "my_failing")
     assert len(failing.attempts) == 6
     gaps = [
         round((b.started_at - a.started_at).total_seconds())
