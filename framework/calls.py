@@ -40,6 +40,18 @@ class Event:
     payload: Any
     timestamp: datetime
 
+    def __getitem__(self, key: str) -> Any:
+        """Cloudflare's spelling: ``event["payload"]``, ``event["type"]``, ``event["timestamp"]``."""
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def keys(self) -> tuple[str, ...]:
+        return ("type", "payload", "timestamp")
+
 
 def event_of(entry: JournalEntry) -> Event:
     return Event(

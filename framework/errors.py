@@ -23,8 +23,10 @@ class NonRetryableError(WorkflowError):
 class StepFailedError(WorkflowError):
     """A step failed for good: retries ran out, or its body raised :class:`NonRetryableError`.
 
-    Raised at the ``step.do`` call, identically on first run and on replay. ``str(e)`` names the step,
-    the attempts made, and the original error's type and message.
+    Raised at the ``step.do`` call, identically on first run and on replay. ``description`` (and
+    ``str(e)``) names the step, the attempts made, and the original error's type and message. When the
+    original error's class is a built-in one, the error is an instance of that class too, and reads as
+    it: see :func:`failed_step_error`.
     """
 
     def __init__(self, step: str, attempts: int, error_type: str, error_message: str) -> None:
@@ -33,7 +35,8 @@ class StepFailedError(WorkflowError):
         self.error_type = error_type
         self.error_message = error_message
         plural = "attempt" if attempts == 1 else "attempts"
-        super().__init__(f"step {step!r} failed after {attempts} {plural}: {error_type}: {error_message}")
+        self.description = f"step {step!r} failed after {attempts} {plural}: {error_type}: {error_message}"
+        super().__init__(self.description)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (failed_step_error, (self.step, self.attempts, self.error_type, self.error_message))
@@ -44,8 +47,11 @@ class StepFailedError(WorkflowError):
 
 def failed_step_error(step: str, attempts: int, error_type: str, error_message: str) -> StepFailedError:
     """The StepFailedError for a step that failed with ``error_type``. When that is a built-in exception
-    class (``TypeError``, ``KeyError``, ...), the error is an instance of it as well, so that code
-    written for Cloudflare, which raises the original error, catches it with ``except TypeError:``."""
+    class (``TypeError``, ``KeyError``, ...), the error is an instance of it as well, and reads as the
+    original did, as Cloudflare hands it to the workflow: ``except TypeError:`` catches it,
+    ``type(e).__name__`` is ``"TypeError"`` and ``str(e)`` is the original message. ``except
+    StepFailedError:`` catches it too, and its fields say which step failed. An instance that ends with
+    it records ``StepFailedError`` and the ``description`` (``records.ErrorInfo.of``)."""
     cls = _failed_class(error_type)
     try:
         return cls(step, attempts, error_type, error_message)
@@ -62,11 +68,14 @@ def _failed_class(error_type: str) -> type[StepFailedError]:
     ):
         return StepFailedError
     try:
-        # Named as its base: an instance's error, and logs, say StepFailedError whatever it wraps.
-        attrs = {"__module__": __name__, "__qualname__": "StepFailedError"}
-        return type("StepFailedError", (StepFailedError, builtin), attrs)
+        attrs = {"__module__": "builtins", "__qualname__": error_type, "__str__": _original_message}
+        return type(error_type, (StepFailedError, builtin), attrs)
     except TypeError:  # a layout that cannot be combined
         return StepFailedError
+
+
+def _original_message(self: StepFailedError) -> str:
+    return self.error_message
 
 
 class StepTimeoutError(WorkflowError):

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from framework import serde
+from framework.errors import StepFailedError
 
 MAX_ERROR_MESSAGE = 4096
 
@@ -60,10 +61,13 @@ class ErrorInfo:
     def of(cls, exc: BaseException, limit: int = MAX_ERROR_MESSAGE) -> Self:
         """The error's class name and message, the message cut to ``limit`` characters so that the
         items that store it stay far below DynamoDB's 400 KB."""
-        message = serde.error_text(exc)  # stored in DynamoDB and logged: UTF-8, no pydantic input
+        if isinstance(exc, StepFailedError):  # whatever built-in class it also is: what failed, and how
+            message, name = serde.error_text(Exception(exc.description)), "StepFailedError"
+        else:
+            message, name = serde.error_text(exc), type(exc).__name__  # UTF-8, no pydantic input
         if len(message) > limit:
             message = message[:limit] + f"... ({len(message) - limit} more characters)"
-        return cls(type(exc).__name__, message)
+        return cls(name, message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,9 @@ class WorkflowEvent:
         except KeyError:
             return default
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
     def keys(self) -> list[str]:
         return ["payload", "timestamp", "instanceId", "workflowName"]
 

@@ -1,7 +1,7 @@
 """Cloudflare's Python Workflows examples behave on LocalRuntime as Cloudflare's documentation says.
 
 Each test states what the documentation says of its example (pages named in cloudflare_examples.py).
-Where this framework differs, the test keeps the documented behaviour and is marked xfail (strict).
+Each test keeps the behaviour as the documentation states it.
 """
 
 from __future__ import annotations
@@ -106,11 +106,6 @@ def test_a_failing_step_is_retried_with_the_defaults_then_caught(capsys: pytest.
     assert gaps == [10, 20, 40, 80, 160]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the workflow gets a StepFailedError (an instance of TypeError, but named StepFailedError, "
-    "its message 'step ... failed after 6 attempts: TypeError: ...'), not the TypeError re-instantiated",
-)
 def test_a_builtin_error_reaches_the_workflow_as_it_was_raised(capsys: pytest.CaptureFixture[str]) -> None:
     run(cf.CfErrorHandling, until="10 minutes")
     out = capsys.readouterr().out.splitlines()
@@ -224,11 +219,6 @@ def test_event_and_waited_event_shapes() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the waited-for event is an Event with attributes only: got['payload'] raises TypeError "
-    "('Event' object is not subscriptable), though the run's event answers both forms",
-)
 def test_waited_event_reads_by_key_like_the_run_event() -> None:
     with LocalRuntime(workflows=[CfWaitedEventKeys]) as rt:
         inst = rt.client.create("CfWaitedEventKeys", id="x")

@@ -171,7 +171,12 @@ def test_retries_exhausted_raise_catchable_step_failed_error() -> None:
         try:
             step.do("bad", _raise(ValueError("nope")), config={"retries": {"limit": 2, "delay": 1}})
         except StepFailedError as exc:
-            return {"caught": str(exc), "attempts": exc.attempts, "type": exc.error_type}
+            return {
+                "caught": exc.description,
+                "str": str(exc),
+                "attempts": exc.attempts,
+                "type": exc.error_type,
+            }
         return "unreachable"
 
     h = Harness(exhaust)
@@ -181,6 +186,7 @@ def test_retries_exhausted_raise_catchable_step_failed_error() -> None:
     assert out["attempts"] == 3
     assert out["type"] == "ValueError"
     assert "'bad'" in out["caught"] and "3 attempts" in out["caught"] and "ValueError: nope" in out["caught"]
+    assert out["str"] == "nope"  # a built-in error reads as the original, as in Cloudflare
 
 
 def test_uncaught_step_failure_errors_the_instance_and_replays_identically() -> None:
