@@ -218,6 +218,9 @@ class Scheduler:
         while True:
             self.loop.run_ready()
             if root.done() or self._stopping():
+                if self._running and self._finishing_bodies():
+                    self._collect()  # let them be recorded: their work happens anyway
+                    continue
                 return
             if self._running:
                 self._collect()
@@ -231,6 +234,12 @@ class Scheduler:
             if not self._wait_in_process():
                 self.r.problem = self._suspension()
                 return
+
+    def _finishing_bodies(self) -> bool:
+        """A suspension (a pause, too little time) stops the run while bodies run: wait for them, each
+        bounded by its attempt's deadline, so that their steps are recorded and do not run again."""
+        # The root may be done already: gather hands a branch's Suspend to it at once.
+        return isinstance(self.r.problem, Suspend) and self.r.inv.failure is None and self._fatal() is None
 
     def _stopping(self) -> bool:
         return self.r.problem is not None or self.r.inv.failure is not None or self._fatal() is not None

@@ -20,6 +20,7 @@ from framework import (
     WorkflowEntrypoint,
     workflow,
 )
+from framework.environment import Settings
 from framework.records import EntryStatus, Status
 from framework.registry import REGISTRY, Workflow
 from framework.store import full_journal
@@ -455,3 +456,38 @@ def test_a_concurrent_steps_idempotency_key_survives_a_crash_that_renumbers_it()
     assert len(keys) == 2 and keys[0] == keys[1] and keys[0].endswith(":0")
     [x_entry] = [e for e in full_journal(h.store, inst.id, 1) if e.name == "x"]
     assert x_entry.seq == 2  # renumbered, its identity kept
+
+
+def test_a_pause_during_parallel_bodies_records_them_before_it_suspends() -> None:
+    runs: list[str] = []
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        time.sleep(0.3)
+        runs.append("slow")
+        return "slow"
+
+    def pause_now() -> str:
+        assert started.wait(10)
+        h.client.get(inst.id).pause()
+        return "paused it"
+
+    @wf("a-pause")
+    async def flow(event: Any, step: Any) -> Any:
+        async def then_more() -> str:
+            await step.do("pause it", pause_now)
+            return await step.do("after", lambda: "after")  # the pause stops the run here
+
+        return await asyncio.gather(step.do("slow", slow), then_more())
+
+    h = Harness(flow, settings=Settings(control_check_seconds=0))
+    inst = h.start("a-pause")
+    h.advance(0)
+    assert inst.status().status == "paused"
+    names = {e.name: e.status for e in full_journal(h.store, inst.id, 1)}
+    assert names == {"slow": EntryStatus.COMPLETE, "pause it": EntryStatus.COMPLETE}  # recorded, not lost
+    inst.resume()
+    h.run_until_idle()
+    assert inst.status().output == ["slow", "after"]
+    assert runs == ["slow"]  # not run again after the resume
