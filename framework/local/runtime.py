@@ -20,20 +20,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
-from framework.blobs import S3Blobs
-from framework.client import WorkflowClient
-from framework.clock import Clock, SystemClock, VirtualClock
-from framework.durations import Duration, parse_duration
-from framework.dynamodb import INSTANCE_IS_NEW, DynamoStore
-from framework.dynamodb_items import INSTANCE_SK
-from framework.environment import Environment, Settings, use
-from framework.faults import POINTS, injected
+from framework.api.registry import REGISTRY, Registry, Workflow
+from framework.backends.blobs import S3Blobs
+from framework.backends.dynamodb import INSTANCE_IS_NEW, DynamoStore
+from framework.backends.dynamodb_items import INSTANCE_SK
+from framework.backends.environment import Environment, Settings, use
+from framework.backends.queue import SqsQueue
+from framework.backends.store import WATCHED, Store
+from framework.core.clock import Clock, SystemClock, VirtualClock
+from framework.core.durations import Duration, parse_duration
+from framework.core.faults import POINTS, injected
+from framework.engine.sweeper import parked
 from framework.local.resources import create_resources
 from framework.local.template import FunctionSpec, Stack, load_stack
-from framework.queue import SqsQueue
-from framework.registry import REGISTRY, Registry, Workflow
-from framework.store import WATCHED, Store
-from framework.sweeper import parked
+from framework.manage.client import WorkflowClient
 
 WORK_QUEUE = "WorkQueue"
 FAR_FUTURE = 200 * 365 * 86400.0
@@ -280,7 +280,7 @@ class LocalRuntime:
         return session.client(service, endpoint_url=self.endpoint_for(service))
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
-        """Kill the invocation at fault point ``point`` (see ``framework.faults.POINTS``) as if its
+        """Kill the invocation at fault point ``point`` (see ``framework.core.faults.POINTS``) as if its
         process died there: the next time it is reached with info equal to ``match`` (for example
         ``name="verify"``), after ``skip`` matching passes. Each call arms one crash."""
         if point not in POINTS:

@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from framework import faults
+from framework.core import faults
 from framework.local.runtime import delete_done, sqs_record
 from handlers.worker import handler
 

@@ -19,9 +19,9 @@ from framework import (
     WorkflowEntrypoint,
     workflow,
 )
-from framework.records import EntryStatus, Status
-from framework.registry import REGISTRY, Workflow
-from framework.store import full_journal
+from framework.api.registry import REGISTRY, Workflow
+from framework.backends.store import full_journal
+from framework.core.records import EntryStatus, Status
 from tests.unit.harness import Harness
 
 
