@@ -36,8 +36,8 @@ from framework.api.registry import Registry
 from framework.backends.dynamodb_items import entry_to
 from framework.backends.environment import Environment
 from framework.backends.journal_cache import JournalCache
+from framework.backends.memory import MemoryStore
 from framework.backends.queue import MemoryQueue
-from framework.backends.store import MemoryStore
 from framework.core.clock import VirtualClock
 from framework.core.records import JournalEntry
 from framework.engine.invocation import process_message

@@ -10,7 +10,8 @@ import pytest
 
 from framework import InstanceAlreadyExistsError
 from framework.backends.dynamodb import DynamoStore
-from framework.backends.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store, full_journal
+from framework.backends.memory import MemoryStore
+from framework.backends.store import LeaseConflict, LeaseLost, Release, Store, full_journal
 from framework.core.records import (
     Control,
     EntryKind,

@@ -9,8 +9,9 @@ from typing import Any
 from framework.api.registry import Registry, Workflow
 from framework.backends.blobs import MemoryBlobs
 from framework.backends.environment import Environment, Settings
+from framework.backends.memory import MemoryStore
 from framework.backends.queue import MemoryQueue
-from framework.backends.store import MemoryStore, Store
+from framework.backends.store import Store
 from framework.core.clock import VirtualClock
 from framework.core.durations import Duration, parse_duration
 from framework.engine.invocation import Outcome, process_message

@@ -55,8 +55,8 @@ from framework import workflow
 from framework.api.registry import Registry
 from framework.backends.blobs import MemoryBlobs
 from framework.backends.environment import Environment, use
+from framework.backends.memory import MemoryStore
 from framework.backends.queue import MemoryQueue
-from framework.backends.store import MemoryStore
 from framework.core.clock import VirtualClock
 from framework.manage.client import WorkflowClient
 

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from framework import WorkflowTimeoutError
 from framework.api.registry import Registry, Workflow
 from framework.backends.environment import Environment, Settings
-from framework.backends.store import MemoryStore, full_journal
+from framework.backends.memory import MemoryStore
+from framework.backends.store import full_journal
 from framework.core.clock import VirtualClock
 from framework.core.faults import POINTS, injected
 from framework.core.records import Status
