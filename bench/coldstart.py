@@ -203,7 +203,7 @@ class _Stack:
 
     def new_event(self, n: int) -> tuple[str, dict[str, Any]]:
         """Create an instance; return its id and the SQS event that Lambda would hand the worker."""
-        from framework.local.runtime import sqs_record
+        from framework.local.eventsource import sqs_record
 
         instance_id = f"cold-{n}"
         self.client.create(self.workflow, {"n": n}, id=instance_id)

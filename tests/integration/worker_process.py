@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 
 from framework.core import faults
-from framework.local.runtime import delete_done, sqs_record
+from framework.local.eventsource import delete_done, sqs_record
 from handlers.worker import handler
 
 
