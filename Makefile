@@ -41,6 +41,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check framework handlers tests examples bench infra
 	$(BIN)/ruff format --check framework handlers tests examples bench infra
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m infra.lint_template
 	$(MAKE) --no-print-directory validate
 
@@ -89,4 +90,4 @@ deploy: build
 COMMA := ,
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .venv-docs .venv-peers $(DYNALITE)/node_modules .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .venv-docs .venv-peers $(DYNALITE)/node_modules .aws-sam .mypy_cache .ruff_cache .import_linter_cache .pytest_cache .hypothesis

@@ -6,5 +6,5 @@ FAIL; the exit status is non-zero only if the benchmark itself crashes.
 
 import os
 
-# Set before anything imports framework.logs, whose Powertools Logger reads it when constructed.
+# Set before anything imports framework.core.logs, whose Powertools Logger reads it when constructed.
 os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"

@@ -158,13 +158,13 @@ class _Stack:
         import boto3
 
         from bench.coldstart_flow import one_step
-        from framework.client import WorkflowClient
-        from framework.dynamodb import DynamoStore
-        from framework.environment import Environment
+        from framework.api.registry import Registry
+        from framework.backends.dynamodb import DynamoStore
+        from framework.backends.environment import Environment
+        from framework.backends.queue import SqsQueue
         from framework.local.resources import create_resources
         from framework.local.template import load_stack
-        from framework.queue import SqsQueue
-        from framework.registry import Registry
+        from framework.manage.client import WorkflowClient
 
         session = boto3.Session(
             region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
@@ -203,7 +203,7 @@ class _Stack:
 
     def new_event(self, n: int) -> tuple[str, dict[str, Any]]:
         """Create an instance; return its id and the SQS event that Lambda would hand the worker."""
-        from framework.local.runtime import sqs_record
+        from framework.local.eventsource import sqs_record
 
         instance_id = f"cold-{n}"
         self.client.create(self.workflow, {"n": n}, id=instance_id)

@@ -49,8 +49,8 @@ from bench.report import Check, Section
 from bench.retry import COLD
 from bench.units import Charge, Index, UnitMeter, Usage, item_size
 from bench.workload import CHAIN, chain, observe
-from framework.dynamodb import SWEEP_MARK_KEY
-from framework.environment import Settings
+from framework.backends.dynamodb import SWEEP_MARK_KEY
+from framework.backends.environment import Settings
 from framework.local import LocalRuntime
 from framework.local.runtime import SWEEP_EVERY
 from framework.local.template import find_template, parse_template
@@ -128,7 +128,7 @@ def observe_sweeps(rt: LocalRuntime, meter: UnitMeter) -> Iterator[list[tuple[Co
 @contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
     """The framework's log lines at INFO, the template's default LogLevel, into a buffer."""
-    from framework.logs import logger
+    from framework.core.logs import logger
 
     level, buffer = logger.log_level, io.StringIO()
     handler = logger.registered_handler

@@ -10,9 +10,9 @@ from typing import Any
 
 from bench.report import Check, Section
 from bench.workload import CHAIN, READS, Delivery, chain, observe
-from framework.durations import parse_duration
+from framework.backends.queue import MAX_DELAY_SECONDS
+from framework.core.durations import parse_duration
 from framework.local import LocalRuntime
-from framework.queue import MAX_DELAY_SECONDS
 
 WORKER = "WorkerFunction"  # the worker's logical id in template.yaml
 SLEEP = "1 hour"

@@ -12,7 +12,7 @@ the instance:
 - ``no cache``: every resume reads the whole journal, as a container that never saw the instance does.
 
 The runs use the in-memory store, and each journal read is priced as DynamoDB bills the Query: the
-entries as ``framework.dynamodb`` stores them, per 1 MB page, in 4 KB read units. One case also runs
+entries as ``framework.backends.dynamodb`` stores them, per 1 MB page, in 4 KB read units. One case also runs
 on moto with ``bench.units``' meter, and the two must agree. The growth exponent is fitted on log-log
 over n = 10, 100, 1,000. Replay CPU is the process time of a whole run, median of ``RUNS``.
 """
@@ -32,16 +32,16 @@ from unittest import mock
 from bench.report import Check, Section
 from bench.units import UnitMeter, item_size, read_units
 from framework import Step, WorkflowEvent, workflow
-from framework.clock import VirtualClock
-from framework.dynamodb_items import entry_to
-from framework.environment import Environment
-from framework.journal_cache import JournalCache
+from framework.api.registry import Registry
+from framework.backends.dynamodb_items import entry_to
+from framework.backends.environment import Environment
+from framework.backends.journal_cache import JournalCache
+from framework.backends.memory import MemoryStore
+from framework.backends.queue import MemoryQueue
+from framework.core.clock import VirtualClock
+from framework.core.records import JournalEntry
+from framework.engine.invocation import process_message
 from framework.local import LocalRuntime
-from framework.queue import MemoryQueue
-from framework.records import JournalEntry
-from framework.registry import Registry
-from framework.store import MemoryStore
-from framework.worker import process_message
 
 HISTORY = "bench-history"
 SIZES = (10, 100, 1000)
@@ -114,7 +114,7 @@ def metered_run(n: int, every: int, mode: str) -> dict[str, Any]:
 
 class SizedReads:
     """Wraps the in-memory store: prices each journal read as DynamoDB would bill its Query: the items
-    as ``framework.dynamodb`` stores them, summed per 1 MB page and rounded up to 4 KB per page
+    as ``framework.backends.dynamodb`` stores them, summed per 1 MB page and rounded up to 4 KB per page
     (strongly consistent), at least one unit per page."""
 
     def __init__(self, inner: MemoryStore) -> None:
@@ -152,7 +152,7 @@ def run(n: int, every: int, mode: str) -> dict[str, Any]:
     size = 64 * 1024 * 1024
     pool = {MODES[0]: [JournalCache(size)], MODES[1]: [JournalCache(size), JournalCache(size)]}
     caches = pool.get(mode, [JournalCache(0)])
-    from framework.client import WorkflowClient
+    from framework.manage.client import WorkflowClient
 
     _clock.append(clock)
     invocations = 0

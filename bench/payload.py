@@ -38,7 +38,7 @@ from bench.retry import (
 )
 from bench.units import UnitMeter, Usage
 from framework import Step, WorkflowEvent, workflow
-from framework.dynamodb_items import entry_key
+from framework.backends.dynamodb_items import entry_key
 from framework.local import LocalRuntime
 
 PAYLOAD = "bench-payload"

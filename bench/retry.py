@@ -34,8 +34,8 @@ from bench.report import Check, Section
 from bench.units import UnitMeter, Usage
 from bench.workload import create_floor_table
 from framework import Step, WorkflowEvent, workflow
-from framework.calls import StepContext
-from framework.environment import Settings
+from framework.api.calls import StepContext
+from framework.backends.environment import Settings
 from framework.local import LocalRuntime
 
 RETRY = "bench-retry"

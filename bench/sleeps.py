@@ -35,13 +35,13 @@ from bench.prices import (  # the dated price table
 from bench.report import Check, Section
 from bench.units import Charge, UnitMeter, Usage
 from bench.workload import CHAIN, Delivery, chain, observe
-from framework.durations import parse_duration
-from framework.dynamodb import SWEEP_MARK_KEY
+from framework.backends.dynamodb import SWEEP_MARK_KEY
+from framework.backends.queue import BATCH, MAX_DELAY_SECONDS
+from framework.core.durations import parse_duration
+from framework.engine.invocation import send_wake
 from framework.local import LocalRuntime
 from framework.local.runtime import SWEEP_EVERY
 from framework.local.template import find_template, parse_template
-from framework.queue import BATCH, MAX_DELAY_SECONDS
-from framework.worker import send_wake
 
 SLEEP = "30 days"
 COHORT = 200  # instances per measured run: moto's Query and UpdateItem slow down as the table grows
@@ -109,7 +109,7 @@ class Cohort:
 def observe_sweeps(rt: LocalRuntime, meter: UnitMeter) -> Iterator[list[Sweep]]:
     """Record each sweeper run, by wrapping the ``sweep`` that its handler calls."""
     import handlers.sweeper as sweeper_handler
-    from framework.sweeper import sweep as real
+    from framework.engine.sweeper import sweep as real
 
     log: list[Sweep] = []
 

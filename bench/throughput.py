@@ -26,7 +26,7 @@ from moto import mock_aws
 from bench.counts import WORKER, chain_count_checks
 from bench.report import Check, Plot, Section, Series
 from bench.workload import CHAIN, Delivery, chain, create_floor_table, observe
-from framework.clock import VirtualClock
+from framework.core.clock import VirtualClock
 from framework.local import LocalRuntime
 from framework.local.motoclock import follow_clock
 

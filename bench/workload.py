@@ -78,7 +78,7 @@ def observe(rt: LocalRuntime) -> Iterator[list[Delivery]]:
     calls. The poller's own ReceiveMessage and DeleteMessageBatch fall outside it. Swaps
     ``rt.aws_calls`` for a CallLog with the same counts, to see the order of the calls."""
     import handlers.worker as worker_handler
-    from framework.worker import process_message as real
+    from framework.engine.invocation import process_message as real
 
     if not isinstance(rt.aws_calls, CallLog):
         rt.aws_calls = CallLog(rt.aws_calls.items())

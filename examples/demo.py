@@ -10,9 +10,9 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # keep the demo's output
 
 from examples.file_processing import file_processing, verifier
 from examples.orders import CALLS, OrderDag, async_order
+from framework.core.logs import logger
 from framework.local import LocalRuntime
-from framework.logs import logger
-from framework.timeline import format_timeline
+from framework.manage.timeline import format_timeline
 
 
 def main() -> None:
@@ -59,7 +59,9 @@ def main() -> None:
 
 def _async_order(rt: LocalRuntime) -> None:
     print("4. an async workflow: three prices at once, then stock and fraud checks side by side")
-    inst = rt.client.create("async-order", {"items": ["book", "pen", "lamp"], "customer": "ana"}, id="order-1")
+    inst = rt.client.create(
+        "async-order", {"items": ["book", "pen", "lamp"], "customer": "ana"}, id="order-1"
+    )
     rt.advance("2 hours")  # past its one-hour cool-off: it waits for an approval
     print(f"   status after its cool-off: {inst.status().status}; send the approval event")
     inst.send_event("approved", {"by": "lee"})

@@ -10,11 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from framework.calls import StepContext
-    from framework.client import Instance, InstanceStatus, WorkflowClient
-    from framework.config import Backoff, Jitter, RetryPolicy, StepConfig
-    from framework.engine import Step
-    from framework.entrypoint import WorkflowEntrypoint
+    from framework.api.calls import StepContext
+    from framework.api.entrypoint import WorkflowEntrypoint
+    from framework.api.registry import Workflow, WorkflowEvent, workflow
+    from framework.core.config import Backoff, Jitter, RetryPolicy, StepConfig
+    from framework.core.records import Status
+    from framework.engine.step import Step
     from framework.errors import (
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
@@ -36,23 +37,22 @@ if TYPE_CHECKING:
         WorkflowNotFoundError,
         WorkflowTimeoutError,
     )
-    from framework.records import Status
-    from framework.registry import Workflow, WorkflowEvent, workflow
+    from framework.manage.client import Instance, InstanceStatus, WorkflowClient
 
 __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "StepContext": "framework.calls",
-    "Instance": "framework.client",
-    "InstanceStatus": "framework.client",
-    "WorkflowClient": "framework.client",
-    "Backoff": "framework.config",
-    "Jitter": "framework.config",
-    "RetryPolicy": "framework.config",
-    "StepConfig": "framework.config",
-    "Step": "framework.engine",
-    "WorkflowEntrypoint": "framework.entrypoint",
+    "StepContext": "framework.api.calls",
+    "Instance": "framework.manage.client",
+    "InstanceStatus": "framework.manage.client",
+    "WorkflowClient": "framework.manage.client",
+    "Backoff": "framework.core.config",
+    "Jitter": "framework.core.config",
+    "RetryPolicy": "framework.core.config",
+    "StepConfig": "framework.core.config",
+    "Step": "framework.engine.step",
+    "WorkflowEntrypoint": "framework.api.entrypoint",
     **dict.fromkeys(
         [
             "DuplicateWorkflowError",
@@ -77,16 +77,16 @@ _EXPORTS = {
         ],
         "framework.errors",
     ),
-    "Status": "framework.records",
-    "Workflow": "framework.registry",
-    "WorkflowEvent": "framework.registry",
-    "workflow": "framework.registry",
+    "Status": "framework.core.records",
+    "Workflow": "framework.api.registry",
+    "WorkflowEvent": "framework.api.registry",
+    "workflow": "framework.api.registry",
 }
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first access, and keep the name here for the next one. A
-    submodule's name imports it, as the eager imports did: ``import framework; framework.client``."""
+    submodule's name imports it, as the eager imports did: ``import framework; framework.manage``."""
     module = _EXPORTS.get(name)
     if module is None:
         if name.startswith("__"):  # probes such as __wrapped__ name no submodule

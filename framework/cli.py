@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from framework.client import InstanceStatus, WorkflowClient
+from framework.api.registry import load_modules
 from framework.errors import WorkflowError
-from framework.registry import load_modules
-from framework.timeline import format_timeline
+from framework.manage.client import InstanceStatus, WorkflowClient
+from framework.manage.timeline import format_timeline
 
 
 class CliError(Exception):

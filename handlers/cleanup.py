@@ -7,9 +7,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from framework import cleanup
-from framework.dynamodb_items import INSTANCE_SK
-from framework.logs import logger
+from framework.backends.dynamodb_items import INSTANCE_SK
+from framework.core.logs import logger
+from framework.engine import cleanup
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"

@@ -7,9 +7,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from framework import inbox
-from framework.client import default_client
-from framework.logs import log_failed_record, logger
+from framework.core.logs import log_failed_record, logger
+from framework.manage import inbox
+from framework.manage.client import default_client
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

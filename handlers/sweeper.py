@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import framework.dynamodb  # noqa: F401 - every run reads the table: import it (and boto3) at init
-from framework.logs import logger
-from framework.sweeper import sweep
+import framework.backends.dynamodb  # noqa: F401 - every run reads the table: import it (and boto3) at init
+from framework.core.logs import logger
+from framework.engine.sweeper import sweep
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -14,9 +14,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-import framework.dynamodb  # noqa: F401 - the store of every message; environment.from_env uses it
-from framework.logs import log_failed_record, logger
-from framework.worker import process_message
+import framework.backends.dynamodb  # noqa: F401 - the store of every message; environment.from_env uses it
+from framework.core.logs import log_failed_record, logger
+from framework.engine.invocation import process_message
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -46,12 +46,12 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from framework.environment import Settings
+from framework.api.registry import REGISTRY, load_modules
+from framework.backends.environment import Settings
 from framework.local.apigw import http_api_event, http_api_response
 from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
 from framework.local.runtime import WORK_QUEUE, LocalRuntime
 from framework.local.template import load_stack
-from framework.registry import REGISTRY, load_modules
 
 STOP_GRACE = 10.0  # seconds that workers get to finish their batch on Ctrl-C, before they are killed
 IDLE = 0.2  # seconds between polls of an empty queue (short polls: see LocalRuntime.run_forever)

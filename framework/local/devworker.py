@@ -11,10 +11,10 @@ import sys
 import threading
 import time
 
+from framework.api.registry import load_modules
 from framework.local.dev import IDLE, DevOptions, DevRuntime
 from framework.local.devaws import SerialSender, lock_path
 from framework.local.runtime import WORK_QUEUE
-from framework.registry import load_modules
 
 
 def _exit_with(parent: int) -> None:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from unittest import mock
 
-from framework.clock import Clock
+from framework.core.clock import Clock
 
 
 @contextmanager

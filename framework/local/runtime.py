@@ -8,37 +8,36 @@ moto's SQS delays and visibility timeouts follow too, so hours of sleeps pass in
 from __future__ import annotations
 
 import heapq
-import importlib
 import logging
 import os
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from framework.blobs import S3Blobs
-from framework.client import WorkflowClient
-from framework.clock import Clock, SystemClock, VirtualClock
-from framework.durations import Duration, parse_duration
-from framework.dynamodb import INSTANCE_IS_NEW, DynamoStore
-from framework.dynamodb_items import INSTANCE_SK
-from framework.environment import Environment, Settings, use
-from framework.faults import POINTS, injected
+from framework.api.registry import REGISTRY, Registry, Workflow
+from framework.backends.blobs import S3Blobs
+from framework.backends.dynamodb import INSTANCE_IS_NEW, DynamoStore
+from framework.backends.dynamodb_items import INSTANCE_SK
+from framework.backends.environment import Environment, Settings, use
+from framework.backends.queue import SqsQueue
+from framework.backends.store import WATCHED, Store
+from framework.core.clock import Clock, SystemClock, VirtualClock
+from framework.core.durations import Duration, parse_duration
+from framework.core.faults import POINTS, injected
+from framework.engine.sweeper import parked
+from framework.local.eventsource import Handler, LocalContext, Poller, delete_done, import_handler, sqs_record
 from framework.local.resources import create_resources
 from framework.local.template import FunctionSpec, Stack, load_stack
-from framework.queue import SqsQueue
-from framework.registry import REGISTRY, Registry, Workflow
-from framework.store import WATCHED, Store
-from framework.sweeper import parked
+from framework.manage.client import WorkflowClient
 
 WORK_QUEUE = "WorkQueue"
 FAR_FUTURE = 200 * 365 * 86400.0
 SWEEP_EVERY = 60.0  # the template's schedule: rate(1 minute)
-Handler = Callable[[dict[str, Any], Any], Any]
 log = logging.getLogger(__name__)
 
 
@@ -51,34 +50,6 @@ class _Fault:
     point: str
     match: dict[str, Any]
     skip: int
-
-
-@dataclass(frozen=True)
-class _Poller:
-    """What Lambda's event source mapping does for one function and one queue."""
-
-    function: FunctionSpec
-    queue: str
-    batch_size: int
-    visibility: int
-
-
-@dataclass
-class LocalContext:
-    """The parts of Lambda's context object that handlers read; the deadline follows the clock."""
-
-    function_name: str
-    clock: Clock
-    deadline: float
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - self.clock.now()) * 1000))
 
 
 class LocalRuntime:
@@ -184,9 +155,7 @@ class LocalRuntime:
         self._sweeper = _one(f for f in functions if f.schedules)
         # Every SQS event source of the template gets a poller: the work queue's and the inbox's.
         self._pollers = [
-            _Poller(
-                f, e["Queue"], e["BatchSize"], int(self._queue_attribute(e["Queue"], "VisibilityTimeout"))
-            )
+            Poller(f, e["Queue"], e["BatchSize"], int(self._queue_attribute(e["Queue"], "VisibilityTimeout")))
             for f in functions
             for e in f.sqs_events
         ]
@@ -280,7 +249,7 @@ class LocalRuntime:
         return session.client(service, endpoint_url=self.endpoint_for(service))
 
     def crash_at(self, point: str, *, skip: int = 0, **match: Any) -> None:
-        """Kill the invocation at fault point ``point`` (see ``framework.faults.POINTS``) as if its
+        """Kill the invocation at fault point ``point`` (see ``framework.core.faults.POINTS``) as if its
         process died there: the next time it is reached with info equal to ``match`` (for example
         ``name="verify"``), after ``skip`` matching passes. Each call arms one crash."""
         if point not in POINTS:
@@ -407,7 +376,7 @@ class LocalRuntime:
         else:
             time.sleep(max(0.0, when - self.clock.now()))
 
-    def _deliver(self, poller: _Poller) -> bool:
+    def _deliver(self, poller: Poller) -> bool:
         sqs, url = self._poller, self._stack.urls[poller.queue]
         received = sqs.receive_message(
             QueueUrl=url,
@@ -438,7 +407,7 @@ class LocalRuntime:
 
     def _handler(self, function: FunctionSpec) -> Handler:
         if function.logical_id not in self._handlers:
-            self._handlers[function.logical_id] = _import_handler(function.handler)
+            self._handlers[function.logical_id] = import_handler(function.handler)
         return self._handlers[function.logical_id]
 
     def _invoke(self, function: FunctionSpec, event: dict[str, Any]) -> Any:
@@ -452,37 +421,6 @@ class LocalRuntime:
             self._local.invoking = None
 
 
-def delete_done(sqs: Any, url: str, received: list[dict[str, Any]], failed: set[str]) -> None:
-    """Delete the received messages that did not fail, as the event source mapping does."""
-    done = [
-        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-        for i, m in enumerate(received)
-        if m["MessageId"] not in failed
-    ]
-    if done:
-        sqs.delete_message_batch(QueueUrl=url, Entries=done)
-
-
-def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": region,
-    }
-
-
-def _import_handler(path: str) -> Handler:
-    module, _, name = path.rpartition(".")
-    handler: Handler = getattr(importlib.import_module(module), name)
-    return handler
-
-
 def _one(functions: Iterable[FunctionSpec]) -> FunctionSpec:
     found = list(functions)
     if len(found) != 1:
@@ -490,7 +428,7 @@ def _one(functions: Iterable[FunctionSpec]) -> FunctionSpec:
     return found[0]
 
 
-__all__ = ["LocalContext", "LocalRuntime", "SimulatedCrash", "Stack", "delete_done", "sqs_record"]
+__all__ = ["LocalRuntime", "SimulatedCrash", "Stack"]
 
 
 def next_sweep(

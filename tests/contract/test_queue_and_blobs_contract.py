@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from framework.blobs import MemoryBlobs
-from framework.clock import VirtualClock
+from framework.backends.blobs import MemoryBlobs
+from framework.backends.queue import MemoryQueue
+from framework.core.clock import VirtualClock
 from framework.local import LocalRuntime
-from framework.queue import MemoryQueue
 
 
 @pytest.fixture(params=["memory", "aws"])

@@ -9,9 +9,10 @@ from dataclasses import replace
 import pytest
 
 from framework import InstanceAlreadyExistsError
-from framework.dynamodb import DynamoStore
-from framework.local import LocalRuntime
-from framework.records import (
+from framework.backends.dynamodb import DynamoStore
+from framework.backends.memory import MemoryStore
+from framework.backends.store import LeaseConflict, LeaseLost, Release, Store, full_journal
+from framework.core.records import (
     Control,
     EntryKind,
     EntryStatus,
@@ -22,7 +23,7 @@ from framework.records import (
     RunKey,
     Status,
 )
-from framework.store import LeaseConflict, LeaseLost, MemoryStore, Release, Store, full_journal
+from framework.local import LocalRuntime
 from tests import dynalite
 
 NOW = 1_800_000_000.0
@@ -224,7 +225,7 @@ def test_journal_entries_are_written_once_per_rev(store: Store) -> None:
 
 
 def test_entries_roundtrip_every_field(store: Store) -> None:
-    from framework.records import Attempt
+    from framework.core.records import Attempt
 
     full = JournalEntry(
         7,
@@ -426,8 +427,8 @@ def _delete_instance_item(store: Store, instance_id: str) -> None:
 
 
 def test_a_step_done_at_its_first_attempt_stores_no_attempt_list() -> None:
-    from framework.dynamodb_items import entry_from, entry_to
-    from framework.records import Attempt
+    from framework.backends.dynamodb_items import entry_from, entry_to
+    from framework.core.records import Attempt
 
     clean = replace(entry(3), attempts=(Attempt(NOW + 3, NOW + 3.5),))
     item = entry_to("i1", R1, clean)

@@ -22,7 +22,12 @@ def test_the_worker_artifact_is_complete_and_built_for_arm64(tmp_path: Path) -> 
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    for path in ("handlers/worker.py", "framework/engine.py", "framework/_data/template.yaml", "examples"):
+    for path in (
+        "handlers/worker.py",
+        "framework/engine/step.py",
+        "framework/_data/template.yaml",
+        "examples",
+    ):
         assert (out / path).exists(), path
     assert not (out / "tests").exists() and not (out / ".venv").exists()
     (native,) = (out / "pydantic_core").glob("_pydantic_core.*.so")

@@ -55,10 +55,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from examples.approval import expense_approval
-from framework import cli, environment
+from framework import cli
+from framework.api.registry import REGISTRY, load_modules
+from framework.backends import environment
 from framework.local import LocalRuntime
 from framework.local.template import parse_template
-from framework.registry import REGISTRY, load_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "docs" / "deploy.md"

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from framework.api.registry import Workflow
 from framework.local import LocalContext, LocalRuntime
-from framework.registry import Workflow
 from handlers import api
 from tests.integration import workflows as w
 from tests.integration.apigw import http_event

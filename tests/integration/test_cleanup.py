@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.backends.store import full_journal
 from framework.local import LocalContext, LocalRuntime
-from framework.store import full_journal
 from handlers import cleanup
 from tests.integration import workflows as w
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from framework import WorkflowClient
-from framework.environment import from_env
+from framework.backends.environment import from_env
 from framework.local import LocalRuntime
 from tests.integration import workflows as w
 

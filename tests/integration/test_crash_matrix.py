@@ -17,10 +17,10 @@ import pytest
 from examples.approval import expense_approval
 from examples.file_processing import file_processing
 from examples.orders import OrderDag, async_order
-from framework.faults import POINTS, injected
+from framework.backends.store import full_journal
+from framework.core.faults import POINTS, injected
+from framework.core.records import Status
 from framework.local import LocalRuntime
-from framework.records import Status
-from framework.store import full_journal
 
 FINAL = {Status.COMPLETE, Status.ERRORED, Status.TERMINATED}
 

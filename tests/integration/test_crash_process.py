@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from framework.environment import Settings
-from framework.faults import POINTS
+from framework.backends.environment import Settings
+from framework.backends.store import full_journal
+from framework.core.faults import POINTS
 from framework.local import LocalRuntime
-from framework.store import full_journal
 from tests.integration import workflows as w
 from tests.integration.worker_process import ROOT, environment
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from framework import Workflow
-from framework.environment import Settings
+from framework.backends.environment import Settings
 from framework.local import LocalRuntime
 
 

@@ -15,9 +15,9 @@ from framework import (
     InvalidParamsError,
     WorkflowNotFoundError,
 )
-from framework.faults import POINTS
+from framework.backends.store import full_journal
+from framework.core.faults import POINTS
 from framework.local import LocalRuntime
-from framework.store import full_journal
 from tests.integration import workflows as w
 
 ALL = [w.chain, w.sleepy, w.mixed, w.typed, w.big, w.stamp]

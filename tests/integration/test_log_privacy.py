@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from framework import NonRetryableError, StepContext, StepFailedError, serde
+from framework import NonRetryableError, StepContext, StepFailedError
+from framework.api.registry import Workflow
+from framework.core import serde
+from framework.core.logs import logger
 from framework.local import LocalContext, LocalRuntime
-from framework.logs import logger
-from framework.registry import Workflow
 from handlers import api
 from tests.integration import workflows as w
 from tests.integration.apigw import http_event

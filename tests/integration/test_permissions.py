@@ -20,7 +20,7 @@ import botocore.client
 import pytest
 
 from framework import workflow
-from framework.environment import Settings
+from framework.backends.environment import Settings
 from framework.local import LocalContext, LocalRuntime
 from framework.local.template import parse_template
 from infra.lint_template import ROOT, translated

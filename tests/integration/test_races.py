@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from framework import Workflow
+from framework.backends.store import Store
+from framework.core.records import Status
+from framework.engine.invocation import WakeMessage, process_message
 from framework.local import LocalRuntime
-from framework.records import Status
-from framework.store import Store
-from framework.worker import WakeMessage, process_message
 
 PAD = "p" * 400_000  # a value this large goes to S3
 

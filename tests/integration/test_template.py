@@ -54,9 +54,9 @@ def test_work_queue_visibility_is_six_times_the_worker_timeout(timeout: int) -> 
 
 def test_local_stack_matches_what_the_framework_expects() -> None:
     """Keys, indexes, TTL and redrive of the stack built from template.yaml are the ones the code uses."""
-    from framework import dynamodb as d
-    from framework.dynamodb_items import TTL_ATTRIBUTE
-    from framework.dynamodb_manage import LIST_INDEX
+    from framework.backends import dynamodb as d
+    from framework.backends.dynamodb_items import TTL_ATTRIBUTE
+    from framework.backends.dynamodb_manage import LIST_INDEX
 
     with LocalRuntime(workflows=[]) as rt:
         db, sqs = rt.boto3_client("dynamodb"), rt.boto3_client("sqs")
@@ -83,7 +83,7 @@ def test_local_stack_matches_what_the_framework_expects() -> None:
 
 
 def test_the_template_names_the_ttl_attribute_the_framework_writes() -> None:
-    from framework.dynamodb_items import TTL_ATTRIBUTE
+    from framework.backends.dynamodb_items import TTL_ATTRIBUTE
 
     table = load_stack(ROOT / "template.yaml").of_type("AWS::DynamoDB::Table")["Table"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}

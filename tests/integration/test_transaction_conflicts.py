@@ -18,8 +18,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from framework import dynamodb_conflicts
-from framework.dynamodb_conflicts import ATTEMPTS, ConflictRetrying, transaction_conflict
+from framework.backends import dynamodb_conflicts
+from framework.backends.dynamodb_conflicts import ATTEMPTS, ConflictRetrying, transaction_conflict
 from framework.errors import InstanceBusyError
 from framework.local import LocalContext, LocalRuntime
 from handlers import api

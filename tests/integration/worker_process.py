@@ -17,8 +17,8 @@ from typing import Any
 
 import boto3
 
-from framework import faults
-from framework.local.runtime import delete_done, sqs_record
+from framework.core import faults
+from framework.local.eventsource import delete_done, sqs_record
 from handlers.worker import handler
 
 

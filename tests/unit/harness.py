@@ -6,17 +6,18 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from framework.blobs import MemoryBlobs
-from framework.client import WorkflowClient
-from framework.clock import VirtualClock
-from framework.durations import Duration, parse_duration
-from framework.environment import Environment, Settings
+from framework.api.registry import Registry, Workflow
+from framework.backends.blobs import MemoryBlobs
+from framework.backends.environment import Environment, Settings
+from framework.backends.memory import MemoryStore
+from framework.backends.queue import MemoryQueue
+from framework.backends.store import Store
+from framework.core.clock import VirtualClock
+from framework.core.durations import Duration, parse_duration
+from framework.engine.invocation import Outcome, process_message
+from framework.engine.sweeper import sweep
 from framework.local.runtime import next_sweep
-from framework.queue import MemoryQueue
-from framework.registry import Registry, Workflow
-from framework.store import MemoryStore, Store
-from framework.sweeper import sweep
-from framework.worker import Outcome, process_message
+from framework.manage.client import WorkflowClient
 
 
 class FakeContext:
@@ -38,7 +39,7 @@ def make_store(settings: Settings) -> Store:
         return MemoryStore()
     import boto3
 
-    from framework.dynamodb import DynamoStore
+    from framework.backends.dynamodb import DynamoStore
     from framework.local.template import load_stack
 
     stack = load_stack()
@@ -162,7 +163,7 @@ def fail_once(obj: Any, name: str, error: Exception) -> None:
 
 def journal_items(store: Store, instance_id: str, run: int = 1) -> list[Any]:
     """The journal items of run ``run`` of the instance that has the id now (not its ``tail``)."""
-    from framework.records import RunKey
+    from framework.core.records import RunKey
 
     record = store.get_instance(instance_id)
     assert record is not None, instance_id

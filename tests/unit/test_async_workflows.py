@@ -20,10 +20,10 @@ from framework import (
     WorkflowEntrypoint,
     workflow,
 )
-from framework.environment import Settings
-from framework.records import EntryStatus, Status
-from framework.registry import REGISTRY, Workflow
-from framework.store import full_journal
+from framework.api.registry import REGISTRY, Workflow
+from framework.backends.environment import Settings
+from framework.backends.store import full_journal
+from framework.core.records import EntryStatus, Status
 from tests.unit.harness import Harness
 
 

@@ -19,13 +19,23 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from framework import RetryPolicy, StepConfig
-from framework.config import DEFAULTS, step_config
-from framework.worker import BadMessageError, WakeMessage
+from framework.core.config import DEFAULTS, step_config
+from framework.engine.invocation import BadMessageError, WakeMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pydantic", "aws_lambda_powertools.utilities.parser")
-OPTIONAL = {"framework.client", "framework.history", "framework.inbox", "framework.config_models"}
-NEEDED = {"boto3", "framework.dynamodb", "aws_lambda_powertools.utilities.batch", "framework.worker"}
+OPTIONAL = {
+    "framework.manage.client",
+    "framework.manage.history",
+    "framework.manage.inbox",
+    "framework.core.config_models",
+}
+NEEDED = {
+    "boto3",
+    "framework.backends.dynamodb",
+    "aws_lambda_powertools.utilities.batch",
+    "framework.engine.invocation",
+}
 
 # Snapshots of sys.modules in one fresh interpreter: after `import framework`, after importing the
 # worker, after a plain workflow's first message (in memory), after a step with a config dict.
@@ -42,13 +52,13 @@ import handlers.worker
 snap("worker")
 
 from framework import workflow
-from framework.blobs import MemoryBlobs
-from framework.client import WorkflowClient
-from framework.clock import VirtualClock
-from framework.environment import Environment, use
-from framework.queue import MemoryQueue
-from framework.registry import Registry
-from framework.store import MemoryStore
+from framework.api.registry import Registry
+from framework.backends.blobs import MemoryBlobs
+from framework.backends.environment import Environment, use
+from framework.backends.memory import MemoryStore
+from framework.backends.queue import MemoryQueue
+from framework.core.clock import VirtualClock
+from framework.manage.client import WorkflowClient
 
 
 @workflow("coldstart-plain")
@@ -226,7 +236,7 @@ def test_bad_wake_messages_are_value_errors(fields: dict[str, Any]) -> None:
 
 
 def test_from_env_creates_each_boto3_client_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    from framework import environment
+    from framework.backends import environment
 
     created: list[str] = []
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from framework import StepFailedError, Workflow
-from framework.engine import FREE_CUTS
-from framework.environment import Settings
-from framework.records import EntryStatus
-from framework.store import full_journal
+from framework.backends.environment import Settings
+from framework.backends.store import full_journal
+from framework.core.records import EntryStatus
+from framework.engine.step import FREE_CUTS
 from tests.unit.harness import Harness
 
 # An invocation of 50 ms (real time, as the attempt timer counts) with a margin of 20 ms: each attempt

@@ -16,10 +16,10 @@ from framework import (
     StepFailedError,
     Workflow,
 )
-from framework.environment import Settings
-from framework.records import EntryStatus, Status
-from framework.store import full_journal
-from framework.worker import Outcome, WakeMessage
+from framework.backends.environment import Settings
+from framework.backends.store import full_journal
+from framework.core.records import EntryStatus, Status
+from framework.engine.invocation import Outcome, WakeMessage
 from tests.unit.harness import Harness, fail_once, journal_items
 
 

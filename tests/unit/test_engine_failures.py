@@ -3,16 +3,17 @@ never loses it. Runs on the in-memory store here and on DynamoDB (moto) in tests
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+import framework
 from framework import Workflow
-from framework.environment import Settings
-from framework.worker import Outcome
+from framework.backends.environment import Settings
+from framework.engine.invocation import Outcome
 from tests.unit.harness import Harness, fail_once
 
 
@@ -72,7 +73,7 @@ def test_an_engine_failure_the_workflow_turns_into_its_own_error_is_still_handed
 def test_an_event_sent_during_the_run_is_taken_when_the_look_after_the_release_fails() -> None:
     """The event's kick is turned away while the lease is held; the look after the release, which
     would find the event, fails: the instance is woken to look, not left to the wait's deadline."""
-    from framework.faults import injected
+    from framework.core.faults import injected
 
     def flow(event: Any, step: Any) -> Any:
         return step.wait_for_event("approval", "go", timeout="1 day").payload
@@ -113,12 +114,18 @@ PLUMBING = frozenset({"call", "engine_call", "write_entry", "_put", "write", "fl
 PLUMBING |= {"send_wake", "_release"}
 
 
+FRAMEWORK = Path(framework.__file__).resolve().parent
+
+
 def _caller() -> str:
+    """``<path under framework/, no .py>.<qualname>`` of the first framework function out from the
+    plumbing: the path, as file stems repeat (``engine/step`` and ``engine/ops/step``)."""
     frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
-        if f"{os.sep}framework{os.sep}" in code.co_filename and code.co_name not in PLUMBING:
-            return f"{os.path.basename(code.co_filename).removesuffix('.py')}.{code.co_qualname}"
+        path = Path(code.co_filename).resolve()
+        if path.is_relative_to(FRAMEWORK) and code.co_name not in PLUMBING:
+            return f"{path.relative_to(FRAMEWORK).with_suffix('').as_posix()}.{code.co_qualname}"
         frame = frame.f_back
     return "?"
 
@@ -209,31 +216,34 @@ def _clean_run() -> tuple[list[str], Any]:
 
 SITES, CLEAN_OUTPUT = _clean_run()
 # Calls made only after a first failure, each after the failure that leads to it.
-FIRST_WRITE = ("store.write_entry@step._record_success", 1)
+FIRST_WRITE = ("store.write_entry@engine/ops/step._record_success", 1)
 HAND_OVER_SITES = [
-    (FIRST_WRITE, ("store.expire_lease@worker.Invocation._retry_soon", 1)),
-    (FIRST_WRITE, ("queue.send@worker.Invocation._retry_soon", 1)),  # the wake-up after the backoff
+    (FIRST_WRITE, ("store.expire_lease@engine/invocation.Invocation._retry_soon", 1)),
+    (
+        FIRST_WRITE,
+        ("queue.send@engine/invocation.Invocation._retry_soon", 1),
+    ),  # the wake-up after the backoff
 ]
 
 
 def test_the_site_workflow_reaches_every_engine_call_site() -> None:
     assert set(SITES) >= {
-        "store.acquire_lease@worker.process_message",
-        "store.load_journal@worker.Invocation._replay",
-        "store.record_crash@worker.Invocation._count_crash",
-        "store.write_entry@step._record_success",
-        "store.write_entry@wait.run",  # the wait's entry
-        "store.write_entry@wait._take",  # the event it took
-        "store.write_entry@replay.Replay.claim",  # a sleep's entry, written at the next durable call
-        "store.get_instance@worker.Invocation.pause_requested",
-        "store.load_events@worker.Invocation.events",
-        "store.load_events@worker.Invocation._arrived",  # the look after the release
-        "store.release@worker.Invocation._suspend",
-        "store.release@worker.Invocation._finish",
-        "queue.send@worker.Invocation._suspend",
-        "blobs.put@step._record_success",
-        "blobs.put@worker.Invocation._complete",
-        "blobs.get@step.run",
+        "store.acquire_lease@engine/invocation.process_message",
+        "store.load_journal@engine/invocation.Invocation._replay",
+        "store.record_crash@engine/invocation.Invocation._count_crash",
+        "store.write_entry@engine/ops/step._record_success",
+        "store.write_entry@engine/ops/wait.run",  # the wait's entry
+        "store.write_entry@engine/ops/wait._take",  # the event it took
+        "store.write_entry@engine/replay.Replay.claim",  # a sleep's entry, written at the next durable call
+        "store.get_instance@engine/invocation.Invocation.pause_requested",
+        "store.load_events@engine/invocation.Invocation.events",
+        "store.load_events@engine/invocation.Invocation._arrived",  # the look after the release
+        "store.release@engine/invocation.Invocation._suspend",
+        "store.release@engine/invocation.Invocation._finish",
+        "queue.send@engine/invocation.Invocation._suspend",
+        "blobs.put@engine/ops/step._record_success",
+        "blobs.put@engine/invocation.Invocation._complete",
+        "blobs.get@engine/ops/step.run",
     }, SITES
     assert FIRST_WRITE[0] in SITES
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from framework import Workflow
-from framework.environment import Environment, Settings
-from framework.records import JournalEntry
-from framework.store import full_journal
-from framework.worker import Outcome, process_message
+from framework.backends.environment import Environment, Settings
+from framework.backends.store import full_journal
+from framework.core.records import JournalEntry
+from framework.engine.invocation import Outcome, process_message
 from tests.unit.harness import FakeContext, Harness
 
 
@@ -89,7 +89,7 @@ def test_another_container_in_between_makes_the_next_read_incremental() -> None:
 def test_a_crash_in_another_container_since_our_release_makes_us_read() -> None:
     """A caches the journal; B takes the next wake-up, writes s1 and dies before releasing, so
     ``released_by`` still names A's lease. A must not trust its copy: the left lease says a crash."""
-    from framework.faults import injected
+    from framework.core.faults import injected
 
     h = Harness(napping(3))
     a, b = (

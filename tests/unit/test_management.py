@@ -15,7 +15,7 @@ from framework import (
     Workflow,
     WorkflowTimeoutError,
 )
-from framework.environment import Settings
+from framework.backends.environment import Settings
 from tests.unit.harness import Harness
 
 CHECK_ALWAYS = Settings(control_check_seconds=0)

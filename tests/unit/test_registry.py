@@ -17,7 +17,7 @@ from framework import (
     WorkflowNotFoundError,
     workflow,
 )
-from framework.registry import REGISTRY, Registry, Workflow
+from framework.api.registry import REGISTRY, Registry, Workflow
 
 
 class Params(BaseModel):
@@ -150,8 +150,8 @@ def test_errors_module_imports_nothing_from_the_framework() -> None:
 
 
 def test_suspension_is_not_an_exception() -> None:
+    from framework.backends.store import LeaseLost
     from framework.errors import Suspend
-    from framework.store import LeaseLost
 
     assert not issubclass(Suspend, Exception)
     assert not issubclass(LeaseLost, Exception)
@@ -160,7 +160,7 @@ def test_suspension_is_not_an_exception() -> None:
 def test_a_module_that_fails_to_import_is_recorded_and_the_others_load(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from framework.registry import load_modules
+    from framework.api.registry import load_modules
 
     (tmp_path / "wf_import_boom.py").write_text("raise RuntimeError('boom at import')\n")
     (tmp_path / "wf_import_fine.py").write_text(
@@ -200,7 +200,7 @@ def test_instances_of_a_broken_module_error_with_the_reason_and_the_queue_moves_
 def test_a_container_starts_even_when_a_workflow_module_fails_to_import(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from framework.environment import from_env
+    from framework.backends.environment import from_env
 
     (tmp_path / "wf_import_boom2.py").write_text("import no_such_dependency_here\n")
     monkeypatch.syspath_prepend(str(tmp_path))

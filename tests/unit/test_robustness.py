@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from framework import StepFailedError, Workflow
-from framework.blobs import MemoryBlobs
-from framework.calls import call_with_timeout as _call_with_timeout
-from framework.environment import Settings
-from framework.records import EntryKind, EntryStatus, JournalEntry
-from framework.store import full_journal
-from framework.worker import LeaseLostError, Outcome
+from framework.api.calls import call_with_timeout as _call_with_timeout
+from framework.backends.blobs import MemoryBlobs
+from framework.backends.environment import Settings
+from framework.backends.store import full_journal
+from framework.core.records import EntryKind, EntryStatus, JournalEntry
+from framework.engine.invocation import LeaseLostError, Outcome
 from tests.unit.harness import Harness, fail_once
 
 
@@ -204,7 +204,7 @@ class FailingReads:
 
 
 def test_failed_reads_back_off_and_the_sweeper_does_not_cut_the_backoff_short() -> None:
-    from framework.sweeper import sweep
+    from framework.engine.sweeper import sweep
 
     def flow(event: Any, step: Any) -> Any:
         step.sleep("nap", 10)
@@ -271,7 +271,7 @@ class FailingOnce:
 
 @pytest.mark.parametrize("method", ["get_instance", "load_events"])
 def test_engine_reads_never_reach_user_except_blocks(method: str) -> None:
-    from framework.environment import Settings
+    from framework.backends.environment import Settings
 
     def flow(event: Any, step: Any) -> Any:
         try:
@@ -360,8 +360,8 @@ def test_an_event_whose_invocation_fails_is_taken_after_the_backoff_not_the_wait
 def test_a_pause_after_a_hand_over_makes_a_warm_container_read_the_journal() -> None:
     """Container A caches the journal; B runs the next step and hands over after a failed call;
     pause() takes B's lease away and resume() wakes it. A must read B's entry, not trust its copy."""
-    from framework.environment import Environment
-    from framework.worker import process_message
+    from framework.backends.environment import Environment
+    from framework.engine.invocation import process_message
     from tests.unit.harness import FakeContext
 
     runs: list[str] = []

@@ -23,14 +23,15 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from framework import WorkflowTimeoutError
-from framework.clock import VirtualClock
-from framework.environment import Environment, Settings
-from framework.faults import POINTS, injected
-from framework.records import Status
-from framework.registry import Registry, Workflow
-from framework.store import MemoryStore, full_journal
-from framework.sweeper import sweep
-from framework.worker import process_message
+from framework.api.registry import Registry, Workflow
+from framework.backends.environment import Environment, Settings
+from framework.backends.memory import MemoryStore
+from framework.backends.store import full_journal
+from framework.core.clock import VirtualClock
+from framework.core.faults import POINTS, injected
+from framework.core.records import Status
+from framework.engine.invocation import process_message
+from framework.engine.sweeper import sweep
 from tests.unit.harness import FakeContext
 
 VISIBILITY = 1800.0  # the work queue's, as in template.yaml
@@ -187,7 +188,7 @@ class Driver:
                 raise Crash(where)
 
     def run(self) -> Any:
-        from framework.client import WorkflowClient
+        from framework.manage.client import WorkflowClient
 
         client = WorkflowClient(environment=self.env)
         self._delivering = False

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from framework import Workflow
-from framework.faults import injected
-from framework.sweeper import sweep
+from framework.core.faults import injected
+from framework.engine.sweeper import sweep
 from tests.unit.harness import Harness
 
 
@@ -106,7 +106,7 @@ def test_a_failed_send_leaves_the_others_swept_and_is_retried_after_the_grace() 
 def test_logs_carry_ids_and_skip_replayed_steps() -> None:
     import io
 
-    from framework.logs import logger
+    from framework.core.logs import logger
 
     stream = io.StringIO()
 
@@ -162,7 +162,7 @@ def test_a_parked_wake_up_that_fails_to_send_is_tried_again_before_the_wake_time
 
 
 def test_every_parked_wake_up_come_due_is_sent_whatever_the_sweep_limit() -> None:
-    from framework.environment import Settings
+    from framework.backends.environment import Settings
 
     flow = Workflow("many-naps", lambda event, step: step.sleep("nap", "2 hours"))
     h = Harness(flow, settings=Settings(sweep_limit=3))

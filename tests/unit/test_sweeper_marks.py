@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from framework import Workflow, sweeper
-from framework.clock import Clock
-from framework.dynamodb import DynamoStore
-from framework.sweeper import sweep
+from framework import Workflow
+from framework.backends.dynamodb import DynamoStore
+from framework.core.clock import Clock
+from framework.engine import sweeper
+from framework.engine.sweeper import sweep
 from tests.unit.harness import FakeContext, Harness
 
 

@@ -23,10 +23,10 @@ from framework import (
     StepFailedError,
     Workflow,
 )
-from framework import serde as serde_module
-from framework.calls import check_name
-from framework.records import ErrorInfo
-from framework.worker import Outcome
+from framework.api.calls import check_name
+from framework.core import serde as serde_module
+from framework.core.records import ErrorInfo
+from framework.engine.invocation import Outcome
 from tests.unit.harness import Harness
 
 MARK = "MARK-private-9d41"  # in values and dict keys: no message may show it

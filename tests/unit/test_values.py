@@ -12,11 +12,11 @@ import pytest
 from pydantic import BaseModel
 
 from framework import InvalidConfigError, InvalidInstanceIdError, RetryPolicy, SerializationError, StepConfig
-from framework.calls import check_name
-from framework.client import check_instance_id
-from framework.config import step_config
-from framework.durations import parse_duration, to_epoch
-from framework.serde import decode, encode, roundtrip
+from framework.api.calls import check_name
+from framework.core.config import step_config
+from framework.core.durations import parse_duration, to_epoch
+from framework.core.serde import decode, encode, roundtrip
+from framework.manage.client import check_instance_id
 
 
 @pytest.mark.parametrize(
@@ -245,7 +245,7 @@ def test_a_result_nested_too_deep_fails_the_step_at_once() -> None:
 def test_settings_refuse_nan_and_infinity(raw: str) -> None:
     """float() takes these, and no setting means them: a time margin of NaN compares false with
     everything, so no step would ever be too close to the deadline."""
-    from framework.environment import Settings
+    from framework.backends.environment import Settings
 
     with pytest.raises(InvalidConfigError, match="WORKFLOWS_TIME_MARGIN"):
         Settings.from_env({"WORKFLOWS_TIME_MARGIN": raw})

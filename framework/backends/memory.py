@@ -1,0 +1,250 @@
+"""The in-memory store: the fake of the Protocol in ``framework.backends.store``, no I/O."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from framework.backends.store import (
+    WATCHED,
+    DueInstance,
+    LeaseConflict,
+    LeaseLost,
+    Release,
+    control_outcome,
+    released,
+)
+from framework.core.records import (
+    FINISHED,
+    RUNNABLE,
+    Control,
+    EventRecord,
+    InstanceRecord,
+    JournalEntry,
+    Lease,
+    RunKey,
+    Status,
+    new_version,
+)
+from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
+
+
+class MemoryStore:
+    """The in-memory fake: same contract, thread-safe, no I/O."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._instances: dict[str, InstanceRecord] = {}
+        self._journals: dict[tuple[str, RunKey], dict[int, JournalEntry]] = {}
+        self._events: dict[tuple[str, RunKey], dict[str, EventRecord]] = {}
+        self._sweep_mark: float | None = None
+        self.calls = 0
+
+    def create_instance(self, record: InstanceRecord) -> None:
+        with self._lock:
+            self.calls += 1
+            if record.id in self._instances:
+                raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists")
+            self._set(record)
+
+    def create_instances(self, records: list[InstanceRecord]) -> None:
+        with self._lock:
+            self.calls += 1
+            taken = [r.id for r in records if r.id in self._instances]
+            if taken:
+                raise InstanceAlreadyExistsError(f"instances already exist: {', '.join(taken)}")
+            for r in records:
+                self._set(r)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        with self._lock:
+            self.calls += 1
+            return self._instances.get(instance_id)
+
+    def acquire_lease(
+        self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
+    ) -> Lease:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if (
+                current is None
+                or current.status not in RUNNABLE
+                or (current.lease_until is not None and current.lease_until >= now)
+                or (require_due and current.wake_at is not None and current.wake_at > now)
+            ):
+                raise LeaseConflict(current)
+            self._set(
+                current,
+                status=Status.RUNNING,
+                lease_owner=owner,
+                lease_until=until,
+                due_at=current.due_at if require_due else until,
+                # A kick may come before the wait's deadline: what wakes the instance next is what
+                # this invocation decides, not that old deadline.
+                wake_at=current.wake_at if require_due else None,
+                updated_at=now,
+            )
+            return Lease(owner=owner, until=until, previous=current)
+
+    def load_journal(self, instance_id: str, run: RunKey, from_seq: int = 0) -> list[JournalEntry]:
+        with self._lock:
+            self.calls += 1
+            entries = self._journals.get((instance_id, run), {})
+            return [entries[seq] for seq in sorted(entries) if seq >= from_seq]
+
+    def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
+        with self._lock:
+            self.calls += 1
+            entries = self._journals.setdefault((instance_id, run), {})
+            stored = entries.get(entry.seq)
+            expected = None if entry.rev == 1 else entry.rev - 1
+            if (stored.rev if stored else None) != expected:
+                raise LeaseLost(f"journal entry {entry.seq} of {instance_id!r} was written by another")
+            entries[entry.seq] = entry
+
+    def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, backoff: int) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(instance_id, owner)
+            self._set(current, lease_until=now, due_at=due_at, backoff=backoff)
+
+    def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(instance_id, owner)
+            self._set(current, crash_mark=mark, crash_count=count)
+
+    def release(self, lease: Lease, release: Release) -> Status:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(lease.previous.id, lease.owner)
+            if release.status is Status.WAITING and current.pause_requested:
+                release = replace(release, status=Status.PAUSED)
+            self._set(released(Lease(lease.owner, lease.until, current), release))
+            return release.status
+
+    def due_instances(self, before: float, limit: int, *, after: float | None = None) -> list[DueInstance]:
+        low = float("-inf") if after is None else after
+        with self._lock:
+            self.calls += 1
+            due = sorted(
+                (r for r in self._instances.values() if r.due_at is not None and low < r.due_at <= before),
+                key=lambda r: r.due_at or 0.0,
+            )
+            return [DueInstance(r.id, r.due_at or 0.0, r.wake_at) for r in due[:limit]]
+
+    def created_between(self, after: float, until: float) -> list[InstanceRecord]:
+        with self._lock:
+            self.calls += 1
+            return [r for r in self._instances.values() if after < r.created_at <= until]
+
+    def watch(self, instance_id: str, due_at: float) -> bool:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if current is None or current.due_at is not None or current.status not in WATCHED:
+                return False
+            self._set(current, due_at=due_at)
+            return True
+
+    def sweep_mark(self) -> float | None:
+        with self._lock:
+            self.calls += 1
+            return self._sweep_mark
+
+    def set_sweep_mark(self, swept_until: float, *, now: float | None = None) -> None:
+        with self._lock:
+            self.calls += 1
+            mark = self._sweep_mark
+            if mark is None or mark < swept_until or (now is not None and mark > now):
+                self._sweep_mark = swept_until
+
+    def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            leased = current is not None and current.lease_until is not None and current.lease_until >= now
+            if current is None or current.due_at != due_at or leased:
+                return False
+            self._set(current, due_at=new_due_at)
+            return True
+
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}")
+            if current.status in FINISHED:
+                raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
+            self._events.setdefault((instance_id, current.run_key), {}).setdefault(event.key, event)
+
+    def load_events(self, instance_id: str, run: RunKey, event_type: str | None = None) -> list[EventRecord]:
+        with self._lock:
+            self.calls += 1
+            events = self._events.get((instance_id, run), {})
+            return [events[k] for k in sorted(events) if event_type is None or events[k].type == event_type]
+
+    def delete_events(self, instance_id: str, run: RunKey, keys: list[str]) -> None:
+        with self._lock:
+            self.calls += 1
+            events = self._events.get((instance_id, run), {})
+            for key in keys:
+                events.pop(key, None)
+
+    def control(self, instance_id: str, action: Control, now: float, expires_at: int) -> InstanceRecord:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            if current is None:
+                raise InstanceNotFoundError(f"no instance {instance_id!r}")
+            after = self._set(control_outcome(current, action, now, expires_at))
+            return after
+
+    def list_instances(
+        self, workflow: str | None, status: Status | None, limit: int, before: tuple[float, str] | None
+    ) -> tuple[list[InstanceRecord], bool]:
+        with self._lock:
+            self.calls += 1
+            found = sorted(
+                (
+                    r
+                    for r in self._instances.values()
+                    if (workflow is None or r.workflow == workflow)
+                    and (status is None or r.shown_status == status)
+                    and (before is None or (r.created_at, r.id) < before)
+                ),
+                key=lambda r: (r.created_at, r.id),
+                reverse=True,
+            )
+            return found[:limit], len(found) > limit
+
+    def purge(self, instance_id: str) -> int:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(instance_id)
+            keep = None if current is None else current.incarnation
+            count = 0
+            for key in [k for k in self._journals if k[0] == instance_id and k[1].incarnation != keep]:
+                count += len(self._journals.pop(key))
+            for key in [k for k in self._events if k[0] == instance_id and k[1].incarnation != keep]:
+                count += len(self._events.pop(key))
+            return count
+
+    def expire(self, instance_id: str) -> None:
+        """What DynamoDB's TTL does: remove the instance item, and nothing else (a fake's control)."""
+        with self._lock:
+            self._instances.pop(instance_id, None)
+
+    def _set(self, record: InstanceRecord, **changes: object) -> InstanceRecord:
+        """Store ``record`` with ``changes`` and a new version, as every write of the item does."""
+        after = replace(record, **changes, version=new_version())  # type: ignore[arg-type]
+        self._instances[after.id] = after
+        return after
+
+    def _owned(self, instance_id: str, owner: str) -> InstanceRecord:
+        current = self._instances.get(instance_id)
+        if current is None or current.lease_owner != owner:
+            raise LeaseLost(f"instance {instance_id!r} is no longer leased by {owner}")
+        return current

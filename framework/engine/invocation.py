@@ -1,0 +1,484 @@
+"""One wake-up message in, one invocation of an instance: lease, replay, then suspend or finish."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from framework.api.registry import WorkflowEvent
+from framework.backends.environment import Environment, current
+from framework.backends.queue import MAX_DELAY_SECONDS
+from framework.backends.store import LeaseConflict, LeaseLost, Release
+from framework.core import serde
+from framework.core.durations import from_epoch
+from framework.core.faults import point
+from framework.core.logs import logger
+from framework.core.records import (
+    ErrorInfo,
+    EventRecord,
+    InstanceRecord,
+    JournalEntry,
+    Lease,
+    RunKey,
+    Status,
+    tail_bytes,
+)
+from framework.engine import payloads
+from framework.engine.step import Step
+from framework.errors import InstanceBusyError, InvocationCrashedError, Stopped, Suspend, WorkflowError
+
+T = TypeVar("T")
+# The largest step result that goes with the finishing write of the instance item instead of a journal
+# item of its own: small enough that the instance item stays far below 400 KB beside params and output.
+TAIL_BYTES = 4096
+CARRY_BYTES = 600  # what entries kept while the run goes on may take, params included (see _suspend)
+
+
+class BadMessageError(WorkflowError):
+    """A work-queue message that is not a wake-up, or names no instance. It goes to the DLQ."""
+
+
+class LeaseLostError(WorkflowError):
+    """Another invocation wrote where this one meant to: the message fails alone and comes back."""
+
+
+class EngineFault(BaseException):
+    """An AWS call of the engine failed inside a durable call. User ``except Exception`` must not see it."""
+
+
+class Outcome(StrEnum):
+    HOPPED = "hopped"  # an early hop of a long wait, sent on with no DynamoDB call
+    SKIPPED = "skipped"  # a duplicate, a stale wake-up, or a finished instance: nothing to do
+    SUSPENDED = "suspended"
+    PAUSED = "paused"
+    STOPPED = "stopped"  # terminated or restarted while it ran
+    RETRYING = "retrying"  # an AWS call failed: handed over to a wake-up after a backoff
+    COMPLETED = "completed"
+    ERRORED = "errored"
+
+
+@dataclass(frozen=True, slots=True)
+class WakeMessage:
+    """The body of a work-queue message: an instance id, and when it is due.
+
+    A message runs the instance only if the instance has no later ``wake_at`` of its own, so stale
+    and duplicate wake-ups cost one conditional write. ``wake_at=None`` skips that check (a kick).
+
+    Parsed by hand, not by pydantic, so that the worker starts without pydantic. It accepts and writes
+    what the pydantic model it replaces did: ``id`` a string of 1 to 100 characters, ``wake_at`` a number
+    (or a numeric string) or null, no other keys. A bad value raises ValueError."""
+
+    id: str
+    wake_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str):
+            raise ValueError("id: Input should be a valid string")
+        if not 1 <= len(self.id) <= 100:
+            raise ValueError("id: String should have 1 to 100 characters")
+        if self.wake_at is not None:
+            object.__setattr__(self, "wake_at", _number(self.wake_at))
+
+    @classmethod
+    def parse(cls, body: str) -> WakeMessage:
+        """Raise BadMessageError for a body that is not a wake-up message."""
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # RecursionError: a crafted, deeply nested body
+            raise BadMessageError(f"not a wake-up message: Invalid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadMessageError("not a wake-up message: Input should be an object")
+        if "id" not in data:
+            raise BadMessageError("not a wake-up message: Field required")
+        if data.keys() - {"id", "wake_at"}:
+            raise BadMessageError("not a wake-up message: Extra inputs are not permitted")
+        try:
+            return cls(data["id"], data.get("wake_at"))
+        except ValueError as exc:
+            raise BadMessageError(f"not a wake-up message: {exc}") from None
+
+    def model_dump_json(self, *, exclude_none: bool = False) -> str:
+        """The message body: compact JSON, as the pydantic model wrote it (a non-finite time as null)."""
+        data: dict[str, Any] = {"id": self.id}
+        if self.wake_at is not None or not exclude_none:
+            finite = self.wake_at is not None and math.isfinite(self.wake_at)
+            data["wake_at"] = self.wake_at if finite else None
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool | int | float | str):
+        try:
+            return float(value)
+        except (ValueError, OverflowError):  # OverflowError: an integer beyond any float
+            pass
+    raise ValueError("wake_at: Input should be a valid number")
+
+
+def send_wake(env: Environment, instance_id: str, wake_at: float | None) -> None:
+    """Enqueue a wake-up. Waits longer than SQS allows are sent as the first hop of a chain."""
+    body = WakeMessage(id=instance_id, wake_at=wake_at).model_dump_json(exclude_none=True)
+    point("queue.before_send", instance_id=instance_id)
+    env.queue.send(body, _delay(env, wake_at))
+    point("queue.after_send", instance_id=instance_id)
+
+
+def _delay(env: Environment, wake_at: float | None) -> int:
+    """The SQS delay that lands a message at ``wake_at`` (or as soon as it can)."""
+    delay = 0 if wake_at is None else math.ceil(wake_at - env.clock.now())
+    return min(max(delay, 0), MAX_DELAY_SECONDS)
+
+
+def send_wakes(env: Environment, wakes: list[tuple[str, float]]) -> list[str]:
+    """Enqueue (instance id, wake time) wake-ups, each due within one SQS delay, in batches. Return the
+    ids of those not sent."""
+    messages = [
+        (WakeMessage(id=i, wake_at=at).model_dump_json(exclude_none=True), _delay(env, at)) for i, at in wakes
+    ]
+    for instance_id, _ in wakes:
+        point("queue.before_send", instance_id=instance_id)
+    failed = env.queue.send_batch(messages)
+    for instance_id, _ in wakes:
+        point("queue.after_send", instance_id=instance_id)
+    return [wakes[k][0] for k in failed]
+
+
+def process_message(body: str, context: Any = None, env: Environment | None = None) -> Outcome:
+    """Handle one work-queue message. Raise BadMessageError for a message that must not be deleted."""
+    env = env or current()
+    msg = WakeMessage.parse(body)
+    now = env.clock.now()
+    if msg.wake_at is not None and msg.wake_at > now:
+        send_wake(env, msg.id, msg.wake_at)  # an early hop: no DynamoDB call at all
+        return Outcome.HOPPED
+    remaining = env.settings.default_invocation_seconds
+    if context is not None:
+        remaining = context.get_remaining_time_in_millis() / 1000
+    owner = uuid.uuid4().hex
+    try:
+        lease = env.store.acquire_lease(
+            msg.id,
+            owner,
+            now,
+            now + remaining + env.settings.lease_margin,
+            require_due=msg.wake_at is not None,
+        )
+    except LeaseConflict as conflict:
+        if conflict.current is None:
+            raise BadMessageError(f"no instance {msg.id!r}") from None
+        logger.info("wake-up skipped", extra={"instance_id": msg.id, "status": conflict.current.status})
+        return Outcome.SKIPPED
+    return Invocation(env, lease, deadline=now + remaining).run()
+
+
+class Invocation:
+    """One leased run of an instance's workflow function."""
+
+    def __init__(self, env: Environment, lease: Lease, *, deadline: float) -> None:
+        self.env = env
+        self.lease = lease
+        self.instance: InstanceRecord = lease.previous
+        self.deadline = deadline
+        self.margin = env.settings.time_margin
+        self.budget = deadline - env.clock.now()  # the invocation's time when it started
+        # An engine failure raised into workflow code; raised again if the workflow swallows it.
+        self.failure: BaseException | None = None
+        self._checked_at = time.monotonic()
+        self._pause = lease.previous.pause_requested  # asked while an earlier invocation held it
+        self._events: dict[str, list[EventRecord]] = {}
+        self.taken: list[str] = []  # keys of the events that waits took in this invocation
+        self._released = False  # the release was written: the lease is no longer this invocation's
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.id
+
+    @property
+    def run_number(self) -> int:
+        return self.instance.run
+
+    @property
+    def run_key(self) -> RunKey:
+        return self.instance.run_key
+
+    def now(self) -> float:
+        return self.env.clock.now()
+
+    def time_left(self) -> float:
+        return self.deadline - self.now()
+
+    def pause_requested(self) -> bool:
+        """At a durable-call boundary: has pause, terminate or restart been asked meanwhile? Looks at
+        the instance at most every ``control_check_seconds`` of running time. Raise Stopped when the
+        instance was terminated or restarted."""
+        if self._pause:
+            return True
+        if time.monotonic() - self._checked_at < self.env.settings.control_check_seconds:
+            return False
+        self._checked_at = time.monotonic()
+        current = self.engine_call(self.env.store.get_instance, self.instance.id)
+        if current is None or current.lease_owner != self.lease.owner or current.run_key != self.run_key:
+            self.failure = Stopped(f"instance {self.instance.id!r} was terminated or restarted")
+            raise self.failure
+        self._pause = current.pause_requested
+        return self._pause
+
+    def events(self, event_type: str) -> list[EventRecord]:
+        """The run's events of one type, read once per invocation."""
+        if event_type not in self._events:
+            self._events[event_type] = self.engine_call(
+                self.env.store.load_events, self.instance.id, self.run_key, event_type
+            )
+        return self._events[event_type]
+
+    def write_entry(self, entry: JournalEntry) -> None:
+        self.engine_call(self.env.store.write_entry, self.instance.id, self.run_key, entry)
+
+    def engine_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an AWS call of the engine from inside workflow code. Its failure is the engine's: it is
+        carried past the user's ``except Exception`` blocks as an EngineFault."""
+        try:
+            return fn(*args, **kwargs)
+        except InstanceBusyError as exc:  # a WorkflowError for API callers; here the engine's, like any
+            self.failure = EngineFault(exc)  # failed AWS call: the workflow must not catch it
+            raise self.failure from exc
+        except WorkflowError:
+            raise
+        except LeaseLost as lost:
+            self.failure = lost
+            raise
+        except Exception as exc:
+            self.failure = EngineFault(exc)
+            raise self.failure from exc
+
+    def run(self) -> Outcome:
+        """Replay the workflow to its next wait or its end, then write down where it stands."""
+        logger.append_keys(instance_id=self.instance.id, workflow=self.instance.workflow)
+        try:
+            return self._replay()
+        except LeaseLost as lost:
+            return self._lost(lost)
+        except EngineFault as fault:  # raised outside the workflow: writing a pending entry failed
+            return self._retry_soon(fault.args[0])
+        except Exception as exc:  # an AWS call of the engine failed
+            return self._retry_soon(exc)
+        finally:
+            logger.remove_keys(["instance_id", "workflow"])
+
+    def _replay(self) -> Outcome:
+        inst = self.instance
+        try:
+            workflow = self.env.registry.get(inst.workflow)
+            payload = workflow.decode_params(inst.params)
+        except Exception as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+        # A new instance has no journal yet: skip the read. The instance item may hold a few entries.
+        journal = inst.with_tail(
+            []
+            if inst.status is Status.QUEUED
+            else self.env.journal_cache().load(self.env.store, inst, crashed=self.lease.crashed)
+        )
+        try:
+            # Outside the try below: a failed write of the crash count is the engine's, not the workflow's.
+            charge = self._count_crash(journal)
+        except InvocationCrashedError as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+        step: Step | None = None
+        try:
+            step = Step(self, journal, charge, is_async=workflow.is_async)
+            output = step.run(workflow, _event(payload, inst))
+            step.finish()  # what the workflow swallowed, or journal entries it no longer reaches
+        except Suspend as suspension:
+            assert step is not None  # only a durable call suspends
+            return self._suspend(suspension, step)
+        except EngineFault as fault:
+            raise fault.args[0] from None
+        except Stopped:
+            logger.info("stopped: the instance was terminated or restarted")
+            return Outcome.STOPPED
+        except Exception as exc:
+            if self.failure is not None:  # the workflow turned an engine failure into an error of its own
+                return self._engine_failed(self.failure)
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=self._tail(step, TAIL_BYTES))
+        return self._complete(output, self._tail(step, TAIL_BYTES))
+
+    def _engine_failed(self, failure: BaseException) -> Outcome:
+        """What an engine failure that reached the workflow's end ends in: a hand-over, a lost lease, or
+        a stop."""
+        if isinstance(failure, Stopped):
+            logger.info("stopped: the instance was terminated or restarted")
+            return Outcome.STOPPED
+        if isinstance(failure, EngineFault):
+            raise failure.args[0] from None
+        raise failure
+
+    def _tail(self, step: Step | None, room: int) -> tuple[JournalEntry, ...]:
+        """What the release keeps in the instance item: the entries it holds already, and the step's
+        pending one if all fit in ``room`` bytes (a pending entry that does not fit is written now)."""
+        kept = self.instance.tail
+        pending = () if step is None else step.take_pending(max_bytes=room - tail_bytes(kept))
+        return (*kept, *pending)
+
+    def _lost(self, lost: LeaseLost) -> Outcome:
+        current = self.env.store.get_instance(self.instance.id)
+        if current is None or current.status is Status.TERMINATED or current.run_key != self.run_key:
+            logger.info("stopped: the instance was terminated or restarted")
+            return Outcome.STOPPED
+        logger.warning("lease lost; another invocation owns the instance", extra={"reason": str(lost)})
+        raise LeaseLostError(str(lost)) from None  # this message alone fails, and is delivered again
+
+    def _retry_soon(self, error: Exception) -> Outcome:
+        """Hand the instance over after a failed AWS call: expire the lease (the next invocation counts
+        it as a crash, so a lasting failure ends in ``errored``) and wake it after a backoff."""
+        if self._released:
+            # After the release, only sends are left: the message fails and SQS delivers it again, and
+            # the sweeper wakes an instance whose wake-up was lost (its ``due_at`` is set).
+            logger.warning(
+                "engine call after the release failed", extra={"error": f"{type(error).__name__}: {error}"}
+            )
+            raise error
+        backoff = self.lease.previous.backoff + 1
+        wake_at = self.now() + min(5.0 * 2**backoff, 900.0)
+        logger.warning(
+            "engine call failed; retrying soon", extra={"error": f"{type(error).__name__}: {error}"}
+        )
+        try:
+            self.env.store.expire_lease(self.instance.id, self.lease.owner, self.now(), wake_at, backoff)
+            send_wake(self.env, self.instance.id, wake_at)
+        except (Exception, LeaseLost):
+            raise error from None  # could not hand over: the message fails and SQS delivers it again
+        return Outcome.RETRYING
+
+    def _count_crash(self, journal: list[JournalEntry]) -> int:
+        """After a crash, count crashes in a row at this journal position. Return the failed attempts
+        to charge to the next step: the first crash is free, each further one costs an attempt."""
+        if not self.lease.crashed:
+            return 0
+        previous = self.lease.previous
+        mark = f"{len(journal)}:{journal[-1].rev if journal else 0}"
+        count = previous.crash_count + 1 if previous.crash_mark == mark else 1
+        logger.warning("previous invocation crashed", extra={"crashes_in_a_row": count})
+        self.env.store.record_crash(previous.id, self.lease.owner, mark, count)
+        if count > self.env.settings.max_crashes:
+            raise InvocationCrashedError(
+                f"{count} invocations in a row died at journal position {len(journal)} without progress"
+            )
+        return count - 1
+
+    def blob_key(self, kind: str, *parts: object) -> str:
+        """Where this invocation puts a large value: under the instance's incarnation and run, and under
+        its own lease. Two invocations that overlap (a lease that expired early) never put to one key,
+        so the one whose journal write or release loses cannot overwrite what the winner recorded."""
+        where = "/".join(str(p) for p in (*parts, self.lease.owner))
+        return f"{kind}/{self.instance.id}/{self.instance.incarnation}/{self.run_number}/{where}"
+
+    def _forget_taken(self) -> None:
+        """Delete the events that waits took, now that their entries are written and the run goes on:
+        later waits then read only events not yet taken. Best effort: one left behind is only read
+        again (the journal marks it taken), and the cleanup removes it with the instance."""
+        if not self.taken:
+            return
+        try:
+            self.env.store.delete_events(self.instance.id, self.run_key, self.taken)
+        except Exception as exc:
+            logger.warning("taken events not deleted", extra={"error": type(exc).__name__})
+
+    def _release(self, release: Release) -> Status:
+        point("instance.before_release", instance_id=self.instance.id, status=release.status)
+        status = self.env.store.release(self.lease, release)
+        self._released = True
+        point("instance.after_release", instance_id=self.instance.id, status=status)
+        return status
+
+    def _suspend(self, suspension: Suspend, step: Step) -> Outcome:
+        wake_at, now = suspension.wake_at, self.now()
+        # A wait longer than one SQS delay is parked in the due-index with no message in flight: the
+        # sweeper sends its one wake-up ``park_lead`` before it ends (docs/execution-model.md).
+        due = None
+        if wake_at is not None and wake_at - now > MAX_DELAY_SECONDS:
+            due = wake_at - self.env.settings.park_lead - self.env.settings.sweep_grace
+        parked = due is not None
+        # A sleep's entry rides along, while the instance item stays small (about 1 KB: one write unit).
+        tail = self._tail(step, CARRY_BYTES - len(self.instance.params))
+        status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail))
+        self.env.journal_cache().keep(self.instance, step.entries(), self.lease.owner)  # all written
+        self._forget_taken()
+        if status is Status.PAUSED:
+            logger.info("paused")  # resume() sends the next wake-up
+            return Outcome.PAUSED
+        # An event sent while this invocation held the lease had its wake-up turned away: look once
+        # more now that the lease is released, and wake the instance if one arrived.
+        if suspension.events and self._arrived(suspension.events):
+            send_wake(self.env, self.instance.id, None)
+        if wake_at is not None and not parked:
+            send_wake(self.env, self.instance.id, wake_at)
+        logger.info("suspended", extra={"reason": suspension.reason, "wake_at": wake_at, "parked": parked})
+        return Outcome.SUSPENDED
+
+    def _arrived(self, waited: dict[str, frozenset[str]]) -> bool:
+        """Did an event of a waited-for type arrive that the waits had not seen?"""
+        try:
+            for event_type, seen in waited.items():
+                fresh = self.env.store.load_events(self.instance.id, self.run_key, event_type)
+                if any(e.key not in seen for e in fresh):
+                    return True
+        except Exception as exc:  # not knowing, wake it to look: one spare invocation at most
+            logger.warning("could not look for events sent meanwhile", extra={"error": type(exc).__name__})
+            return True
+        return False
+
+    def _complete(self, output: Any, tail: tuple[JournalEntry, ...]) -> Outcome:
+        what = f"output of workflow {self.instance.workflow!r}"
+        try:
+            text = serde.encode(output, what=what)
+            # The output shares the instance item with the params: it is inline only if both fit.
+            room = self.env.settings.inline_result_bytes - len(self.instance.params.encode())
+            inline, ref = payloads.store(
+                self.env, text, self.blob_key("outputs"), what=what, inline_room=room
+            )
+        except WorkflowError as exc:
+            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=tail)
+        return self._finish(Status.COMPLETE, output=inline, output_ref=ref, tail=tail)
+
+    def _finish(
+        self,
+        status: Status,
+        *,
+        output: str | None = None,
+        output_ref: str | None = None,
+        error: ErrorInfo | None = None,
+        tail: tuple[JournalEntry, ...] | None = None,
+    ) -> Outcome:
+        now = self.now()
+        expires = int(now + self.env.settings.retention_days * 86400)
+        self._release(
+            Release(
+                status,
+                now,
+                output=output,
+                output_ref=output_ref,
+                error=error,
+                expires_at=expires,
+                tail=self.instance.tail if tail is None else tail,
+            )
+        )
+        if error is not None:
+            logger.warning("instance errored", extra={"error": error.as_dict()})
+            return Outcome.ERRORED
+        logger.info("instance complete")
+        return Outcome.COMPLETED
+
+
+def _event(payload: Any, inst: InstanceRecord) -> WorkflowEvent:
+    return WorkflowEvent(
+        payload=payload,
+        instance_id=inst.id,
+        timestamp=from_epoch(inst.created_at),
+        workflow_name=inst.workflow,
+    )

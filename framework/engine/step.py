@@ -1,0 +1,325 @@
+"""The ``step`` object a workflow receives: its durable calls, sync or async.
+
+In a sync workflow each call returns its value. In an async workflow (an ``async def`` function, or a
+``WorkflowEntrypoint`` whose ``run`` is async) each call returns an awaitable; its identity is taken
+when the call is made, in the calling scope (``framework.engine.identity``), and it runs when awaited. The
+operations themselves are in ``framework.engine.ops``; this module forms their arguments and drives them.
+When the instance must wait, a call raises :class:`~framework.errors.Suspend`, which only
+``framework.engine.invocation`` catches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from framework.api.calls import StepContext, call_with_timeout, check_event_type, check_name, wants_context
+from framework.core.config import step_config
+from framework.core.durations import Duration, parse_duration, to_epoch
+from framework.core.records import EntryKind, JournalEntry
+from framework.engine import bodies
+from framework.engine.ops import Operation, RunBody, Wait, advance
+from framework.engine.ops import sleep as sleep_op
+from framework.engine.ops import step as step_op
+from framework.engine.ops import wait as wait_op
+from framework.engine.replay import Replay, step_body
+from framework.engine.scheduler import IN_PROCESS_WAIT, Scheduler
+from framework.errors import InvalidConfigError, Suspend
+
+if TYPE_CHECKING:
+    from framework.api.registry import Workflow
+    from framework.core.config import StepConfig  # a pydantic model: not loaded for steps without a config
+    from framework.engine.invocation import Invocation
+
+__all__ = ["IN_PROCESS_WAIT", "Step", "StepFunction"]
+# Re-exported for the tests that pin them.
+FREE_CUTS = step_op.FREE_CUTS
+
+
+class Step:
+    """The durable calls of one replay. Call it from the workflow's code only: not from step bodies,
+    not from threads of your own."""
+
+    def __init__(
+        self,
+        invocation: Invocation,
+        journal: list[JournalEntry],
+        crash_charge: int,
+        *,
+        is_async: bool = False,
+    ) -> None:
+        self._r = Replay(invocation, journal, crash_charge)
+        self._scheduler = Scheduler(self._r) if is_async else None
+        self._functions: dict[str, StepFunction] = {}  # decorated steps by function name: DAG deps
+
+    @property
+    def problem(self) -> BaseException | None:
+        return self._r.problem
+
+    @property
+    def steps_run(self) -> int:
+        return self._r.steps_run
+
+    def run(self, workflow: Workflow, event: Any) -> Any:
+        """Run the workflow's code on this step object: its output, or what stops it."""
+        result = workflow(event, self)
+        if self._scheduler is None:
+            return result
+        return self._scheduler.run(result)
+
+    def finish(self) -> None:
+        self._r.finish()
+
+    def entries(self) -> list[JournalEntry]:
+        return self._r.entries()
+
+    def take_pending(self, max_bytes: int) -> tuple[JournalEntry, ...]:
+        return self._r.take_pending(max_bytes)
+
+    # -- step.do -------------------------------------------------------------------------------
+    def do(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        fn: Callable[..., Any] | None = None,
+        *,
+        config: StepConfig | dict[str, Any] | None = None,
+        concurrent: bool = False,
+        depends: Sequence[StepFunction] | None = None,
+    ) -> Any:
+        """Run ``fn`` as a durable step: ``step.do("name", fn)`` or ``step.do(fn)``, the name defaulting
+        to the function's. Without ``fn``, decorate a function: ``@step.do()``, ``@step.do("name",
+        config=...)``. A decorated step runs once per replay however often it is called, and takes the
+        results of the decorated steps its parameters name (``concurrent=True``: resolved at once), or
+        of ``depends``, by position."""
+        if callable(name) and fn is None:
+            name, fn = None, name
+        if name is not None:
+            check_name(name)
+        label = name if isinstance(name, str) else None
+        if fn is None:
+            return self._decorator(label, config, concurrent, depends)
+        if not callable(fn):
+            raise InvalidConfigError(f"step {name!r} needs a callable, got {type(fn).__name__}")
+        label = label if label is not None else _name_of(fn)
+        cfg = step_config(config, step=label)
+        return self._call(label, _bind(fn, [], positional=0), cfg, _is_async(fn))
+
+    def _decorator(
+        self,
+        name: str | None,
+        config: StepConfig | dict[str, Any] | None,
+        concurrent: bool,
+        depends: Sequence[StepFunction] | None,
+    ) -> Callable[[Callable[..., Any]], StepFunction]:
+        if depends is not None and not all(isinstance(d, StepFunction) for d in depends):
+            raise InvalidConfigError(f"depends of step {name!r} must list functions decorated with step.do")
+        if name is None and config is not None:
+            step_config(config, step="(unnamed)")  # report a bad config where it is written
+
+        def decorate(fn: Callable[..., Any]) -> StepFunction:
+            if not callable(fn):
+                raise InvalidConfigError(f"step {name!r} must decorate a callable")
+            step_name = name if name is not None else _name_of(fn)
+            cfg = step_config(config, step=step_name)
+            function = StepFunction(self, step_name, fn, cfg, concurrent, tuple(depends or ()))
+            self._functions[getattr(fn, "__name__", step_name)] = function
+            return function
+
+        return decorate
+
+    def _call(
+        self, name: str, body: Callable[[StepContext, Sequence[Any]], Any], cfg: StepConfig, is_async: bool
+    ) -> Any:
+        claim = self._r.claim(EntryKind.STEP, name)
+        return self._perform(
+            step_op.run(self._r, claim, name, lambda ctx: body(ctx, ()), cfg, is_async=is_async)
+        )
+
+    # -- sleeps ----------------------------------------------------------------------------------
+    def sleep(self, name: str, duration: Duration) -> Any:
+        """Wait ``duration`` (a timedelta, seconds, or a string such as "2 hours") at no compute cost."""
+        check_name(name, what="sleep")
+        seconds = parse_duration(duration, what=f"duration of sleep {name!r}")
+        claim = self._r.claim(EntryKind.SLEEP, name)
+        return self._perform(sleep_op.run(self._r, claim, name, lambda now: now + seconds))
+
+    def sleep_until(self, name: str, when: datetime | int | float) -> Any:
+        """Wait until ``when``: a datetime or epoch seconds. A naive datetime is read as the process's
+        local time, as Python's ``datetime.timestamp`` reads it (UTC on Lambda)."""
+        check_name(name, what="sleep")
+        if isinstance(when, datetime) and when.tzinfo is None:
+            when = when.astimezone()  # naive: local time; see docs/execution-model.md
+        at = to_epoch(when, what=f"time of sleep {name!r}")
+        claim = self._r.claim(EntryKind.SLEEP, name)
+        return self._perform(sleep_op.run(self._r, claim, name, lambda now: at))
+
+    # -- events ----------------------------------------------------------------------------------
+    def wait_for_event(self, name: str, event_type: str, timeout: Duration = "24 hours") -> Any:
+        """Wait for the next event of ``event_type`` sent to this instance (first in, first out), an
+        :class:`~framework.api.calls.Event`. Raise WorkflowTimeoutError once ``timeout`` passes first."""
+        check_name(name, what="wait")
+        check_event_type(event_type)
+        seconds = parse_duration(timeout, what=f"timeout of wait {name!r}")
+        claim = self._r.claim(EntryKind.WAIT, name)
+        return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
+
+    # -- driving -----------------------------------------------------------------------------------
+    def _perform(self, operation: Operation) -> Any:
+        """Sync: run the operation now and return its value. Async: an awaitable that runs it."""
+        if self._scheduler is not None:
+            return self._scheduler.perform(operation)
+        value: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                done, out = advance(operation, value, error)
+                if done:
+                    return out
+                value, error = None, None
+                try:
+                    value = self._serve(out)
+                except Exception as exc:  # the body's failure: the operation decides what it means
+                    error = exc
+        finally:
+            operation.close()
+
+    def _serve(self, request: RunBody | Wait) -> Any:
+        """Serve a request inline, on the workflow's thread (a sync workflow)."""
+        if isinstance(request, RunBody):
+            with step_body(self._r):
+                result = call_with_timeout(request.body, request.seconds)
+                if inspect.isawaitable(result):  # an async body in a sync workflow
+                    result = bodies.await_on_body_loop(result, request.seconds)
+                return result
+        inv = self._r.inv
+        gap = request.wake_at - inv.now()
+        if gap <= 0:
+            return None
+        if gap < IN_PROCESS_WAIT and inv.time_left() - gap > inv.margin:
+            inv.env.clock.sleep(gap)
+            return None
+        events = {request.event_type: request.seen} if request.event_type is not None else None
+        self._r.stop(Suspend(request.wake_at, request.reason, events=events))
+        return None
+
+
+class StepFunction:
+    """A function decorated with ``step.do``: calling it runs the step, once per replay; later calls
+    return (or, async, resolve to) the same outcome."""
+
+    def __init__(
+        self,
+        step: Step,
+        name: str,
+        fn: Callable[..., Any],
+        cfg: StepConfig,
+        concurrent: bool,
+        depends: tuple[StepFunction, ...],
+    ) -> None:
+        self.name = name
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self._step = step
+        self._fn = fn
+        self._cfg = cfg
+        self._concurrent = concurrent
+        self._depends = depends
+        self._outcome: Any = None  # async: the task; sync: (value, error)
+        self._called = False
+
+    def __call__(self) -> Any:
+        """Run the step. Async: once per replay, every call awaiting the same outcome (Cloudflare's
+        form). Sync: each call is a step of its own, as ``step.do`` is; as a dependency, once."""
+        if self._called and self._step._scheduler is not None:
+            return self._outcome
+        self._called = True
+        known = set(self._step._functions) - {self.__name__}
+        by_name = [p for p in _parameters(self._fn) if p in known and p != "ctx"]
+        deps = [*self._depends, *(self._step._functions[p] for p in by_name)]
+        body = _bind(self._fn, by_name, positional=len(self._depends))
+        is_async = _is_async(self._fn)
+        scheduler = self._step._scheduler
+        if scheduler is None:
+            try:
+                self._outcome = (self._run(body, [dep.resolved() for dep in deps], is_async), None)
+            except Exception as exc:
+                self._outcome = (None, exc)
+            return self.resolved()
+        awaitables = [dep() for dep in deps]  # their identities first, in order, then this step's
+        claim = self._step._r.claim(EntryKind.STEP, self.name)
+
+        async def resolve_and_run() -> Any:
+            if self._concurrent:
+                values = list(await asyncio.gather(*awaitables))
+            else:
+                values = [await a for a in awaitables]
+            operation = step_op.run(
+                self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
+            )
+            return await scheduler.perform(operation)
+
+        self._outcome = scheduler.loop.create_task(resolve_and_run())
+        return self._outcome
+
+    def resolved(self) -> Any:
+        """Sync: the outcome of this step's first run in this replay, running it if it has not run."""
+        if not self._called:
+            self()
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        return value
+
+    def _run(
+        self, body: Callable[[StepContext, Sequence[Any]], Any], values: list[Any], is_async: bool
+    ) -> Any:
+        claim = self._step._r.claim(EntryKind.STEP, self.name)
+        operation = step_op.run(
+            self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
+        )
+        return self._step._perform(operation)
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return check_name(getattr(fn, "__name__", None) or type(fn).__name__)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    target = getattr(fn, "func", fn)  # a functools.partial
+    if inspect.iscoroutinefunction(target):
+        return True
+    # An object with an async __call__ (a class instance used as a step body).
+    return not inspect.isroutine(target) and inspect.iscoroutinefunction(type(target).__call__)
+
+
+def _parameters(fn: Callable[..., Any]) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _bind(
+    fn: Callable[..., Any], by_name: list[str], *, positional: int
+) -> Callable[[StepContext, Sequence[Any]], Any]:
+    """How to call ``fn`` with the step context and its dependencies' results: dependencies given by
+    position (``depends=``) first, then those its parameters name; the context to a parameter named
+    ``ctx``, or, with no dependencies, to its one required positional parameter."""
+    params = _parameters(fn)
+    ctx_by_name = "ctx" in params
+    ctx_positional = not ctx_by_name and not by_name and not positional and wants_context(fn)
+
+    def call(ctx: StepContext, values: Sequence[Any]) -> Any:
+        args = list(values[:positional])
+        kwargs = dict(zip(by_name, values[positional:], strict=True))
+        if ctx_by_name:
+            kwargs["ctx"] = ctx
+        elif ctx_positional:
+            args.insert(0, ctx)
+        return fn(*args, **kwargs)
+
+    return call

@@ -1,0 +1,379 @@
+"""``WorkflowClient``: start, inspect and manage instances, locally or against AWS."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from framework.api.calls import check_event_type
+from framework.api.registry import Registry, Workflow
+from framework.backends.blobs import S3Blobs
+from framework.backends.dynamodb import DynamoStore
+from framework.backends.dynamodb_items import event_key
+from framework.backends.environment import Environment, Settings, current, from_env
+from framework.backends.queue import SqsQueue
+from framework.core import serde
+from framework.core.clock import Clock, SystemClock
+from framework.core.durations import LATEST_EPOCH, from_epoch
+from framework.core.records import Control, EventRecord, InstanceRecord, Status, new_incarnation
+from framework.engine import payloads
+from framework.engine.invocation import send_wake
+from framework.errors import (
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InvalidConfigError,
+    InvalidInstanceIdError,
+    PayloadTooLargeError,
+)
+from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
+
+ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
+MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
+MAX_BATCH = 100
+MAX_BATCH_PARAMS_BYTES = 3_500_000  # DynamoDB transactions take 4 MB in all
+MAX_EVENT_BYTES = 256 * 1024
+_SENDS = itertools.count()
+MAX_LIST = 1000
+
+__all__ = ["HistoryAttempt", "HistoryEntry", "Instance", "InstancePage", "InstanceStatus", "WorkflowClient"]
+
+
+def check_instance_id(instance_id: Any) -> str:
+    """An id is 1 to 100 ASCII letters, digits, ``_`` or ``-``, compared as is: no case folding and no
+    Unicode normalisation (no id needs any, since every character it may hold is ASCII)."""
+    if not isinstance(instance_id, str) or not ID_PATTERN.fullmatch(instance_id):
+        raise InvalidInstanceIdError(
+            f"instance id {_shown(instance_id)} is invalid: use 1 to 100 letters, digits, '_' or '-', "
+            "not starting with '-'"
+        )
+    return instance_id
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: repr escapes control and invisible characters
+    (NUL, newlines, bidi overrides), and the cut keeps a hostile value from filling an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)  # an unclosed string runs to the end
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of JSON ``text`` nest (``1`` is ``[1]`` or ``{}``), computed
+    without parsing or recursing, so that it is safe on any input (``json.loads`` raises RecursionError
+    at about 1,000 levels)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
+    return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """A snapshot of an instance. ``error`` is ``{"name", "message"}`` or None."""
+
+    id: str
+    workflow: str
+    status: Status
+    output: Any
+    error: dict[str, str] | None
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "status": self.status.value,
+            "output": self.output,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePage:
+    """One page of ``WorkflowClient.list``: pass ``cursor`` back for the next, until it is None."""
+
+    instances: list[InstanceStatus]
+    cursor: str | None
+
+
+class Instance:
+    """A handle on one instance. Each method reads or writes the store; nothing is cached."""
+
+    def __init__(self, client: WorkflowClient, instance_id: str) -> None:
+        self._client = client
+        self.id = instance_id
+
+    def status(self) -> InstanceStatus:
+        return self._client._status(self._client._record(self.id))
+
+    def history(self) -> list[HistoryEntry]:
+        """The journal of the current run, oldest first, with the events sent to the instance."""
+        return self._client._history(self.id)
+
+    def pause(self) -> None:
+        """Pause at the next durable-call boundary (``waitingForPause`` until then)."""
+        self._client._control(self.id, Control.PAUSE)
+
+    def resume(self) -> None:
+        """Resume a paused instance. Raise InvalidStateError if it is not paused."""
+        self._client._control(self.id, Control.RESUME)
+
+    def terminate(self) -> None:
+        """Stop at the next boundary; later wake-ups do nothing. Raise InvalidStateError if finished."""
+        self._client._control(self.id, Control.TERMINATE)
+
+    def restart(self) -> None:
+        """Run again from the beginning with the same params; the old journal is set aside."""
+        self._client._control(self.id, Control.RESTART)
+
+    def send_event(self, type: str, payload: Any = None) -> None:
+        """Deliver an event; a wait for this type wakes at once, else it is buffered (FIFO per type).
+        Raise InvalidStateError if the instance is complete, errored or terminated."""
+        self._client._send_event(self.id, type, payload)
+
+    def __repr__(self) -> str:
+        return f"Instance(id={self.id!r})"
+
+
+class WorkflowClient:
+    """Start and manage workflow instances.
+
+    ``WorkflowClient(table_name=..., queue_url=...)`` talks to AWS with the standard configuration
+    (``endpoint_url`` for a local stack); ``WorkflowClient.from_env()`` reads the same environment
+    variables as the Lambda functions. ``create`` checks params against the workflow's model, so the
+    workflow must be registered in this process (imported, or listed in ``WORKFLOW_MODULES``).
+    """
+
+    def __init__(
+        self,
+        table_name: str | None = None,
+        queue_url: str | None = None,
+        *,
+        bucket_name: str | None = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        clock: Clock | None = None,
+        workflows: Iterable[Workflow] | None = None,
+        environment: Environment | None = None,
+    ) -> None:
+        if environment is None:
+            if not table_name or not queue_url:
+                raise ValueError("give table_name and queue_url, or use WorkflowClient.from_env()")
+            import boto3
+
+            def make(service: str) -> Any:
+                return boto3.client(service, endpoint_url=endpoint_url, region_name=region_name)
+
+            settings = Settings.from_env()
+            environment = Environment(
+                store=DynamoStore(make("dynamodb"), table_name, shards=settings.shards),
+                queue=SqsQueue(make("sqs"), queue_url),
+                blobs=S3Blobs(make("s3"), bucket_name) if bucket_name else None,
+                clock=clock or SystemClock(),
+                settings=settings,
+            )
+        if workflows is not None:
+            environment = replace(environment, registry=Registry(workflows))
+        self._env = environment
+
+    @classmethod
+    def from_env(cls, *, endpoint_url: str | None = None) -> WorkflowClient:
+        """Configure from WORKFLOWS_TABLE, WORKFLOWS_QUEUE_URL, WORKFLOWS_BUCKET and WORKFLOW_MODULES."""
+        if endpoint_url is None:
+            return cls(environment=from_env())
+        import boto3
+
+        clients = {s: boto3.client(s, endpoint_url=endpoint_url) for s in ("dynamodb", "sqs", "s3")}
+        return cls(environment=from_env(**clients))
+
+    @property
+    def registry(self) -> Registry:
+        return self._env.registry
+
+    # -- creating ----------------------------------------------------------------------------------
+    def create(self, workflow: str | Workflow, params: Any = None, *, id: str | None = None) -> Instance:
+        """Validate, write and enqueue a new instance. Nothing is written if validation fails."""
+        record = self._new_record(workflow, params, id, self._env.clock.now())
+        self._env.store.create_instance(record)
+        # The start carries its due time, like every wake-up: a duplicate delivered after the instance
+        # has moved on to a later wait fails the lease's due check and costs one write, no replay.
+        send_wake(self._env, record.id, record.created_at)
+        return Instance(self, record.id)
+
+    def create_batch(self, workflow: str | Workflow, items: list[dict[str, Any]]) -> list[Instance]:
+        """Create up to 100 instances of one workflow: ``[{"id": ..., "params": ...}, ...]`` (both
+        optional). All are validated first and written in one transaction: all, or none."""
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidConfigError(f"a batch holds 1 to {MAX_BATCH} instances")
+        now = self._env.clock.now()
+        records = []
+        for item in items:
+            if not isinstance(item, dict) or set(item) - {"id", "params"}:
+                # Not the item itself: it holds params, which no message may show.
+                raise InvalidConfigError('each batch item is {"id"?, "params"?}, with no other keys')
+            records.append(self._new_record(workflow, item.get("params"), item.get("id"), now))
+        size = sum(len(r.params.encode()) for r in records)
+        if size > MAX_BATCH_PARAMS_BYTES:
+            raise PayloadTooLargeError(
+                f"the batch's params are {size} bytes; one transaction takes {MAX_BATCH_PARAMS_BYTES}"
+            )
+        ids = [r.id for r in records]
+        if len(set(ids)) != len(ids):
+            raise InstanceAlreadyExistsError("the batch names one id twice")
+        self._env.store.create_instances(records)
+        for record in records:
+            send_wake(self._env, record.id, now)
+        return [Instance(self, r.id) for r in records]
+
+    def _new_record(
+        self, workflow: str | Workflow, params: Any, instance_id: str | None, now: float
+    ) -> InstanceRecord:
+        name = workflow.name if isinstance(workflow, Workflow) else workflow
+        instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
+        wf = self.registry.get(name)
+        text = wf.encode_params(params)
+        return InstanceRecord(
+            id=instance_id,
+            workflow=wf.name,
+            status=Status.QUEUED,
+            params=text,
+            created_at=now,
+            updated_at=now,
+            incarnation=new_incarnation(),
+            # No due_at: the sweeper looks at each new instance once, a grace after its creation, and
+            # re-enqueues it if its start message was lost (framework/engine/sweeper.py).
+        )
+
+    # -- reading -----------------------------------------------------------------------------------
+    def get(self, instance_id: str) -> Instance:
+        """A handle on an existing instance. Raise InstanceNotFoundError."""
+        self._record(check_instance_id(instance_id))
+        return Instance(self, instance_id)
+
+    def list(
+        self,
+        workflow: str | None = None,
+        status: str | Status | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InstancePage:
+        """Instances, newest first, optionally of one workflow and one status."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+            raise InvalidConfigError(f"limit must be 1 to {MAX_LIST}, got {limit!r}")
+        try:
+            wanted = None if status is None else Status(status)
+        except ValueError:
+            raise InvalidConfigError(
+                f"status {_shown(status, 60)} is unknown; one of: {', '.join(s.value for s in Status)}"
+            ) from None
+        before = _decode_cursor(cursor)
+        records, more = self._env.store.list_instances(workflow, wanted, limit, before)
+        next_cursor = _encode_cursor(records[-1]) if more and records else None
+        return InstancePage([self._status(r, with_output=False) for r in records], next_cursor)
+
+    def _record(self, instance_id: str) -> InstanceRecord:
+        record = self._env.store.get_instance(check_instance_id(instance_id))
+        if record is None:
+            raise InstanceNotFoundError(f"no instance {instance_id!r}")
+        return record
+
+    def _status(self, record: InstanceRecord, *, with_output: bool = True) -> InstanceStatus:
+        output = None
+        if with_output and record.status is Status.COMPLETE:
+            output = payloads.load(self._env, record.output, record.output_ref)
+        return InstanceStatus(
+            id=record.id,
+            workflow=record.workflow,
+            status=record.shown_status,
+            output=output,
+            error=record.error.as_dict() if record.error else None,
+            created_at=from_epoch(record.created_at),
+            updated_at=from_epoch(record.updated_at),
+        )
+
+    def _history(self, instance_id: str) -> builtins.list[HistoryEntry]:
+        record = self._record(instance_id)
+        journal = record.with_tail(self._env.store.load_journal(instance_id, record.run_key))
+        events = self._env.store.load_events(instance_id, record.run_key)
+        return build_history(self._env, journal, events, self._env.clock.now())
+
+    # -- managing ----------------------------------------------------------------------------------
+    def _control(self, instance_id: str, action: Control) -> None:
+        now = self._env.clock.now()
+        expires = int(now + self._env.settings.retention_days * 86400)
+        after = self._env.store.control(check_instance_id(instance_id), action, now, expires)
+        if action is Control.RESTART:
+            send_wake(self._env, instance_id, now)
+        elif action is Control.RESUME and after.status is Status.WAITING:
+            # A kick, not the old wake time: an event sent while paused must be taken at once.
+            send_wake(self._env, instance_id, None)
+
+    def _send_event(
+        self,
+        instance_id: str,
+        event_type: str,
+        payload: Any,
+        *,
+        event_id: str | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """``event_id`` and ``sent_at`` make a redelivered event (the inbox's SQS message) land on the
+        same key, so it is kept once."""
+        check_instance_id(instance_id)
+        check_event_type(event_type)
+        text = serde.dumps(payload, what="event payload")
+        size = len(text.encode())
+        if size > MAX_EVENT_BYTES:
+            raise PayloadTooLargeError(f"event payload is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+        now = self._env.clock.now() if sent_at is None else sent_at
+        # Events of one type are taken first in, first out by key: sends from one process at the same
+        # clock reading (a virtual clock, or a coarse one) keep their order through the counter.
+        key = event_key(event_type, now, event_id or f"{next(_SENDS):012d}-{uuid.uuid4().hex}")
+        self._env.store.send_event(instance_id, EventRecord(key, event_type, text, now))
+        send_wake(self._env, instance_id, None)  # a kick: wakes a wait at once, whatever its deadline
+
+
+_default: WorkflowClient | None = None
+
+
+def default_client() -> WorkflowClient:
+    """The client on the current Environment (see ``framework.backends.environment.current``), made once per
+    container and made again only if the Environment changes (the local runtime installs its own)."""
+    global _default  # noqa: PLW0603 - one client per container
+    env = current()
+    if _default is None or _default._env is not env:
+        _default = WorkflowClient(environment=env)
+    return _default
+
+
+def _encode_cursor(record: InstanceRecord) -> str:
+    return base64.urlsafe_b64encode(json.dumps([record.created_at, record.id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if cursor is None:
+        return None
+    try:
+        created_at, instance_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        # Only what _encode_cursor writes: a number (not a bool or a string) and a valid id.
+        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+            raise TypeError("created_at is not a number")
+        if not 0 <= created_at <= LATEST_EPOCH:  # NaN fails this too
+            raise ValueError("created_at out of range")
+        return float(created_at), check_instance_id(instance_id)
+    except (ValueError, TypeError, RecursionError, binascii.Error, InvalidInstanceIdError):
+        raise InvalidConfigError("cursor is not one this API returned") from None

@@ -1,0 +1,135 @@
+"""An instance's history: its journal, in order, with the events it was sent, as users read it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from framework.backends.environment import Environment
+from framework.core.durations import from_epoch
+from framework.core.records import EntryKind, EntryStatus, EventRecord, JournalEntry
+from framework.engine import payloads
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryAttempt:
+    started_at: datetime
+    ended_at: datetime | None
+    error: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One entry. ``kind`` is "step", "sleep", "wait" or "event". Steps have ``attempts``, ``result``
+    and ``error``; sleeps have ``wake_at``; waits and events have ``event_type`` and ``payload``."""
+
+    kind: str
+    name: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    attempts: tuple[HistoryAttempt, ...] = ()
+    result: Any = None
+    error: dict[str, str] | None = None
+    wake_at: datetime | None = None
+    event_type: str | None = None
+    payload: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "started_at": when(self.started_at),
+            "ended_at": when(self.ended_at),
+        }
+        if self.kind == EntryKind.STEP:
+            data["attempts"] = [
+                {"started_at": when(a.started_at), "ended_at": when(a.ended_at), "error": a.error}
+                for a in self.attempts
+            ]
+            data["result"] = self.result
+            data["error"] = self.error
+        if self.kind in (EntryKind.SLEEP, EntryKind.WAIT):
+            data["wake_at"] = when(self.wake_at)
+        if self.kind in (EntryKind.WAIT, EntryKind.EVENT):
+            data["event_type"] = self.event_type
+            data["payload"] = self.payload
+        return data
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return None if epoch is None else from_epoch(epoch)
+
+
+def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEntry:
+    status, ended = entry.status.value, entry.ended_at
+    if entry.kind is EntryKind.SLEEP:
+        done = entry.wake_at is not None and entry.wake_at <= now
+        status, ended = ("complete", entry.wake_at) if done else ("waiting", None)
+    elif entry.status is EntryStatus.STARTED:
+        status = "running"
+    payload = json.loads(entry.extra["payload"]) if "payload" in entry.extra else None
+    return HistoryEntry(
+        kind=entry.kind.value,
+        name=entry.name,
+        status=status,
+        started_at=from_epoch(entry.started_at),
+        ended_at=_when(ended),
+        attempts=tuple(
+            HistoryAttempt(
+                from_epoch(a.started_at), _when(a.ended_at), a.error.as_dict() if a.error else None
+            )
+            for a in entry.attempts
+        ),
+        result=(
+            payloads.load(env, entry.result, entry.result_ref)
+            if entry.kind is EntryKind.STEP and entry.status is EntryStatus.COMPLETE
+            else None
+        ),
+        error=entry.error.as_dict() if entry.error else None,
+        wake_at=_when(entry.wake_at),
+        event_type=entry.extra.get("event_type"),
+        payload=payload,
+    )
+
+
+def _from_event(event: EventRecord, taken: set[str]) -> HistoryEntry:
+    sent = from_epoch(event.sent_at)
+    return HistoryEntry(
+        kind=EntryKind.EVENT.value,
+        name=event.type,
+        status="consumed" if event.key in taken else "buffered",
+        started_at=sent,
+        ended_at=sent,
+        event_type=event.type,
+        payload=json.loads(event.payload),
+    )
+
+
+def build_history(
+    env: Environment, journal: list[JournalEntry], events: list[EventRecord], now: float
+) -> list[HistoryEntry]:
+    """Journal entries in call order, each event placed by the time it was sent."""
+    taken = {e.extra["event_key"] for e in journal if "event_key" in e.extra}
+    # A taken event is deleted once its run goes on (framework.engine.invocation): the wait's entry holds it.
+    stored = {e.key for e in events}
+    events = events + [
+        EventRecord(e.extra["event_key"], e.extra["event_type"], e.extra["payload"], e.extra["sent_at"])
+        for e in journal
+        if "event_key" in e.extra and e.extra["event_key"] not in stored
+    ]
+    entries = [_from_entry(env, e, now) for e in journal]
+    for event in sorted(events, key=lambda e: (e.sent_at, e.key)):
+        item = _from_event(event, taken)
+        index = next(
+            (i for i, e in enumerate(entries) if e.kind != "event" and e.started_at > item.started_at),
+            len(entries),
+        )
+        entries.insert(index, item)
+    return entries

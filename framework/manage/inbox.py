@@ -1,0 +1,73 @@
+"""Messages from outside producers on the inbox queue: start an instance, or send it an event.
+
+``{"action": "create", "workflow", "id"?, "params"?}`` or
+``{"action": "event", "instance_id", "type", "payload"?}``. SQS may deliver a message twice: a create
+whose id exists with the same workflow and params counts as success, and an event is keyed by the SQS
+message, so it is kept once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from framework.core import serde
+from framework.errors import InstanceAlreadyExistsError, WorkflowError
+from framework.manage.client import WorkflowClient
+
+
+class InboxCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["create"]
+    workflow: str = Field(min_length=1, max_length=64)
+    id: str | None = None
+    params: Any = None
+
+
+class InboxEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["event"]
+    instance_id: str = Field(min_length=1, max_length=100)
+    type: str = Field(min_length=1, max_length=100)
+    payload: Any = None
+
+
+InboxMessage = Annotated[InboxCreate | InboxEvent, Field(discriminator="action")]
+_messages: TypeAdapter[InboxCreate | InboxEvent] = TypeAdapter(InboxMessage)
+_NAMES = frozenset({"create", "event", *InboxCreate.model_fields, *InboxEvent.model_fields})
+
+
+class BadInboxMessageError(WorkflowError):
+    """An inbox message that is not one of the two shapes. It goes to the inbox's DLQ."""
+
+
+def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float) -> str:
+    """Carry out one inbox message and return what it did. Raise on anything to be retried or
+    dead-lettered; the reason goes in the exception's message."""
+    try:
+        message = _messages.validate_json(body)
+    except ValidationError as exc:
+        # Logged as the reason it failed: no value of the message, and no key but the shapes' own.
+        first = serde.problems(exc, names=_NAMES)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise BadInboxMessageError(f"not an inbox message: {where}: {first['msg']}") from None
+    if isinstance(message, InboxEvent):
+        client._send_event(
+            message.instance_id, message.type, message.payload, event_id=message_id, sent_at=sent_at
+        )
+        return "event"
+    if message.id is None:
+        # A redelivered message must not start a second instance: name it after the SQS message.
+        message = message.model_copy(update={"id": f"inbox-{message_id}"})
+    try:
+        client.create(message.workflow, message.params, id=message.id)
+    except InstanceAlreadyExistsError:
+        existing = client._record(message.id or "")
+        same_params = client.registry.get(message.workflow).encode_params(message.params) == existing.params
+        if existing.workflow != message.workflow or not same_params:
+            raise InstanceAlreadyExistsError(
+                f"instance {message.id!r} exists with another workflow or other params"
+            ) from None
+        return "duplicate create"
+    return "create"
