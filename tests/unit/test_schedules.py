@@ -125,9 +125,8 @@ def build(plan: list[Op], finished: Counter[str], runs: Counter[str], branches: 
                     await step.sleep(name, arg)
                     out.append("slept")
                 else:
-                    try:  # which branch takes which event depends on timing: not its payload
-                        await step.wait_for_event(name, "go", timeout="36 hours")
-                        out.append("took one")
+                    try:  # a type of its own: branches racing for one event take it in either order
+                        out.append((await step.wait_for_event(name, f"go{i}", timeout="36 hours")).payload)
                     except WorkflowTimeoutError:
                         out.append("timed out")
             return out
@@ -194,14 +193,20 @@ class Driver:
         self._delivering = False
         with injected(self._fault):
             inst = client.create("generated", id="g")
-            events = sum(1 for kind, arg in self.plan if kind == "wait" and arg)
+            # One event per wait that gets one: all of type "go" for a sequential run (first in, first
+            # out), a type per wait when branches run at once.
+            events = [
+                "go" if self.branches == 1 else f"go{i}"
+                for i, (kind, arg) in enumerate(self.plan)
+                if kind == "wait" and arg
+            ]
             send_at = self.clock.now() + (self.schedule.event_delay if self.schedule else 0)
             last_sweep = self.clock.now()
             for _ in range(20_000):
                 if events and self.clock.now() >= send_at:
-                    for n in range(events):
-                        inst.send_event("go", {"n": n})
-                    events = 0
+                    for n, event_type in enumerate(events):
+                        inst.send_event(event_type, {"n": n})
+                    events = []
                 if self._deliver_ready():
                     continue
                 record = self.env.store.get_instance("g")
@@ -295,6 +300,10 @@ def test_any_schedule_ends_like_the_run_with_no_fault(plan: list[Op], schedule: 
 @example(  # two branches wait for the same event type while a third op sleeps
     plan=[("wait", 1), ("wait", 1), ("sleep", 900), ("step", 2)],
     schedule=Schedule((("journal.after_write", 1),), frozenset({0, 2}), 5, 5),
+)
+@example(  # one event for two branches' waits: each wait waits for a type of its own
+    plan=[("wait", 1), ("wait", 0), ("wait", 1)],
+    schedule=Schedule((("journal.before_write", 0),), frozenset({1}), 3, 0),
 )
 def test_any_schedule_ends_like_the_run_with_no_fault_with_branches_in_parallel(
     plan: list[Op], schedule: Schedule
