@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from framework import WorkflowEntrypoint
+from framework import StepFailedError, WorkflowEntrypoint
 from framework.local import LocalRuntime
 from tests.integration import cloudflare_examples as cf
 
@@ -63,7 +63,9 @@ def test_sleep_until_a_datetime_ten_seconds_ahead() -> None:
         inst = rt.client.create("CfSleepUntilFragment", id="x")
         rt.advance("5 seconds")
         assert inst.status().status == "waiting"
-        rt.advance("6 seconds")
+        # The example reads the wall clock (datetime.now()), which runs ahead of the virtual clock by
+        # however long setup took, so the wake comes a little after 10 virtual seconds, never before.
+        rt.advance("1 minute")
         assert inst.status().status == "complete"
 
 
@@ -228,3 +230,68 @@ def test_waited_event_reads_by_key_like_the_run_event() -> None:
         st = inst.status()
     assert st.status == "complete", st.error
     assert st.output == {"type": "approved", "payload": {"by": "ana"}, "has_timestamp": True}
+
+
+BODIES: list[str] = []
+
+
+class CfSharedDependency(WorkflowEntrypoint):
+    """Not an example: one dependency named by two concurrent steps, and a finished step called again.
+
+    The DAG page: "If a dependency has already completed, it will be skipped and its return value will
+    be reused." So ``base`` runs once for ``left`` and ``right``, and calling ``left`` a second time gives
+    its result without running its body again."""
+
+    async def run(self, event: Any, step: Any) -> Any:
+        @step.do()
+        async def base() -> int:
+            BODIES.append("base")
+            return 1
+
+        @step.do(concurrent=True)
+        async def left(base: int) -> int:
+            BODIES.append("left")
+            return base + 10
+
+        @step.do(concurrent=True)
+        async def right(base: int) -> int:
+            BODIES.append("right")
+            return base + 20
+
+        first = [await left(), await right()]
+        await step.sleep("between", "1 second")
+        return [*first, await left()]
+
+
+class CfCatchTypeError(WorkflowEntrypoint):
+    """Not an example: ``except TypeError`` catches a step that failed for good with a TypeError."""
+
+    async def run(self, event: Any, step: Any) -> Any:
+        @step.do("broken", config={"retries": {"limit": 1, "delay": "1 second"}})
+        async def broken() -> None:
+            BODIES.append("broken")
+            raise TypeError("bad type")
+
+        try:
+            await broken()
+        except TypeError as e:
+            return {"step_failed": isinstance(e, StepFailedError), "message": str(e)}
+        return None
+
+
+def test_a_dependency_shared_by_two_steps_runs_once_and_a_done_step_is_not_rerun() -> None:
+    BODIES.clear()
+    st, _, order = run(CfSharedDependency, until="1 minute")
+    assert st.status == "complete", st.error
+    assert st.output == [11, 21, 11]
+    assert sorted(BODIES) == ["base", "left", "right"]
+    assert [n for _, n in order].count("base") == 1
+
+
+def test_except_type_error_catches_a_failed_step() -> None:
+    BODIES.clear()
+    st, _, _ = run(CfCatchTypeError, until="1 minute")
+    assert st.status == "complete", st.error
+    assert st.output is not None and st.output["step_failed"] is True
+    assert "bad type" in st.output["message"]
+    assert BODIES == ["broken", "broken"]  # one retry: two attempts
