@@ -83,11 +83,29 @@ def start(
     future = _threads().submit(_run_in_thread, body, seconds, owner)
 
     def finished(f: concurrent.futures.Future[Any]) -> None:
+        if f.cancelled():  # by ``cancel`` below: nobody waits for it any more
+            done(None, asyncio.CancelledError())
+            return
         error = f.exception()
-        done(None if error is not None else f.result(), error)
+        done(None if error is not None else f.result(), _as_failure(error))
 
     future.add_done_callback(finished)
-    return lambda: None
+
+    def cancel() -> None:
+        # A body still queued behind a full pool never starts: its attempt is over (timed out, or
+        # the run ended), and running it now would run the step once more than recorded.
+        future.cancel()
+
+    return cancel
+
+
+def _as_failure(error: BaseException | None) -> BaseException | None:
+    """A body's error as the workflow's driver receives it. A CancelledError a body raised itself
+    (an HTTP client's cancelled request, say) is a failed attempt like any other: raised into the
+    workflow's task as it is, it would cancel that task, and end the invocation."""
+    if isinstance(error, asyncio.CancelledError):
+        return concurrent.futures.CancelledError("the step body raised CancelledError")
+    return error
 
 
 def _run_in_thread(body: Callable[[], Any], seconds: float, owner: object) -> Any:
@@ -108,11 +126,11 @@ def _start_coroutine(
     future = asyncio.run_coroutine_threadsafe(bounded(), body_loop())
 
     def finished(f: concurrent.futures.Future[Any]) -> None:
-        if f.cancelled():
-            done(None, asyncio.CancelledError())
+        if f.cancelled():  # by ``cancel`` below, or by the body raising CancelledError itself
+            done(None, _as_failure(asyncio.CancelledError()))
             return
         error = f.exception()
-        done(None if error is not None else f.result(), error)
+        done(None if error is not None else f.result(), _as_failure(error))
 
     future.add_done_callback(finished)
 

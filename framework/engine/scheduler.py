@@ -57,8 +57,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return asyncio.Future(loop=self)
 
     def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
-        """A task in a scope of its own: the next position of the scope that creates it."""
-        ctx = context if context is not None else contextvars.copy_context()
+        """A task in a scope of its own: the next position of the scope that creates it. A context
+        passed in is copied: tasks sharing one would share a scope, and their calls' identities would
+        then depend on how their steps interleave."""
+        ctx = context.copy() if context is not None else contextvars.copy_context()
         ctx.run(CURRENT.set, CURRENT.get(self._root_scope).child())
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=self, name=name, context=ctx)
         self.tasks.append(task)
