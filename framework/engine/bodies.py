@@ -73,14 +73,23 @@ def await_on_body_loop(awaitable: Any, seconds: float) -> Any:
 
 
 def start(
-    body: Callable[[], Any], seconds: float, done: Done, *, is_async: bool, owner: object
+    body: Callable[[], Any],
+    seconds: float,
+    done: Done,
+    *,
+    is_async: bool,
+    owner: object,
+    started: Callable[[], None] = lambda: None,
 ) -> Callable[[], None]:
     """Start ``body`` in the background; ``done(value, error)`` is called from another thread when it
-    ends. ``is_async``: calling it returns a coroutine, run on the body loop. Return a function that
-    cancels it (a coroutine body; a thread cannot be stopped). ``owner``: the replay the body is of."""
+    ends, ``started()`` when it begins (a plain function may wait for a free thread first). ``is_async``:
+    calling it returns a coroutine, run on the body loop. Return a function that cancels it (a body
+    not begun yet, or a coroutine; a running thread cannot be stopped). ``owner``: the replay the body
+    is of."""
     if is_async:
+        started()
         return _start_coroutine(body, seconds, done, owner)
-    future = _threads().submit(_run_in_thread, body, seconds, owner)
+    future = _threads().submit(_run_in_thread, body, seconds, owner, started)
 
     def finished(f: concurrent.futures.Future[Any]) -> None:
         if f.cancelled():  # by ``cancel`` below: nobody waits for it any more
@@ -108,7 +117,10 @@ def _as_failure(error: BaseException | None) -> BaseException | None:
     return error
 
 
-def _run_in_thread(body: Callable[[], Any], seconds: float, owner: object) -> Any:
+def _run_in_thread(
+    body: Callable[[], Any], seconds: float, owner: object, started: Callable[[], None]
+) -> Any:
+    started()
     with step_body(owner):
         result = body()
         if inspect.isawaitable(result):  # a plain function that returned a coroutine (a lambda, say)

@@ -208,10 +208,19 @@ class Scheduler:
             running.result.append((value, error))
             self._finished.put(key)
 
-        running = _Running(future, time.monotonic() + request.seconds, request.seconds, lambda: None)
+        # Until the body starts (a plain function may queue for a thread), only the invocation's time
+        # bounds it; from its start, its attempt's time.
+        inv = self.r.inv
+        latest = time.monotonic() + max(inv.time_left() - inv.margin / 2, request.seconds)
+        running = _Running(future, latest, request.seconds, lambda: None)
+
+        def started() -> None:  # on the body's thread
+            running.deadline = min(time.monotonic() + request.seconds, latest)
+            self._finished.put(0)  # wake the driver: the deadline moved closer
+
         self._running[key] = running
         running.cancel = bodies.start(
-            request.body, request.seconds, done, is_async=request.is_async, owner=self.r
+            request.body, request.seconds, done, is_async=request.is_async, owner=self.r, started=started
         )
         return await future
 

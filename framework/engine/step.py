@@ -230,13 +230,26 @@ class StepFunction:
         self._depends = depends
         self._outcome: Any = None  # async: the task; sync: (value, error)
         self._called = False
+        self._resolving = False  # its dependencies are being started: a cycle comes back here
 
     def __call__(self) -> Any:
         """Run the step. Async: once per replay, every call awaiting the same outcome (Cloudflare's
         form). Sync: each call is a step of its own, as ``step.do`` is; as a dependency, once."""
         if self._called and self._step._scheduler is not None:
             return self._outcome
+        if self._resolving:
+            raise InvalidConfigError(f"step {self.name!r} depends on itself, through its dependencies")
+        self._resolving = True
+        try:
+            self._outcome = self._start()
+        finally:
+            self._resolving = False
         self._called = True
+        return self._outcome if self._step._scheduler is not None else self.resolved()
+
+    def _start(self) -> Any:
+        """Sync: run the step, its dependencies first, and return (value, error). Async: take the
+        identities of the dependencies and of this step, and return the task that runs them."""
         known = set(self._step._functions) - {self.__name__}
         by_name = [p for p in _parameters(self._fn) if p in known and p != "ctx"]
         deps = [*self._depends, *(self._step._functions[p] for p in by_name)]
@@ -245,10 +258,9 @@ class StepFunction:
         scheduler = self._step._scheduler
         if scheduler is None:
             try:
-                self._outcome = (self._run(body, [dep.resolved() for dep in deps], is_async), None)
+                return (self._run(body, [dep.resolved() for dep in deps], is_async), None)
             except Exception as exc:
-                self._outcome = (None, exc)
-            return self.resolved()
+                return (None, exc)
         awaitables = [dep() for dep in deps]  # their identities first, in order, then this step's
         claim = self._step._r.claim(EntryKind.STEP, self.name)
 
@@ -262,8 +274,7 @@ class StepFunction:
             )
             return await scheduler.perform(operation)
 
-        self._outcome = scheduler.loop.create_task(resolve_and_run())
-        return self._outcome
+        return scheduler.loop.create_task(resolve_and_run())
 
     def resolved(self) -> Any:
         """Sync: the outcome of this step's first run in this replay, running it if it has not run."""

@@ -491,3 +491,23 @@ def test_a_pause_during_parallel_bodies_records_them_before_it_suspends() -> Non
     h.run_until_idle()
     assert inst.status().output == ["slow", "after"]
     assert runs == ["slow"]  # not run again after the resume
+
+
+def test_steps_that_depend_on_each_other_get_a_clear_error() -> None:
+    @wf("a-cycle")
+    async def cycle(event: Any, step: Any) -> Any:
+        @step.do()
+        async def first(second: Any) -> int:
+            return 1
+
+        @step.do()
+        async def second(first: Any) -> int:
+            return 2
+
+        return await first()
+
+    h = Harness(cycle)
+    inst = h.start("a-cycle")
+    h.run_until_idle()
+    error = inst.status().error
+    assert error["name"] == "InvalidConfigError" and "depends on itself" in error["message"]
