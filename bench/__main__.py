@@ -27,6 +27,7 @@ SECTIONS = (
     ("payload", "bench.payload", "payload_section"),
     ("cost", "bench.cost", "cost_section"),
     ("coldstart", "bench.coldstart", "coldstart_section"),
+    ("concurrency", "bench.concurrency", "concurrency_section"),
 )
 
 
