@@ -511,3 +511,32 @@ def test_steps_that_depend_on_each_other_get_a_clear_error() -> None:
     h.run_until_idle()
     error = inst.status().error
     assert error["name"] == "InvalidConfigError" and "depends on itself" in error["message"]
+
+
+def test_large_results_and_at_most_once_steps_in_an_async_run() -> None:
+    crashes = iter([True])
+
+    def once() -> str:
+        if next(crashes, False):
+            raise SystemExit("the invocation dies during the attempt")
+        return "never reached"
+
+    @wf("a-large")
+    async def large(event: Any, step: Any) -> Any:
+        big, small = await asyncio.gather(step.do("big", lambda: "x" * 500_000), step.do("small", lambda: 1))
+        await step.sleep("nap", 60)  # the replay reads the big result back from the blob store
+        try:
+            await step.do("once", once, config={"at_most_once": True, "retries": {"limit": 0}})
+        except StepFailedError as exc:
+            return [len(big), small, exc.error_type, exc.attempts]
+        return "unreachable"
+
+    h = Harness(large)
+    inst = h.start("a-large")
+    with pytest.raises(SystemExit):
+        h.run_until_idle()
+    h.run_until_idle()  # the sweeper finds the crashed invocation's expired lease
+    # An at-most-once attempt that began and never ended is not run again: it counts as a failed one.
+    assert inst.status().output == [500_000, 1, "InvocationCrashedError", 1]
+    [big] = [e for e in full_journal(h.store, inst.id, 1) if e.name == "big"]
+    assert big.result is None and big.result_ref is not None  # in the blob store, not the item
