@@ -24,11 +24,10 @@ from typing import Any
 
 from framework.engine import bodies
 from framework.engine.identity import CURRENT
-from framework.engine.ops import Operation, RunBody, Wait, advance
+from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
 from framework.engine.replay import Replay
 from framework.errors import Suspend, WorkflowCodeError
 
-IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
 DRAIN_ROUNDS = 100  # passes given to cancelled tasks to finish (a task that catches cancellation)
 
 

@@ -10,7 +10,6 @@ When the instance must wait, a call raises :class:`~framework.errors.Suspend`, w
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,19 +19,18 @@ from framework.api.calls import StepContext, call_with_timeout, check_event_type
 from framework.core.config import step_config
 from framework.core.durations import Duration, parse_duration, to_epoch
 from framework.core.records import EntryKind, JournalEntry
-from framework.engine import bodies
-from framework.engine.ops import Operation, RunBody, Wait, advance
+from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
 from framework.engine.ops import sleep as sleep_op
 from framework.engine.ops import step as step_op
 from framework.engine.ops import wait as wait_op
 from framework.engine.replay import Replay, step_body
-from framework.engine.scheduler import IN_PROCESS_WAIT, Scheduler
 from framework.errors import InvalidConfigError, Suspend
 
 if TYPE_CHECKING:
     from framework.api.registry import Workflow
     from framework.core.config import StepConfig  # a pydantic model: not loaded for steps without a config
     from framework.engine.invocation import Invocation
+    from framework.engine.scheduler import Scheduler
 
 __all__ = ["IN_PROCESS_WAIT", "Step", "StepFunction"]
 # Re-exported for the tests that pin them.
@@ -52,7 +50,11 @@ class Step:
         is_async: bool = False,
     ) -> None:
         self._r = Replay(invocation, journal, crash_charge)
-        self._scheduler = Scheduler(self._r) if is_async else None
+        self._scheduler: Scheduler | None = None
+        if is_async:  # asyncio and the body runners load only for async workflows: a sync cold start
+            from framework.engine.scheduler import Scheduler  # pays for neither
+
+            self._scheduler = Scheduler(self._r)
         self._functions: dict[str, StepFunction] = {}  # decorated steps by function name: DAG deps
 
     @property
@@ -192,6 +194,8 @@ class Step:
             with step_body(self._r):
                 result = call_with_timeout(request.body, request.seconds)
                 if inspect.isawaitable(result):  # an async body in a sync workflow
+                    from framework.engine import bodies
+
                     result = bodies.await_on_body_loop(result, request.seconds)
                 return result
         inv = self._r.inv
@@ -266,6 +270,8 @@ class StepFunction:
 
         async def resolve_and_run() -> Any:
             if self._concurrent:
+                import asyncio  # loaded already: this runs on the workflow loop
+
                 values = list(await asyncio.gather(*awaitables))
             else:
                 values = [await a for a in awaitables]

@@ -14,6 +14,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
+
 
 @dataclass(frozen=True, slots=True)
 class Wait:
@@ -50,4 +52,4 @@ def advance(operation: Operation, value: Any, error: Exception | None) -> tuple[
     return False, request
 
 
-__all__ = ["Operation", "Request", "RunBody", "Wait", "advance"]
+__all__ = ["IN_PROCESS_WAIT", "Operation", "Request", "RunBody", "Wait", "advance"]
