@@ -113,10 +113,10 @@ def observe_sweeps(rt: LocalRuntime, meter: UnitMeter) -> Iterator[list[Sweep]]:
 
     log: list[Sweep] = []
 
-    def recorded(env: Any = None) -> int:
+    def recorded(env: Any = None, context: Any = None) -> int:  # the handler passes its Lambda context
         before, first, sent = rt.aws_calls.copy(), len(meter.charges), 0
         try:
-            sent = real(env)
+            sent = real(env, context=context)
             return sent
         finally:
             log.append(Sweep(rt.aws_calls - before, meter.charges[first:], sent))
