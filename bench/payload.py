@@ -39,6 +39,7 @@ from bench.retry import (
 from bench.units import UnitMeter, Usage
 from framework import Step, WorkflowEvent, workflow
 from framework.backends.dynamodb_items import entry_key
+from framework.core.records import RunKey, new_incarnation
 from framework.local import LocalRuntime
 
 PAYLOAD = "bench-payload"
@@ -75,12 +76,14 @@ class Metered:
 
 def run_metered(rt: LocalRuntime, size: int) -> Metered:
     instance_id = f"metered-{size}"
-    steps = {entry_key(1, seq) for seq in range(STEPS)}
     mark = rt.aws_calls.copy()
     with UnitMeter(rt) as meter:
         rt.client.create(PAYLOAD, {"size": size, "steps": STEPS}, id=instance_id)
         rt.run_until_idle()
     check_complete(rt, instance_id)
+    record = rt.env.store.get_instance(instance_id)
+    assert record is not None
+    steps = {entry_key(record.run_key, seq) for seq in range(STEPS)}  # under its incarnation and run
     step_units = sum(
         (c.usage for c in meter.charges if c.operation == "PutItem" and c.key.get("sk") in steps), Usage()
     )
@@ -114,12 +117,15 @@ def run_framework(runs: int) -> tuple[dict[str, Metered], list[dict[str, tuple[C
     return metered, timed
 
 
+FLOOR_RUN = RunKey(new_incarnation(), 1)  # the floor's items under a run key, as ours are
+
+
 def floor_instance(stack: RawStack, instance_id: str, size: int) -> None:
     """The start's message, a conditional PutItem per result, the wake-up's message, one Query."""
     stack.send(json.dumps({"id": instance_id}))
     message = stack.receive()
     for i in range(STEPS):
-        key = {"pk": {"S": instance_id}, "sk": {"S": entry_key(1, i)}}
+        key = {"pk": {"S": instance_id}, "sk": {"S": entry_key(FLOOR_RUN, i)}}
         stack.put_new(key | {"result": {"S": json.dumps(_result(size, i))}})
     stack.send(message["Body"])
     stack.delete(message)
