@@ -92,6 +92,11 @@ class _DefaultRetries(_Delegating):
     max_delay: float | None = None
     jitter = Jitter.NONE
     non_retryable: tuple[type[BaseException], ...] = ()
+    retryable: tuple[type[BaseException], ...] | None = None
+
+    def may_retry(self, error: BaseException) -> bool:
+        """Every error is retryable under the default policy."""
+        return True
 
     def delay_before_retry(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1, 2, ...)."""

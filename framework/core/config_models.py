@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from framework.core.config import (
     DEFAULT_DELAY,
@@ -34,20 +34,31 @@ class RetryPolicy(BaseModel):
     max_delay: float | None = None
     jitter: Jitter = Jitter.NONE
     non_retryable: tuple[type[BaseException], ...] = ()
+    # When set, only these exception types are retried; any other fails the step at once.
+    retryable: tuple[type[BaseException], ...] | None = None
 
     @field_validator("delay", "max_delay", mode="before")
     @classmethod
     def _duration(cls, value: Duration | None) -> float | None:
         return None if value is None else parse_duration(value, what="retry delay")
 
-    @field_validator("non_retryable", mode="before")
+    @field_validator("non_retryable", "retryable", mode="before")
     @classmethod
-    def _exception_types(cls, value: Any) -> tuple[type[BaseException], ...]:
+    def _exception_types(cls, value: Any, info: ValidationInfo) -> tuple[type[BaseException], ...] | None:
+        if value is None and info.field_name == "retryable":
+            return None
         types = tuple(value) if isinstance(value, list | tuple) else (value,)
         for kind in types:
             if not (isinstance(kind, type) and issubclass(kind, Exception)):
-                raise ValueError(f"non_retryable must hold exception classes, got {kind!r}")
+                raise ValueError(f"{info.field_name} must hold exception classes, got {kind!r}")
         return types
+
+    def may_retry(self, error: BaseException) -> bool:
+        """Whether a failed attempt's ``error`` may be retried: not one of ``non_retryable``, and one
+        of ``retryable`` when that is set."""
+        if isinstance(error, self.non_retryable):
+            return False
+        return self.retryable is None or isinstance(error, self.retryable)
 
     def delay_before_retry(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1, 2, ...)."""

@@ -223,6 +223,53 @@ def test_non_retryable_types_from_config_fail_at_once() -> None:
     assert calls == [1]
 
 
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [(ConnectionError("down"), 3), (TimeoutError("slow"), 3), (ValueError("bad"), 1), (KeyError("k"), 1)],
+)
+def test_retryable_types_retry_only_those(error: Exception, attempts: int) -> None:
+    calls: list[int] = []
+
+    @wf("retryable-types")
+    def flow(event: Any, step: Any) -> Any:
+        def body() -> None:
+            calls.append(1)
+            raise error
+
+        retries = {"limit": 2, "delay": 1, "retryable": [ConnectionError, TimeoutError]}
+        step.do("s", body, config={"retries": retries})
+
+    h = Harness(flow)
+    inst = h.start("retryable-types")
+    h.run_until_idle()
+    assert len(calls) == attempts
+    assert inst.status().status == "errored"
+    assert len(inst.history()[0].attempts) == attempts
+
+
+def test_non_retryable_wins_over_retryable() -> None:
+    calls: list[int] = []
+
+    @wf("retryable-and-not")
+    def flow(event: Any, step: Any) -> Any:
+        def body() -> None:
+            calls.append(1)
+            raise ConnectionRefusedError("no")
+
+        retries = {
+            "limit": 2,
+            "delay": 1,
+            "retryable": [ConnectionError],
+            "non_retryable": [ConnectionRefusedError],
+        }
+        step.do("s", body, config={"retries": retries})
+
+    h = Harness(flow)
+    h.start("retryable-and-not")
+    h.run_until_idle()
+    assert calls == [1]
+
+
 def test_other_uncaught_errors_keep_their_class_name() -> None:
     @wf("plain-error")
     def flow(event: Any, step: Any) -> Any:

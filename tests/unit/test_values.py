@@ -109,6 +109,8 @@ def test_config_defaults_and_partial_configs() -> None:
         {"retries": {"backoff": "fibonacci"}},
         {"retries": {"jitter": "some"}},
         {"retries": {"non_retryable": ["KeyError"]}},
+        {"retries": {"retryable": ["ConnectionError"]}},
+        {"retries": {"retryable": [int]}},
         {"retries": {"unknown": 1}},
         {"timeout": 0},
         {"timeout": "forever"},

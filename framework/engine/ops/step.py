@@ -89,7 +89,7 @@ def run(
             # step and attempt in the line itself: in an async run, steps interleave on one logger
             where = {"step": name, "attempt": attempt_no}
             logger.warning("step attempt failed", extra=where | {"error": f"{error.name}: {error.message}"})
-            retryable = not isinstance(exc, (*NEVER_RETRY, *policy.non_retryable))
+            retryable = not isinstance(exc, NEVER_RETRY) and policy.may_retry(exc)
             if not retryable or len(attempts) > policy.limit:
                 raise failed(_record_failure(r, new, entry, attempts)) from None
             wake_at = now + policy.delay_before_retry(len(attempts))
