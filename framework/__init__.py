@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from framework.api.batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
     from framework.api.calls import StepContext
     from framework.api.entrypoint import WorkflowEntrypoint
     from framework.api.registry import Workflow, WorkflowEvent, workflow
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from framework.core.records import Status
     from framework.engine.step import Step
     from framework.errors import (
+        BatchFailedError,
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
         InstanceBusyError,
@@ -43,6 +45,9 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
+    **dict.fromkeys(
+        ["BatchItem", "BatchItemStatus", "BatchResult", "CompletionReason"], "framework.api.batch"
+    ),
     "StepContext": "framework.api.calls",
     "Instance": "framework.manage.client",
     "InstanceStatus": "framework.manage.client",
@@ -55,6 +60,7 @@ _EXPORTS = {
     "WorkflowEntrypoint": "framework.api.entrypoint",
     **dict.fromkeys(
         [
+            "BatchFailedError",
             "DuplicateWorkflowError",
             "InstanceAlreadyExistsError",
             "InstanceBusyError",
@@ -108,6 +114,11 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Backoff",
+    "BatchFailedError",
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
+    "CompletionReason",
     "DuplicateWorkflowError",
     "Instance",
     "InstanceAlreadyExistsError",

@@ -179,3 +179,42 @@ class Stopped(BaseException):
 
 class AttemptInterrupted(BaseException):
     """Raised inside a running step body by the attempt timer. Turned into a failed attempt."""
+
+
+class BatchFailedError(WorkflowError):
+    """A ``step.map`` or ``step.parallel`` ended with more failed items than it tolerates. ``batch``
+    holds its :class:`~framework.api.batch.BatchResult`: the items that succeeded, failed or were still
+    running when it ended. Raised identically on first run and on replay."""
+
+    def __init__(self, message: str, batch: Any = None) -> None:
+        super().__init__(message)
+        self.batch = batch
+
+
+# Framework errors that a child scope or a batch item may end with and that are rebuilt as themselves
+# when replay raises them again (see :func:`rebuilt_error`): ``except WorkflowTimeoutError`` around a
+# ``step.child`` catches a timed-out wait inside it, on first run and on replay alike.
+REBUILT_AS_THEMSELVES: dict[str, type[WorkflowError]] = {
+    cls.__name__: cls
+    for cls in (
+        NonRetryableError,
+        StepTimeoutError,
+        WorkflowTimeoutError,
+        BatchFailedError,
+        InvalidConfigError,
+    )
+}
+
+
+def rebuilt_error(where: str, fields: dict[str, Any]) -> Exception:
+    """The error a child scope or batch item ``where`` failed with, from its recorded ``fields``
+    (``type``, ``message``, and for a failed step inside it, ``step`` and ``attempts``). A failed step
+    is rebuilt as that step's StepFailedError; a framework error above as itself; anything else as a
+    StepFailedError of ``where`` (an instance of the built-in class it names, if any)."""
+    error_type, message = str(fields.get("type", "WorkflowError")), str(fields.get("message", ""))
+    if "step" in fields:
+        return failed_step_error(str(fields["step"]), int(fields.get("attempts", 1)), error_type, message)
+    cls = REBUILT_AS_THEMSELVES.get(error_type)
+    if cls is not None:
+        return cls(message)
+    return failed_step_error(where, 1, error_type, message)

@@ -37,6 +37,15 @@ class EntryKind(StrEnum):
     SLEEP = "sleep"
     WAIT = "wait"
     EVENT = "event"
+    CHILD = "child"  # step.child, and each item of a map or branch of a parallel: a scope of its own
+    MAP = "map"  # step.map: its BatchResult, once the batch ended
+    PARALLEL = "parallel"  # step.parallel: likewise
+    CONDITION = "condition"  # step.wait_for_condition: one entry, rewritten at each check
+
+
+# Kinds whose entry, once finished, stands for every call made inside its scope: replay returns what it
+# recorded and never reaches the calls under its op id.
+SCOPES = frozenset({EntryKind.CHILD, EntryKind.MAP, EntryKind.PARALLEL})
 
 
 class EntryStatus(StrEnum):

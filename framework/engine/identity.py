@@ -17,7 +17,7 @@ import contextvars
 from collections import Counter
 from dataclasses import dataclass, field
 
-from framework.core.records import EntryKind, JournalEntry
+from framework.core.records import SCOPES, EntryKind, EntryStatus, JournalEntry
 from framework.errors import HistoryLimitError, NonDeterminismError
 
 
@@ -91,7 +91,14 @@ class Journal:
 
     def unreached(self) -> JournalEntry | None:
         """The first recorded entry this replay never reached, if any."""
-        missed = [e for op, e in self._by_op.items() if op not in self._claimed]
+        closed = tuple(
+            f"{op}."
+            for op, e in self._by_op.items()
+            if e.kind in SCOPES
+            and e.status in (EntryStatus.COMPLETE, EntryStatus.FAILED)
+            and op in self._claimed
+        )
+        missed = [e for op, e in self._by_op.items() if op not in self._claimed and not op.startswith(closed)]
         return min(missed, key=lambda e: e.seq) if missed else None
 
     def entries(self) -> list[JournalEntry]:

@@ -64,10 +64,11 @@ class Replay:
         self._pending: list[JournalEntry] = []
 
     # -- the boundary of every durable call ---------------------------------------------------------
-    def claim(self, kind: EntryKind, name: str) -> Claim:
+    def claim(self, kind: EntryKind, name: str, *, op: str | None = None) -> Claim:
         """Take the calling scope's next identity for a durable call: its op id and its entry, if
-        recorded. Raise what stops the run: a suspension or a fatal error the workflow swallowed, an
-        engine failure, a requested pause, a changed workflow."""
+        recorded. ``op`` gives the identity instead (an item of a batch, numbered by its index). Raise
+        what stops the run: a suspension or a fatal error the workflow swallowed, an engine failure, a
+        requested pause, a changed workflow."""
         self._check_caller()
         if self.closing:
             import asyncio  # only an async run has tasks to cancel
@@ -80,11 +81,14 @@ class Replay:
         self.flush()
         if self.inv.pause_requested():
             self.stop(Suspend(self.inv.now(), "paused"))
-        scope = CURRENT.get(self.root)
-        op = scope.claim()
-        scope.names[name] += 1
+        count = 1
+        if op is None:
+            scope = CURRENT.get(self.root)
+            op = scope.claim()
+            scope.names[name] += 1
+            count = scope.names[name]
         try:
-            return Claim(op, self.journal.claim(op, kind, name), scope.names[name])
+            return Claim(op, self.journal.claim(op, kind, name), count)
         except WorkflowError as exc:
             self.stop(exc)
             raise  # stop() raised already

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framework.engine import bodies
-from framework.engine.identity import CURRENT
+from framework.engine.identity import CURRENT, Scope
 from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
 from framework.engine.replay import Replay
 from framework.errors import Suspend, WorkflowCodeError
@@ -66,8 +66,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return task
 
     def start_root(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return self.start_in(coro, self._root_scope)
+
+    def start_in(self, coro: Coroutine[Any, Any, Any], scope: Scope) -> asyncio.Task[Any]:
+        """A task in ``scope``, taking no position of its creator's: a child scope, or a batch item,
+        whose identity was claimed already."""
         ctx = contextvars.copy_context()
-        ctx.run(CURRENT.set, self._root_scope)
+        ctx.run(CURRENT.set, scope)
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=self, context=ctx)
         self.tasks.append(task)
         return task

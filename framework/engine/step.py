@@ -168,6 +168,87 @@ class Step:
         claim = self._r.claim(EntryKind.WAIT, name)
         return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
 
+    # -- scopes and batches (framework.engine.compose) ----------------------------------------------
+    def child(self, name: str, fn: Callable[..., Any]) -> Any:
+        """Run ``fn(step)`` (workflow code) in a scope of its own, its result recorded: a replay
+        returns that result and runs none of it again. Its error is raised again, the same, on replay."""
+        from framework.engine import compose
+
+        check_name(name, what="child")
+        compose.check_code(f"child {name!r}", fn, sync=self._scheduler is None)
+        code = compose.branch_code(self, fn)
+        claim = self._r.claim(EntryKind.CHILD, name)
+        if self._scheduler is None:
+            return compose.child_sync(self._r, claim, name, code)
+        return compose.child_async(self._scheduler, claim, name, code)
+
+    def parallel(
+        self,
+        name: str,
+        branches: Sequence[Callable[..., Any]],
+        *,
+        max_concurrency: int | None = None,
+        min_successful: int | None = None,
+        tolerated_failures: int | str | None = None,
+    ) -> Any:
+        """Run each branch, ``fn(step)``, as a child scope: concurrently (at most ``max_concurrency``
+        at once) in an async workflow, in order in a sync one. Return a BatchResult; raise
+        BatchFailedError once more branches fail than ``tolerated_failures`` allows (by default none)."""
+        from framework.engine import compose
+
+        check_name(name, what="parallel")
+        if isinstance(branches, str | bytes) or not isinstance(branches, Sequence):
+            raise InvalidConfigError(f"branches of parallel {name!r} must be a list of functions")
+        for branch in branches:
+            compose.check_code(f"a branch of parallel {name!r}", branch, sync=self._scheduler is None)
+        codes = [compose.branch_code(self, branch) for branch in branches]
+        return self._batch(
+            EntryKind.PARALLEL, name, codes, max_concurrency, min_successful, tolerated_failures
+        )
+
+    def map(
+        self,
+        name: str,
+        items: Sequence[Any],
+        fn: Callable[..., Any],
+        *,
+        max_concurrency: int | None = None,
+        min_successful: int | None = None,
+        tolerated_failures: int | str | None = None,
+    ) -> Any:
+        """Run ``fn(step, item, index)`` for each item, each as a child scope; as ``parallel`` does."""
+        from framework.engine import compose
+
+        check_name(name, what="map")
+        if isinstance(items, str | bytes | dict) or not isinstance(items, Sequence):
+            raise InvalidConfigError(
+                f"items of map {name!r} must be a sequence such as a list (a set's order is not fixed), "
+                f"got {type(items).__name__}"
+            )
+        compose.check_code(f"the function of map {name!r}", fn, sync=self._scheduler is None)
+        items = list(items)
+        codes = [compose.branch_code(self, fn, item, index, items) for index, item in enumerate(items)]
+        return self._batch(EntryKind.MAP, name, codes, max_concurrency, min_successful, tolerated_failures)
+
+    def _batch(
+        self,
+        kind: EntryKind,
+        name: str,
+        codes: list[Callable[[], Any]],
+        max_concurrency: Any,
+        min_successful: Any,
+        tolerated_failures: Any,
+    ) -> Any:
+        from framework.api.batch import CompletionPolicy, check_concurrency
+        from framework.engine import compose
+
+        what = f"{kind.value} {name!r}"
+        policy = CompletionPolicy.of(what, len(codes), min_successful, tolerated_failures)
+        batch = compose.Batch(self._r, kind, name, codes, policy, check_concurrency(what, max_concurrency))
+        if self._scheduler is None:
+            return compose.run_sync(batch)
+        return compose.run_async(self._scheduler, batch)
+
     # -- driving -----------------------------------------------------------------------------------
     def _perform(self, operation: Operation) -> Any:
         """Sync: run the operation now and return its value. Async: an awaitable that runs it."""

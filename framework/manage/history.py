@@ -8,9 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from framework.backends.environment import Environment
+from framework.core import serde
 from framework.core.durations import from_epoch
 from framework.core.records import EntryKind, EntryStatus, EventRecord, JournalEntry
 from framework.engine import payloads
+
+RESULT_KINDS = frozenset({EntryKind.STEP, EntryKind.CHILD, EntryKind.CONDITION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +25,10 @@ class HistoryAttempt:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One entry. ``kind`` is "step", "sleep", "wait" or "event". Steps have ``attempts``, ``result``
-    and ``error``; sleeps have ``wake_at``; waits and events have ``event_type`` and ``payload``."""
+    """One entry. ``kind`` is "step", "sleep", "wait", "event", "child", "map", "parallel" or
+    "condition". Steps have ``attempts``, ``result`` and ``error``; children, batches and conditions
+    ``result`` and ``error`` (a batch's result is its BatchResult as a dict); sleeps have
+    ``wake_at``; waits and events have ``event_type`` and ``payload``."""
 
     kind: str
     name: str
@@ -48,6 +53,9 @@ class HistoryEntry:
             "started_at": when(self.started_at),
             "ended_at": when(self.ended_at),
         }
+        if self.kind in (EntryKind.CHILD, EntryKind.MAP, EntryKind.PARALLEL, EntryKind.CONDITION):
+            data["result"] = self.result
+            data["error"] = self.error
         if self.kind == EntryKind.STEP:
             data["attempts"] = [
                 {"started_at": when(a.started_at), "ended_at": when(a.ended_at), "error": a.error}
@@ -87,16 +95,31 @@ def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEnt
             )
             for a in entry.attempts
         ),
-        result=(
-            payloads.load(env, entry.result, entry.result_ref)
-            if entry.kind is EntryKind.STEP and entry.status is EntryStatus.COMPLETE
-            else None
-        ),
+        result=_result(env, entry),
         error=entry.error.as_dict() if entry.error else None,
         wake_at=_when(entry.wake_at),
         event_type=entry.extra.get("event_type"),
         payload=payload,
     )
+
+
+def _result(env: Environment, entry: JournalEntry) -> Any:
+    """What a finished entry returned: a step's, child's or condition's value; a batch's result in
+    BatchResult's shape (``all``, ``completionReason``)."""
+    if entry.kind in (EntryKind.MAP, EntryKind.PARALLEL) and entry.status in (
+        EntryStatus.COMPLETE,
+        EntryStatus.FAILED,
+    ):
+        data = payloads.load(env, entry.result, entry.result_ref)
+        items = [
+            {k: v for k, v in item.items() if k != "text"}
+            | {"result": None if item.get("text") is None else serde.decode(item["text"])}
+            for item in data["all"]
+        ]
+        return {"all": items, "completionReason": data["completionReason"]}
+    if entry.kind in RESULT_KINDS and entry.status is EntryStatus.COMPLETE:
+        return payloads.load(env, entry.result, entry.result_ref)
+    return None
 
 
 def _from_event(event: EventRecord, taken: set[str]) -> HistoryEntry:

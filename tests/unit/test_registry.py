@@ -98,6 +98,11 @@ def test_errors_share_one_base() -> None:
 def test_public_surface_is_pinned() -> None:
     assert sorted(framework.__all__) == [
         "Backoff",
+        "BatchFailedError",
+        "BatchItem",
+        "BatchItemStatus",
+        "BatchResult",
+        "CompletionReason",
         "DuplicateWorkflowError",
         "Instance",
         "InstanceAlreadyExistsError",

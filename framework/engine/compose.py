@@ -1,0 +1,363 @@
+"""``step.child``, ``step.parallel`` and ``step.map``: workflow code run in scopes of its own, in-process.
+
+A **child scope** runs a function of workflow code (it may call ``step.do``, sleep, wait, nest more
+scopes) under an op id of its own: its calls are numbered inside it (``"4.0"``, ``"4.1"``, ...), so they
+keep their identities however the code around it changes order. When the function returns, its result
+is recorded in the child's entry; a replay then returns that result without running the function, and
+the calls inside it are never reached again. A function that raises records its error, raised again
+as the same error on replay (:func:`framework.errors.rebuilt_error`).
+
+A **batch** (``map``, ``parallel``) is a scope whose items are child scopes numbered by their index
+(``"4.0"`` is item 0), at most ``max_concurrency`` at once in an async workflow, one after another in a
+sync one. Each item's outcome is recorded as it ends; a :class:`~framework.api.batch.CompletionPolicy`
+ends the batch early, and the batch's entry records its :class:`~framework.api.batch.BatchResult`. After
+that a replay reads that one entry, whatever the number of items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from framework.api.batch import (
+    BatchError,
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionPolicy,
+    CompletionReason,
+)
+from framework.core import serde
+from framework.core.logs import logger
+from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEntry
+from framework.engine import payloads
+from framework.engine.identity import CURRENT, Scope
+from framework.errors import BatchFailedError, InvalidConfigError, rebuilt_error
+
+if TYPE_CHECKING:
+    from framework.engine.replay import Claim, Replay
+    from framework.engine.scheduler import Scheduler
+
+Code = Callable[[], Any]  # runs an item's or child's workflow code: its value, or (async) an awaitable
+ERROR_CHARS = 512  # an item's error message as a batch entry keeps it
+
+
+class ChildScope:
+    """One child scope: check its recorded outcome, run its code, record what it ended with."""
+
+    def __init__(self, r: Replay, claim: Claim, name: str) -> None:
+        self.r = r
+        self.claim = claim
+        self.name = name
+
+    @property
+    def recorded(self) -> bool:
+        entry = self.claim.entry
+        return entry is not None and entry.status in (EntryStatus.COMPLETE, EntryStatus.FAILED)
+
+    def outcome(self) -> Any:
+        """The recorded outcome: its value, or its error raised."""
+        entry = self.claim.entry
+        assert entry is not None
+        if entry.status is EntryStatus.FAILED:
+            raise rebuilt_error(self.name, entry.extra.get("failure", {}))
+        return self.r.inv.engine_call(payloads.load, self.r.inv.env, entry.result, entry.result_ref)
+
+    def succeeded(self, value: Any) -> Any:
+        """Record the code's return value; return it as replay will (decoded from its JSON)."""
+        what = f"result of {self.name!r}"
+        text, value = serde.roundtrip(value, what=what)
+        self._write(EntryStatus.COMPLETE, text=text)
+        return value
+
+    def failed(self, error: Exception) -> Exception:
+        """Record the code's error, unless it stops the whole run; return the error to raise."""
+        if self.r.problem is not None or self.r.inv.failure is not None:
+            return error  # a suspension, an engine failure, a changed workflow: nothing to record
+        fields = BatchError.of(error, ErrorInfo.of(error, limit=ERROR_CHARS).message).to_dict()
+        self._write(EntryStatus.FAILED, failure=fields)
+        return rebuilt_error(self.name, fields)
+
+    def _write(
+        self, status: EntryStatus, *, text: str | None = None, failure: dict[str, Any] | None = None
+    ) -> None:
+        r, claim = self.r, self.claim
+        seq = r.journal.new_seq()
+        inline = ref = None
+        if text is not None:
+            inline, ref = r.inv.engine_call(
+                payloads.store,
+                r.inv.env,
+                text,
+                r.inv.blob_key("results", seq, 1),
+                what=f"result of {self.name!r}",
+            )
+        now = r.inv.now()
+        error = ErrorInfo(failure["type"], failure["message"]) if failure else None
+        entry = JournalEntry(
+            seq,
+            EntryKind.CHILD,
+            self.name,
+            status,
+            now,
+            ended_at=now,
+            result=inline,
+            result_ref=ref,
+            error=error,
+            extra={"failure": failure} if failure else {},
+            op=claim.op,
+        )
+        r.write(None, entry)
+
+
+def child_sync(r: Replay, claim: Claim, name: str, code: Code) -> Any:
+    """Run a child scope on the workflow's thread (a sync workflow)."""
+    child = ChildScope(r, claim, name)
+    if child.recorded:
+        return child.outcome()
+    token = CURRENT.set(Scope(claim.op))
+    try:
+        value = code()
+    except Exception as exc:
+        raise child.failed(exc) from None
+    finally:
+        CURRENT.reset(token)
+    return child.succeeded(value)
+
+
+async def child_async(scheduler: Scheduler, claim: Claim, name: str, code: Code) -> Any:
+    """Run a child scope as a task of the workflow loop (an async workflow)."""
+    child = ChildScope(scheduler.r, claim, name)
+    if child.recorded:
+        return child.outcome()
+
+    async def run() -> Any:
+        value = code()
+        return await value if inspect.isawaitable(value) else value
+
+    try:
+        value = await scheduler.loop.start_in(run(), Scope(claim.op))
+    except Exception as exc:
+        raise child.failed(exc) from None
+    return child.succeeded(value)
+
+
+# -- batches ------------------------------------------------------------------------------------------
+class Batch:
+    """One map or parallel: its items' code, its policy, and its entry."""
+
+    def __init__(
+        self,
+        r: Replay,
+        kind: EntryKind,
+        name: str,
+        codes: Sequence[Code],
+        policy: CompletionPolicy,
+        max_concurrency: int | None,
+    ) -> None:
+        self.r = r
+        self.kind = kind
+        self.name = name
+        self.codes = codes
+        self.policy = policy
+        self.limit = max_concurrency or max(len(codes), 1)
+        self.claim = r.claim(kind, name)  # the batch's identity, taken where it is called
+        self.items: dict[int, BatchItem] = {}
+
+    def item_claim(self, index: int) -> tuple[Claim, str]:
+        name = f"{self.name}[{index}]"
+        return self.r.claim(EntryKind.CHILD, name, op=f"{self.claim.op}.{index}"), name
+
+    def ended(self, index: int, value: Any, error: Exception | None) -> CompletionReason | None:
+        """Note item ``index``'s outcome; return why the batch ends now, if it does."""
+        if error is None:
+            self.items[index] = BatchItem(index, BatchItemStatus.SUCCEEDED, value)
+        else:
+            message = ErrorInfo.of(error, limit=ERROR_CHARS).message
+            self.items[index] = BatchItem(index, BatchItemStatus.FAILED, None, BatchError.of(error, message))
+        failed = sum(1 for i in self.items.values() if i.status is BatchItemStatus.FAILED)
+        return self.policy.reason(len(self.items) - failed, failed)
+
+    def check_run(self) -> None:
+        """After an item raised: raise what stops the whole run (a changed workflow, an engine
+        failure), which is no item's failure."""
+        if self.r.problem is not None:
+            raise self.r.problem
+        if self.r.inv.failure is not None:
+            raise self.r.inv.failure
+
+    # -- the batch's entry
+    def recorded(self) -> BatchResult | None:
+        entry = self.claim.entry
+        if entry is None or entry.status not in (EntryStatus.COMPLETE, EntryStatus.FAILED):
+            return None
+        data = self.r.inv.engine_call(payloads.load, self.r.inv.env, entry.result, entry.result_ref)
+        items = [
+            BatchItem(
+                i["index"],
+                BatchItemStatus(i["status"]),
+                serde.decode(i["text"]) if i.get("text") is not None else None,
+                BatchError.from_dict(i["error"]) if i.get("error") else None,
+            )
+            for i in data["all"]
+        ]
+        return BatchResult(items, CompletionReason(data["completionReason"]), self.name)
+
+    def finish(self, reason: CompletionReason, running: Sequence[int] = ()) -> BatchResult:
+        """Record the batch's result (items still running as STARTED); return it, or raise
+        BatchFailedError if it failed."""
+        for index in running:
+            self.items[index] = BatchItem(index, BatchItemStatus.STARTED)
+        result = BatchResult([self.items[i] for i in sorted(self.items)], reason, self.name)
+        what = f"result of {self.kind.value} {self.name!r}"
+        stored = {
+            "all": [
+                {
+                    "index": i.index,
+                    "status": i.status.value,
+                    "text": serde.encode(i.result, what=what)
+                    if i.status is BatchItemStatus.SUCCEEDED
+                    else None,
+                    "error": i.error.to_dict() if i.error else None,
+                }
+                for i in result.all
+            ],
+            "completionReason": reason.value,
+        }
+        r = self.r
+        seq = r.journal.new_seq()
+        text = serde.encode(stored, what=what)
+        inline, ref = r.inv.engine_call(
+            payloads.store, r.inv.env, text, r.inv.blob_key("results", seq, 1), what=what
+        )
+        now = r.inv.now()
+        failed = reason is CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+        entry = JournalEntry(
+            seq,
+            self.kind,
+            self.name,
+            EntryStatus.FAILED if failed else EntryStatus.COMPLETE,
+            now,
+            ended_at=now,
+            result=inline,
+            result_ref=ref,
+            extra={"reason": reason.value, "items": len(self.codes)},
+            op=self.claim.op,
+        )
+        r.write(None, entry)
+        logger.info(
+            "batch ended",
+            extra={"step": self.name, "reason": reason.value, "succeeded": result.success_count},
+        )
+        return outcome(result, self.kind)
+
+
+def outcome(result: BatchResult, kind: EntryKind) -> BatchResult:
+    """The batch's value: its result, or BatchFailedError when it failed."""
+    if result.completion_reason is not CompletionReason.FAILURE_TOLERANCE_EXCEEDED:
+        return result
+    first = result.failed()[0] if result.failed() else None
+    detail = (
+        f"; the first, item {first.index}: {first.error.type}: {first.error.message}"
+        if first and first.error
+        else ""
+    )
+    raise BatchFailedError(
+        f"{kind.value} {result.name!r} failed: {result.failure_count} of {result.total_count} started "
+        f"items failed, more than it tolerates{detail}",
+        result,
+    )
+
+
+def run_sync(batch: Batch) -> BatchResult:
+    """Run the batch's items one after another (a sync workflow)."""
+    recorded = batch.recorded()
+    if recorded is not None:
+        return outcome(recorded, batch.kind)
+    reason = batch.policy.reason(0, 0)
+    for index, code in enumerate(batch.codes):
+        if reason is not None:
+            break
+        claim, name = batch.item_claim(index)
+        try:
+            value, error = child_sync(batch.r, claim, name, code), None
+        except Exception as exc:
+            batch.check_run()
+            value, error = None, exc
+        reason = batch.ended(index, value, error)
+    return batch.finish(reason or CompletionReason.ALL_COMPLETED)
+
+
+async def run_async(scheduler: Scheduler, batch: Batch) -> BatchResult:
+    """Run the batch's items as tasks, at most ``batch.limit`` at once (an async workflow)."""
+    recorded = batch.recorded()
+    if recorded is not None:
+        return outcome(recorded, batch.kind)
+    reason = batch.policy.reason(0, 0)
+    running: dict[asyncio.Task[Any], int] = {}
+    following = iter(enumerate(batch.codes))
+    try:
+        while reason is None:
+            while len(running) < batch.limit:
+                nxt = next(following, None)
+                if nxt is None:
+                    break
+                index, code = nxt
+                claim, name = batch.item_claim(index)
+                # A task that takes no position in the caller's scope: how many items start depends on
+                # when the policy ends the batch, and the calls after the batch must not.
+                task = scheduler.loop.start_in(child_async(scheduler, claim, name, code), Scope(claim.op))
+                running[task] = index
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: running[t]):  # by index: the same on every replay
+                index = running.pop(task)
+                error = task.exception()
+                if error is not None and not isinstance(error, Exception):
+                    raise error  # a suspension, a stop, an engine failure
+                if error is not None:
+                    batch.check_run()
+                ended = batch.ended(index, None if error else task.result(), error)
+                reason = reason or ended
+    finally:
+        for task in running:
+            task.cancel()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
+    return batch.finish(reason or CompletionReason.ALL_COMPLETED, sorted(running.values()))
+
+
+# -- arguments --------------------------------------------------------------------------------------
+def branch_code(step: Any, fn: Callable[..., Any], *args: Any) -> Code:
+    """How to call ``fn`` of a branch or item: with ``step`` and then ``args``, as many as its
+    positional parameters take."""
+    take = _positional(fn)
+    given = (step, *args)
+    return lambda: fn(*given[: min(take, len(given))])
+
+
+def _positional(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 99
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def check_code(what: str, fn: Any, *, sync: bool) -> None:
+    if not callable(fn):
+        raise InvalidConfigError(f"{what} needs a callable, got {type(fn).__name__}")
+    if sync and _is_async(fn):
+        raise InvalidConfigError(
+            f"{what} is an async function, in a sync workflow: make the workflow async, or the function plain"
+        )
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    target = getattr(fn, "func", fn)
+    return inspect.iscoroutinefunction(target)
