@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from framework.api.batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
     from framework.api.calls import StepContext
+    from framework.api.conditions import poll_every
     from framework.api.entrypoint import WorkflowEntrypoint
     from framework.api.registry import Workflow, WorkflowEvent, workflow
     from framework.core.config import Backoff, Jitter, RetryPolicy, StepConfig
@@ -49,6 +50,7 @@ _EXPORTS = {
         ["BatchItem", "BatchItemStatus", "BatchResult", "CompletionReason"], "framework.api.batch"
     ),
     "StepContext": "framework.api.calls",
+    "poll_every": "framework.api.conditions",
     "Instance": "framework.manage.client",
     "InstanceStatus": "framework.manage.client",
     "WorkflowClient": "framework.manage.client",
@@ -151,5 +153,6 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
     "__version__",
+    "poll_every",
     "workflow",
 ]

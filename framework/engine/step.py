@@ -168,6 +168,39 @@ class Step:
         claim = self._r.claim(EntryKind.WAIT, name)
         return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
 
+    # -- polling ---------------------------------------------------------------------------------
+    def wait_for_condition(
+        self,
+        name: str,
+        check: Callable[..., Any],
+        *,
+        wait_strategy: Callable[[Any, int], Any],
+        initial_state: Any = None,
+        timeout: Duration = "10 minutes",
+    ) -> Any:
+        """Run ``check(state, ctx)`` (or ``check(state)``) as a body, starting from ``initial_state``,
+        then ask ``wait_strategy(new_state, checks)`` for a duration to wait before the next check, or
+        None when done; return the last state. One journal entry for the whole wait. ``timeout`` bounds
+        each check."""
+        from framework.engine.ops import condition as condition_op
+
+        check_name(name, what="condition")
+        if not callable(check) or not callable(wait_strategy):
+            raise InvalidConfigError(
+                f"condition {name!r} needs a check function and a wait_strategy function"
+            )
+        seconds = parse_duration(timeout, what=f"timeout of condition {name!r}")
+        takes_ctx = _positional_count(check) >= 2
+
+        def run_check(state: Any, ctx: StepContext) -> Any:
+            return check(state, ctx) if takes_ctx else check(state)
+
+        claim = self._r.claim(EntryKind.CONDITION, name)
+        operation = condition_op.run(
+            self._r, claim, name, run_check, wait_strategy, initial_state, seconds, is_async=_is_async(check)
+        )
+        return self._perform(operation)
+
     # -- scopes and batches (framework.engine.compose) ----------------------------------------------
     def child(self, name: str, fn: Callable[..., Any]) -> Any:
         """Run ``fn(step)`` (workflow code) in a scope of its own, its result recorded: a replay
@@ -392,6 +425,16 @@ def _is_async(fn: Callable[..., Any]) -> bool:
         return True
     # An object with an async __call__ (a class instance used as a step body).
     return not inspect.isroutine(target) and inspect.iscoroutinefunction(type(target).__call__)
+
+
+def _positional_count(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _parameters(fn: Callable[..., Any]) -> list[str]:

@@ -135,6 +135,7 @@ def test_public_surface_is_pinned() -> None:
         "WorkflowNotFoundError",
         "WorkflowTimeoutError",
         "__version__",
+        "poll_every",
         "workflow",
     ]
     for name in framework.__all__:
