@@ -71,3 +71,52 @@ def file_processing(event: Any, step: Any) -> dict[str, Any]:
 
     saved = step.do("save verdict", save)
     return {"key": saved, "verdict": verdict}
+
+
+class BatchParams(BaseModel):
+    bucket: str
+    keys: list[str] = Field(min_length=1, max_length=5000)
+    table: str
+    max_concurrency: int = Field(default=10, ge=1, le=100)
+    tolerated_failures: int = Field(default=0, ge=0)
+
+
+@workflow("file-batch", params=BatchParams)
+async def file_batch(event: Any, step: Any) -> dict[str, Any]:
+    """The same story over many uploaded files: each file its own scope (extract, verify, save), at most
+    ``max_concurrency`` at once, a failed file tolerated up to ``tolerated_failures``."""
+    params: BatchParams = event.payload
+
+    async def one_file(step: Any, key: str) -> dict[str, Any]:
+        def extract() -> str:
+            return str(_client("s3").get_object(Bucket=params.bucket, Key=key)["Body"].read().decode("utf-8"))
+
+        text: str = await step.do("extract text", extract)
+
+        def verify(ctx: StepContext) -> dict[str, Any]:
+            return verifier.verify(key, text, ctx.idempotency_key)
+
+        retries = {"limit": 3, "delay": "2 seconds", "retryable": [ConnectionError]}
+        verdict: dict[str, Any] = await step.do("verify", verify, config={"retries": retries})
+
+        def save() -> str:
+            item = {"pk": {"S": key}, "ok": {"BOOL": verdict["ok"]}, "words": {"N": str(verdict["words"])}}
+            _client("dynamodb").put_item(TableName=params.table, Item=item)
+            return key
+
+        await step.do("save verdict", save)
+        return {"key": key, "ok": verdict["ok"]}
+
+    batch = await step.map(
+        "files",
+        params.keys,
+        one_file,
+        max_concurrency=params.max_concurrency,
+        tolerated_failures=params.tolerated_failures,
+    )
+    await step.sleep("cool down", "10 minutes")
+    return {
+        "ok": [r["key"] for r in batch.get_results() if r["ok"]],
+        "flagged": [r["key"] for r in batch.get_results() if not r["ok"]],
+        "failed": [params.keys[i.index] for i in batch.failed()],
+    }

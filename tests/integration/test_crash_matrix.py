@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from examples.approval import expense_approval
-from examples.file_processing import file_processing
+from examples.file_processing import file_batch, file_processing
 from examples.orders import OrderDag, async_order
 from framework.backends.store import full_journal
 from framework.core.faults import POINTS, injected
@@ -47,6 +47,18 @@ def _file_processing(rt: LocalRuntime, case: str) -> None:
     s3 = rt.boto3_client("s3")
     s3.put_object(Bucket="uploads", Key=case, Body=b"quarterly report: all figures verified")
     rt.client.create("file-processing", {"bucket": "uploads", "key": case, "table": "verdicts"}, id=case)
+    _until_final(rt, case)
+
+
+def _file_batch(rt: LocalRuntime, case: str) -> None:
+    s3 = rt.boto3_client("s3")
+    keys = [f"{case}/{n}" for n in range(4)]
+    for n, key in enumerate(keys):
+        s3.put_object(
+            Bucket="uploads", Key=key, Body=b"forbidden words" if n == 2 else b"all figures verified"
+        )
+    params = {"bucket": "uploads", "keys": keys, "table": "verdicts", "max_concurrency": 2}
+    rt.client.create("file-batch", params, id=case)
     _until_final(rt, case)
 
 
@@ -82,6 +94,7 @@ def _order_dag(rt: LocalRuntime, case: str) -> None:
 
 SCENARIOS: dict[str, Callable[[LocalRuntime, str], None]] = {
     "file-processing": _file_processing,
+    "file-batch": _file_batch,  # step.map over files, two at a time
     "expense-approval": _approved,
     "expense-escalated": _escalated,
     "async-order": _async_order,  # an async workflow with steps in parallel
@@ -129,7 +142,7 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
-    with LocalRuntime(workflows=[file_processing, expense_approval, async_order, OrderDag]) as rt:
+    with LocalRuntime(workflows=[file_processing, file_batch, expense_approval, async_order, OrderDag]) as rt:
         rt.boto3_client("s3").create_bucket(Bucket="uploads")
         rt.boto3_client("dynamodb").create_table(
             TableName="verdicts",
