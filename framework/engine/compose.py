@@ -322,9 +322,15 @@ async def run_async(scheduler: Scheduler, batch: Batch) -> BatchResult:
                     batch.check_run()
                 ended = batch.ended(index, None if error else task.result(), error)
                 reason = reason or ended
-    finally:
+    except asyncio.CancelledError:  # the run is closing
         for task in running:
             task.cancel()
+        raise
+    # (A suspension or a stop raised above leaves the items running: the driver lets their bodies end
+    # and be recorded, as for any branch, before it cancels what is left.) A policy ended the batch:
+    # the items still running are cancelled.
+    for task in running:
+        task.cancel()
     if running:
         await asyncio.gather(*running, return_exceptions=True)
     return batch.finish(reason or CompletionReason.ALL_COMPLETED, sorted(running.values()))

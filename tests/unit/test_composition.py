@@ -13,6 +13,7 @@ import pytest
 from framework import BatchFailedError, InvalidConfigError, StepFailedError, WorkflowTimeoutError
 from framework.api.batch import BatchItemStatus, CompletionReason
 from framework.api.registry import Workflow
+from framework.backends.environment import Settings
 from framework.backends.store import full_journal
 from framework.core.faults import injected
 from framework.core.records import EntryKind, EntryStatus
@@ -536,3 +537,38 @@ def test_duplicate_wakeups_during_a_batch_run_nothing_twice(mode: str) -> None:
     h.run_until_idle()
     assert inst.status().output == 3
     assert runs == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_pause_during_a_batch_lets_running_items_be_recorded() -> None:
+    runs: Counter[str] = Counter()
+    gate = threading.Event()
+
+    def slow(tag: str) -> str:
+        gate.wait(5)
+        runs[tag] += 1
+        return tag
+
+    def pause_now() -> str:
+        runs["pause"] += 1
+        h.client.get(inst.id).pause()
+        gate.set()
+        return "paused"
+
+    @wf("map-pause")
+    async def flow(event: Any, step: Any) -> Any:
+        async def item(step: Any, x: int) -> Any:
+            if x == 0:
+                await step.do("pause", pause_now)
+                return await step.do("after", lambda: "after")
+            return await step.do("slow", lambda: slow(f"slow {x}"))
+
+        return (await step.map("m", [0, 1, 2], item)).get_results()
+
+    h = Harness(flow, settings=Settings(control_check_seconds=0))
+    inst = h.start("map-pause")
+    h.run_until_idle()
+    assert inst.status().status == "paused"
+    inst.resume()
+    h.run_until_idle()
+    assert inst.status().output == ["after", "slow 1", "slow 2"]
+    assert runs == {"pause": 1, "slow 1": 1, "slow 2": 1}  # the slow bodies were recorded at the pause
