@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from framework.core.records import Status
     from framework.engine.step import Step
     from framework.errors import (
+        CallbackCompletedError,
+        CallbackFailedError,
+        CallbackNotFoundError,
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
         InstanceBusyError,
@@ -55,6 +58,9 @@ _EXPORTS = {
     "WorkflowEntrypoint": "framework.api.entrypoint",
     **dict.fromkeys(
         [
+            "CallbackCompletedError",
+            "CallbackFailedError",
+            "CallbackNotFoundError",
             "DuplicateWorkflowError",
             "InstanceAlreadyExistsError",
             "InstanceBusyError",
@@ -108,6 +114,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Backoff",
+    "CallbackCompletedError",
+    "CallbackFailedError",
+    "CallbackNotFoundError",
     "DuplicateWorkflowError",
     "Instance",
     "InstanceAlreadyExistsError",

@@ -37,6 +37,7 @@ class EntryKind(StrEnum):
     SLEEP = "sleep"
     WAIT = "wait"
     EVENT = "event"
+    CALLBACK = "callback"  # step.create_callback: waits for a sender (framework.engine.ops.callback)
 
 
 class EntryStatus(StrEnum):

@@ -68,6 +68,19 @@ class Replay:
         """Take the calling scope's next identity for a durable call: its op id and its entry, if
         recorded. Raise what stops the run: a suspension or a fatal error the workflow swallowed, an
         engine failure, a requested pause, a changed workflow."""
+        self.boundary()
+        scope = CURRENT.get(self.root)
+        op = scope.claim()
+        scope.names[name] += 1
+        try:
+            return Claim(op, self.journal.claim(op, kind, name), scope.names[name])
+        except WorkflowError as exc:
+            self.stop(exc)
+            raise  # stop() raised already
+
+    def boundary(self) -> None:
+        """The checks of every durable call, and of a wait on an earlier one (``cb.result()``): raise
+        what stops the run, and write the pending entries."""
         self._check_caller()
         if self.closing:
             import asyncio  # only an async run has tasks to cancel
@@ -80,14 +93,6 @@ class Replay:
         self.flush()
         if self.inv.pause_requested():
             self.stop(Suspend(self.inv.now(), "paused"))
-        scope = CURRENT.get(self.root)
-        op = scope.claim()
-        scope.names[name] += 1
-        try:
-            return Claim(op, self.journal.claim(op, kind, name), scope.names[name])
-        except WorkflowError as exc:
-            self.stop(exc)
-            raise  # stop() raised already
 
     def _check_caller(self) -> None:
         if BODY_OF.get() is self:
