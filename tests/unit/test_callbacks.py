@@ -214,7 +214,7 @@ def test_heartbeats_extend_the_deadline_and_a_missed_one_times_out(make: Any) ->
 
 
 def test_a_heartbeat_wakes_nothing() -> None:
-    h, inst, cid = started(_sync_flow, "cb-beat-quiet", heartbeat_timeout="1 hour")
+    h, _inst, cid = started(_sync_flow, "cb-beat-quiet", heartbeat_timeout="1 hour")
     due = h.queue.next_due()
     h.client.send_callback_heartbeat(cid)
     assert h.queue.next_due() == due
@@ -357,3 +357,13 @@ def test_callback_repr_hides_the_id() -> None:
     h.start("cb-repr")
     h.advance(0)
     assert seen[0] == "Callback(name='c')" and seen[1] not in seen[0]
+
+
+def test_the_timeline_shows_callbacks() -> None:
+    from framework.manage.timeline import format_timeline
+
+    h, inst, cid = started(_sync_flow, "cb-timeline")
+    h.client.send_callback_failure(cid, "Declined", "no funds")
+    h.advance(0)
+    text = format_timeline(inst.status(), inst.history())
+    assert "callback 'payment': failed" in text and 'failure sent: Declined: "no funds"' in text
