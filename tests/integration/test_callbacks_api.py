@@ -129,7 +129,7 @@ def _record(message_id: str, body: Any) -> dict[str, Any]:
         "messageId": message_id,
         "receiptHandle": "r",
         "body": json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(1_800_000_000_000))},
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
