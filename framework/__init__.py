@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from framework.engine.step import Step
     from framework.errors import (
         BatchFailedError,
+        CallbackCompletedError,
+        CallbackFailedError,
+        CallbackNotFoundError,
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
         InstanceBusyError,
@@ -63,6 +66,9 @@ _EXPORTS = {
     **dict.fromkeys(
         [
             "BatchFailedError",
+            "CallbackCompletedError",
+            "CallbackFailedError",
+            "CallbackNotFoundError",
             "DuplicateWorkflowError",
             "InstanceAlreadyExistsError",
             "InstanceBusyError",
@@ -120,6 +126,9 @@ __all__ = [
     "BatchItem",
     "BatchItemStatus",
     "BatchResult",
+    "CallbackCompletedError",
+    "CallbackFailedError",
+    "CallbackNotFoundError",
     "CompletionReason",
     "DuplicateWorkflowError",
     "Instance",

@@ -83,7 +83,8 @@ class StepTimeoutError(WorkflowError):
 
 
 class WorkflowTimeoutError(WorkflowError):
-    """A ``wait_for_event`` timed out. The workflow may catch it."""
+    """A ``wait_for_event`` or a callback timed out (a callback also when its heartbeat timeout
+    passed). The workflow may catch it."""
 
 
 class NonDeterminismError(WorkflowError):
@@ -153,6 +154,31 @@ class SerializationError(WorkflowError, TypeError):
 
 class PayloadTooLargeError(WorkflowError, ValueError):
     """A step result or output is larger than the configured limit."""
+
+
+class CallbackFailedError(WorkflowError):
+    """A callback's sender reported a failure (``send_callback_failure``). Raised by ``cb.result()`` and
+    ``step.wait_for_callback``, identically on replay. ``error_type`` and ``error_message`` hold what the
+    sender sent; ``str(e)`` does not, since it is stored and logged and what a sender sends is data."""
+
+    def __init__(self, callback: str, error_type: str, error_message: str) -> None:
+        self.callback = callback
+        self.error_type = error_type
+        self.error_message = error_message
+        super().__init__(f"callback {callback!r} failed: its sender reported a failure")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.callback, self.error_type, self.error_message))
+
+
+class CallbackNotFoundError(WorkflowError):
+    """No callback waits under this id: it is malformed or forged, of an earlier run of the instance (a
+    restart makes earlier ids invalid), or its instance is gone. Nothing was stored."""
+
+
+class CallbackCompletedError(InvalidStateError):
+    """The callback has its outcome already (one was sent before, or it timed out), or its instance
+    finished. Nothing was stored."""
 
 
 class Suspend(BaseException):

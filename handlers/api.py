@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework import (
+    CallbackNotFoundError,
     InstanceAlreadyExistsError,
     InstanceNotFoundError,
     InvalidConfigError,
@@ -33,6 +34,7 @@ from framework import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from framework.core.callbacks import parse_callback_id
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, check_instance_id, default_client, json_depth
 
@@ -46,6 +48,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (InvalidParamsError, 422),
     (WorkflowNotFoundError, 404),
     (InstanceNotFoundError, 404),
+    (CallbackNotFoundError, 404),
     (InstanceAlreadyExistsError, 409),
     (InvalidStateError, 409),
     (PayloadTooLargeError, 413),
@@ -157,7 +160,7 @@ def _view(instance_id: str) -> InstanceView:
 
 ERRORS = {
     400: "bad request: malformed JSON, a bad body, id, query or cursor",
-    404: "unknown workflow or instance",
+    404: "unknown workflow, instance or callback",
     405: "a known path with a method it does not take",
     409: "duplicate id, or an operation the instance's state does not allow",
     413: "body over 1 MiB, or a payload over its limit",
@@ -260,6 +263,56 @@ def restart(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "restart")
 
 
+# -- callbacks (framework.manage.callbacks) --------------------------------------------------------------
+class CallbackSuccess(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    result: Any = Field(default=None, description="The callback's result (JSON, at most 256 KiB)")
+
+
+class CallbackFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(min_length=1, max_length=256, description="A name for the failure")
+    message: str = Field(default="", max_length=4096)
+
+
+class CallbackAccepted(BaseModel):
+    status: str = Field(description='"accepted"')
+
+
+def _accepted() -> Response[str]:
+    return _json(202, CallbackAccepted(status="accepted"))
+
+
+@app.post(
+    "/callbacks/<callback_id>/success",
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415),
+)
+def callback_success(
+    callback_id: Annotated[str, Path()], body: Annotated[CallbackSuccess, Body()]
+) -> Response[str]:
+    default_client().send_callback_success(callback_id, body.result)
+    return _accepted()
+
+
+@app.post(
+    "/callbacks/<callback_id>/failure",
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415),
+)
+def callback_failure(
+    callback_id: Annotated[str, Path()], body: Annotated[CallbackFailure, Body()]
+) -> Response[str]:
+    default_client().send_callback_failure(callback_id, body.error, body.message)
+    return _accepted()
+
+
+@app.post(
+    "/callbacks/<callback_id>/heartbeat", responses=_responses(202, CallbackAccepted, "accepted", 404, 409)
+)
+def callback_heartbeat(callback_id: Annotated[str, Path()]) -> Response[str]:
+    default_client().send_callback_heartbeat(callback_id)
+    return _accepted()
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
@@ -317,6 +370,8 @@ def not_found(exc: Exception) -> Response[str]:
                     check_instance_id(segments["instance_id"])
                 if "name" in segments:
                     default_client().registry.get(segments["name"])
+                if "callback_id" in segments:
+                    parse_callback_id(segments["callback_id"])
             except WorkflowError as error:
                 return _workflow_error(error)
     allowed = sorted({route.method for route, _ in fits})

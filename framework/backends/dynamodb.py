@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from framework.backends.dynamodb_callbacks import CallbackTable
 from framework.backends.dynamodb_conflicts import ConflictRetrying
 from framework.backends.dynamodb_items import (
     EVENT,
@@ -32,7 +33,7 @@ from framework.backends.dynamodb_items import (
     run_prefix,
     to_av,
 )
-from framework.backends.dynamodb_manage import LIST_INDEX, TableBase
+from framework.backends.dynamodb_manage import LIST_INDEX
 from framework.backends.store import (
     WATCHED,
     DueInstance,
@@ -81,7 +82,7 @@ IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorte
 RUN_IS = "#inc = :inc AND #run = :run"
 
 
-class DynamoStore(TableBase):
+class DynamoStore(CallbackTable):
     """Store on one DynamoDB table, through an injected low-level client."""
 
     def __init__(self, client: Any, table_name: str, *, shards: int = 8) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from framework.backends.callbacks import already_sent, check_callback
 from framework.backends.store import (
     WATCHED,
     DueInstance,
@@ -14,6 +15,7 @@ from framework.backends.store import (
     control_outcome,
     released,
 )
+from framework.core.callbacks import CallbackId
 from framework.core.records import (
     FINISHED,
     RUNNABLE,
@@ -231,6 +233,27 @@ class MemoryStore:
             for key in [k for k in self._events if k[0] == instance_id and k[1].incarnation != keep]:
                 count += len(self._events.pop(key))
             return count
+
+    def get_entry(self, instance_id: str, run: RunKey, seq: int) -> JournalEntry | None:
+        with self._lock:
+            self.calls += 1
+            return self._journals.get((instance_id, run), {}).get(seq)
+
+    def send_callback(self, callback: CallbackId, event: EventRecord, *, replace: bool = False) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._instances.get(callback.instance_id)
+            entry = None
+            if current is not None:
+                entry = self._journals.get((callback.instance_id, current.run_key), {}).get(callback.seq)
+            check_callback(callback, current, entry)
+            assert current is not None  # check_callback raised otherwise
+            events = self._events.setdefault((callback.instance_id, current.run_key), {})
+            stored = events.get(event.key)
+            if stored is None or (replace and stored.sent_at < event.sent_at):
+                events[event.key] = event
+            elif not replace:
+                raise already_sent(callback)
 
     def expire(self, instance_id: str) -> None:
         """What DynamoDB's TTL does: remove the instance item, and nothing else (a fake's control)."""

@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from framework.core.callbacks import CallbackId
 from framework.core.records import (
     FINISHED,
     Control,
@@ -188,6 +189,20 @@ class Store(Protocol):
         events of every incarnation but the one of the instance that has the id now, if any. The items
         are found before the instance item is read, so an instance created meanwhile keeps all it
         wrote. Return how many were deleted."""
+
+    # -- callbacks (framework.engine.ops.callback) ---------------------------------------------------------
+    def get_entry(self, instance_id: str, run: RunKey, seq: int) -> JournalEntry | None:
+        """The run's journal entry at ``seq`` as its own item holds it (an entry kept only in the
+        instance item's ``tail`` is not returned), read strongly consistent."""
+
+    def send_callback(self, callback: CallbackId, event: EventRecord, *, replace: bool = False) -> None:
+        """Keep ``event`` (an outcome, or with ``replace`` a heartbeat) for the callback, in one atomic
+        write, only if its instance is on the callback's run and unfinished, the entry at its seq is a
+        callback with its token and still waiting, and no event of the key is stored (``replace``: none
+        sent later; an older one is replaced). Raise CallbackNotFoundError or CallbackCompletedError
+        (``framework.backends.callbacks.check_callback``), CallbackCompletedError for an outcome whose
+        key is stored already. A heartbeat older than the stored one changes nothing and raises nothing.
+        """
 
 
 def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:

@@ -41,6 +41,7 @@ class EntryKind(StrEnum):
     MAP = "map"  # step.map: its BatchResult, once the batch ended
     PARALLEL = "parallel"  # step.parallel: likewise
     CONDITION = "condition"  # step.wait_for_condition: one entry, rewritten at each check
+    CALLBACK = "callback"  # step.create_callback: waits for a sender (framework.engine.ops.callback)
 
 
 # Kinds whose entry, once finished, stands for every call made inside its scope: replay returns what it

@@ -69,6 +69,22 @@ class Replay:
         recorded. ``op`` gives the identity instead (an item of a batch, numbered by its index). Raise
         what stops the run: a suspension or a fatal error the workflow swallowed, an engine failure, a
         requested pause, a changed workflow."""
+        self.boundary()
+        count = 1
+        if op is None:
+            scope = CURRENT.get(self.root)
+            op = scope.claim()
+            scope.names[name] += 1
+            count = scope.names[name]
+        try:
+            return Claim(op, self.journal.claim(op, kind, name), count)
+        except WorkflowError as exc:
+            self.stop(exc)
+            raise  # stop() raised already
+
+    def boundary(self) -> None:
+        """The checks of every durable call, and of a wait on an earlier one (``cb.result()``): raise
+        what stops the run, and write the pending entries."""
         self._check_caller()
         if self.closing:
             import asyncio  # only an async run has tasks to cancel
@@ -81,17 +97,6 @@ class Replay:
         self.flush()
         if self.inv.pause_requested():
             self.stop(Suspend(self.inv.now(), "paused"))
-        count = 1
-        if op is None:
-            scope = CURRENT.get(self.root)
-            op = scope.claim()
-            scope.names[name] += 1
-            count = scope.names[name]
-        try:
-            return Claim(op, self.journal.claim(op, kind, name), count)
-        except WorkflowError as exc:
-            self.stop(exc)
-            raise  # stop() raised already
 
     def _check_caller(self) -> None:
         if BODY_OF.get() is self:

@@ -20,6 +20,7 @@ from framework.core.config import step_config
 from framework.core.durations import Duration, parse_duration, to_epoch
 from framework.core.records import EntryKind, JournalEntry
 from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
+from framework.engine.ops import callback as callback_op
 from framework.engine.ops import sleep as sleep_op
 from framework.engine.ops import step as step_op
 from framework.engine.ops import wait as wait_op
@@ -323,6 +324,63 @@ class Step:
         self._r.stop(Suspend(request.wake_at, request.reason, events=events))
         return None
 
+    # -- callbacks (framework.engine.ops.callback) -----------------------------------------------------
+    def create_callback(
+        self, name: str, timeout: Duration = "24 hours", heartbeat_timeout: Duration | None = None
+    ) -> Any:
+        """Create a callback: a :class:`~framework.engine.ops.callback.Callback` whose ``id`` an outside
+        system answers with ``WorkflowClient.send_callback_success`` (or ``_failure``, or
+        ``_heartbeat``), and whose ``result()`` waits for that answer, at most ``timeout`` from now and,
+        with ``heartbeat_timeout``, at most that long after the last heartbeat (or the creation)."""
+        seconds, heartbeat = _callback_times(name, timeout, heartbeat_timeout)
+        claim = self._r.claim(EntryKind.CALLBACK, name)
+        return self._perform(callback_op.create(self._r, claim, name, seconds, heartbeat, self._perform))
+
+    def wait_for_callback(
+        self,
+        name: str,
+        submit: Callable[..., Any],
+        timeout: Duration = "24 hours",
+        heartbeat_timeout: Duration | None = None,
+        *,
+        config: StepConfig | dict[str, Any] | None = None,
+    ) -> Any:
+        """Create a callback, run ``submit(callback_id, ctx)`` (or ``submit(callback_id)``) as the durable
+        step ``"<name> submit"`` (with ``config``), then wait for the callback's result, as
+        ``create_callback(...).result()`` does. Both identities are taken at the call."""
+        seconds, heartbeat = _callback_times(name, timeout, heartbeat_timeout)
+        if not callable(submit):
+            raise InvalidConfigError(
+                f"callback {name!r} needs a callable submit, got {type(submit).__name__}"
+            )
+        submit_name = check_name(f"{name} submit")
+        cfg = step_config(config, step=submit_name)
+        with_ctx = len(_parameters(submit)) != 1  # submit(callback_id) takes no context
+        is_async = _is_async(submit)
+        created = callback_op.create(
+            self._r, self._r.claim(EntryKind.CALLBACK, name), name, seconds, heartbeat, self._perform
+        )
+        submit_claim = self._r.claim(EntryKind.STEP, submit_name)
+
+        def submitting(cb: callback_op.Callback) -> Operation:
+            def body(ctx: StepContext) -> Any:
+                return submit(cb.id, ctx) if with_ctx else submit(cb.id)
+
+            return step_op.run(self._r, submit_claim, submit_name, body, cfg, is_async=is_async)
+
+        if self._scheduler is None:
+            cb = self._perform(created)
+            self._perform(submitting(cb))
+            return cb.result()
+        scheduler = self._scheduler
+
+        async def wait() -> Any:
+            cb = await scheduler.perform(created)
+            await scheduler.perform(submitting(cb))
+            return await cb.result()
+
+        return wait()
+
 
 class StepFunction:
     """A function decorated with ``step.do``: calling it runs the step, once per replay; later calls
@@ -413,6 +471,19 @@ class StepFunction:
             self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
         )
         return self._step._perform(operation)
+
+
+def _callback_times(
+    name: str, timeout: Duration, heartbeat_timeout: Duration | None
+) -> tuple[float, float | None]:
+    check_name(name, what="callback")
+    seconds = parse_duration(timeout, what=f"timeout of callback {name!r}")
+    if heartbeat_timeout is None:
+        return seconds, None
+    heartbeat = parse_duration(heartbeat_timeout, what=f"heartbeat_timeout of callback {name!r}")
+    if heartbeat <= 0:
+        raise InvalidConfigError(f"heartbeat_timeout of callback {name!r} must be more than 0 s")
+    return seconds, heartbeat
 
 
 def _name_of(fn: Callable[..., Any]) -> str:

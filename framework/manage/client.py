@@ -34,6 +34,7 @@ from framework.errors import (
     InvalidInstanceIdError,
     PayloadTooLargeError,
 )
+from framework.manage import callbacks
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
@@ -345,6 +346,24 @@ class WorkflowClient:
         key = event_key(event_type, now, event_id or f"{next(_SENDS):012d}-{uuid.uuid4().hex}")
         self._env.store.send_event(instance_id, EventRecord(key, event_type, text, now))
         send_wake(self._env, instance_id, None)  # a kick: wakes a wait at once, whatever its deadline
+
+    # -- callbacks (framework.manage.callbacks) ------------------------------------------------------
+    def send_callback_success(self, callback_id: str, result: Any = None) -> None:
+        """Complete a callback with ``result`` (JSON, at most 256 KiB); its instance wakes at once. Raise
+        CallbackNotFoundError for an id that names no callback of the instance's current run (malformed,
+        forged, of an earlier run), CallbackCompletedError if it has its outcome already or its instance
+        finished. Nothing is stored then."""
+        callbacks.send_success(self._env, callback_id, result)
+
+    def send_callback_failure(self, callback_id: str, error: str, message: str = "") -> None:
+        """Fail a callback: its ``result()`` raises CallbackFailedError carrying ``error`` (a name) and
+        ``message``. Raises as ``send_callback_success`` does."""
+        callbacks.send_failure(self._env, callback_id, error, message)
+
+    def send_callback_heartbeat(self, callback_id: str) -> None:
+        """Keep a callback with a ``heartbeat_timeout`` alive: its heartbeat deadline moves to now plus
+        that timeout. Wakes nothing. Raises as ``send_callback_success`` does."""
+        callbacks.send_heartbeat(self._env, callback_id)
 
 
 _default: WorkflowClient | None = None

@@ -25,10 +25,11 @@ class HistoryAttempt:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One entry. ``kind`` is "step", "sleep", "wait", "event", "child", "map", "parallel" or
-    "condition". Steps have ``attempts``, ``result`` and ``error``; children, batches and conditions
-    ``result`` and ``error`` (a batch's result is its BatchResult as a dict); sleeps have
-    ``wake_at``; waits and events have ``event_type`` and ``payload``."""
+    """One entry. ``kind`` is "step", "sleep", "wait", "event", "callback", "child", "map", "parallel"
+    or "condition". Steps have ``attempts``, ``result`` and ``error``; children, batches and conditions
+    ``result`` and ``error`` (a batch's result is its BatchResult as a dict); sleeps have ``wake_at``;
+    waits and events have ``event_type`` and ``payload``; callbacks have ``result`` (what was sent),
+    ``error`` (a failure sent) and ``wake_at`` (the timeout)."""
 
     kind: str
     name: str
@@ -68,6 +69,8 @@ class HistoryEntry:
         if self.kind in (EntryKind.WAIT, EntryKind.EVENT):
             data["event_type"] = self.event_type
             data["payload"] = self.payload
+        if self.kind == EntryKind.CALLBACK:
+            data |= {"result": self.result, "error": self.error, "wake_at": when(self.wake_at)}
         return data
 
 
@@ -83,6 +86,8 @@ def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEnt
     elif entry.status is EntryStatus.STARTED:
         status = "running"
     payload = json.loads(entry.extra["payload"]) if "payload" in entry.extra else None
+    if entry.kind is EntryKind.CALLBACK:  # what the sender sent is the callback's result
+        return _from_callback(entry, payload)
     return HistoryEntry(
         kind=entry.kind.value,
         name=entry.name,
@@ -122,6 +127,19 @@ def _result(env: Environment, entry: JournalEntry) -> Any:
     return None
 
 
+def _from_callback(entry: JournalEntry, result: Any) -> HistoryEntry:
+    return HistoryEntry(
+        kind=entry.kind.value,
+        name=entry.name,
+        status=entry.status.value,
+        started_at=from_epoch(entry.started_at),
+        ended_at=_when(entry.ended_at),
+        result=result,
+        error=entry.error.as_dict() if entry.error else None,
+        wake_at=_when(entry.wake_at),
+    )
+
+
 def _from_event(event: EventRecord, taken: set[str]) -> HistoryEntry:
     sent = from_epoch(event.sent_at)
     return HistoryEntry(
@@ -139,6 +157,7 @@ def build_history(
     env: Environment, journal: list[JournalEntry], events: list[EventRecord], now: float
 ) -> list[HistoryEntry]:
     """Journal entries in call order, each event placed by the time it was sent."""
+    events = [e for e in events if not e.type.startswith("$")]  # a callback's outcome: in its entry
     taken = {e.extra["event_key"] for e in journal if "event_key" in e.extra}
     # A taken event is deleted once its run goes on (framework.engine.invocation): the wait's entry holds it.
     stored = {e.key for e in events}

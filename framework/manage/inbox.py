@@ -1,9 +1,13 @@
 """Messages from outside producers on the inbox queue: start an instance, or send it an event.
 
-``{"action": "create", "workflow", "id"?, "params"?}`` or
-``{"action": "event", "instance_id", "type", "payload"?}``. SQS may deliver a message twice: a create
-whose id exists with the same workflow and params counts as success, and an event is keyed by the SQS
-message, so it is kept once.
+``{"action": "create", "workflow", "id"?, "params"?}``,
+``{"action": "event", "instance_id", "type", "payload"?}``, or a callback's
+``{"action": "callback_success", "callback_id", "result"?}``,
+``{"action": "callback_failure", "callback_id", "error", "message"?}`` or
+``{"action": "callback_heartbeat", "callback_id"}``. SQS may deliver a message twice: a create
+whose id exists with the same workflow and params counts as success, an event is keyed by the SQS
+message, so it is kept once, and a callback's second outcome (a redelivery, or another sender's) is
+dropped as "callback already completed", not dead-lettered: the first outcome counts.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from framework.core import serde
-from framework.errors import InstanceAlreadyExistsError, WorkflowError
+from framework.errors import CallbackCompletedError, InstanceAlreadyExistsError, WorkflowError
+from framework.manage import callbacks
 from framework.manage.client import WorkflowClient
 
 
@@ -33,9 +38,29 @@ class InboxEvent(BaseModel):
     payload: Any = None
 
 
-InboxMessage = Annotated[InboxCreate | InboxEvent, Field(discriminator="action")]
-_messages: TypeAdapter[InboxCreate | InboxEvent] = TypeAdapter(InboxMessage)
-_NAMES = frozenset({"create", "event", *InboxCreate.model_fields, *InboxEvent.model_fields})
+class InboxCallback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["callback_success", "callback_failure", "callback_heartbeat"]
+    callback_id: str = Field(min_length=1, max_length=400)
+    result: Any = None
+    error: str | None = Field(default=None, min_length=1, max_length=256)
+    message: str = Field(default="", max_length=4096)
+
+
+InboxMessage = Annotated[InboxCreate | InboxEvent | InboxCallback, Field(discriminator="action")]
+_messages: TypeAdapter[InboxCreate | InboxEvent | InboxCallback] = TypeAdapter(InboxMessage)
+_NAMES = frozenset(
+    {
+        "create",
+        "event",
+        "callback_success",
+        "callback_failure",
+        "callback_heartbeat",
+        *InboxCreate.model_fields,
+        *InboxEvent.model_fields,
+        *InboxCallback.model_fields,
+    }
+)
 
 
 class BadInboxMessageError(WorkflowError):
@@ -52,6 +77,8 @@ def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float)
         first = serde.problems(exc, names=_NAMES)[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"
         raise BadInboxMessageError(f"not an inbox message: {where}: {first['msg']}") from None
+    if isinstance(message, InboxCallback):
+        return _callback(client, message, sent_at)
     if isinstance(message, InboxEvent):
         client._send_event(
             message.instance_id, message.type, message.payload, event_id=message_id, sent_at=sent_at
@@ -71,3 +98,20 @@ def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float)
             ) from None
         return "duplicate create"
     return "create"
+
+
+def _callback(client: WorkflowClient, message: InboxCallback, sent_at: float) -> str:
+    """A callback's outcome or heartbeat, at the time SQS took the message."""
+    env, cid = client._env, message.callback_id
+    try:
+        if message.action == "callback_heartbeat":
+            callbacks.send_heartbeat(env, cid, sent_at=sent_at)
+        elif message.action == "callback_success":
+            callbacks.send_success(env, cid, message.result, sent_at=sent_at)
+        else:
+            callbacks.send_failure(env, cid, message.error or "", message.message, sent_at=sent_at)
+    except CallbackCompletedError:
+        if message.action == "callback_heartbeat":
+            raise
+        return "callback already completed"
+    return message.action

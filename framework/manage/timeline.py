@@ -40,8 +40,10 @@ def format_timeline(status: InstanceStatus, history: list[HistoryEntry]) -> str:
             lines.append(f"{_offset(attempt.started_at, start)}   attempt {number} ({took}): {outcome}")
         if entry.kind == "sleep" and entry.wake_at:
             lines.append(f"{_offset(entry.wake_at, start)}   wakes")
-        if entry.kind == "step" and entry.status == "complete":
+        if entry.kind in ("step", "callback") and entry.status == "complete":
             lines.append(f"{'':11}   result: {_short(entry.result)}")
+        if entry.kind == "callback" and entry.error:
+            lines.append(f"{'':11}   failure sent: {entry.error['name']}: {_short(entry.error['message'])}")
     if status.error:
         lines.append(
             f"{_offset(status.updated_at, start)} error: {status.error['name']}: {status.error['message']}"

@@ -438,3 +438,78 @@ def test_a_step_done_at_its_first_attempt_stores_no_attempt_list() -> None:
     )
     assert entry_from(entry_to("i1", R1, retried)) == retried
     assert entry_from(entry_to("i1", R1, entry(4))) == entry(4)  # no attempts at all stays so
+
+
+# -- callbacks -------------------------------------------------------------------------------------------
+def _callback_entry(
+    seq: int, token: str, status: EntryStatus = EntryStatus.WAITING, rev: int = 1
+) -> JournalEntry:
+    return JournalEntry(
+        seq,
+        EntryKind.CALLBACK,
+        "pay",
+        status,
+        NOW,
+        rev=rev,
+        wake_at=NOW + 60,
+        extra={"token": token, "timeout": 60},
+    )
+
+
+TOKEN = "T" * 22
+
+
+def test_get_entry_reads_one_entry_of_one_run(store: Store) -> None:
+    store.create_instance(record())
+    store.write_entry("i1", R1, entry(0))
+    store.write_entry("i1", R1, _callback_entry(1, TOKEN))
+    assert store.get_entry("i1", R1, 1) == _callback_entry(1, TOKEN)
+    assert store.get_entry("i1", R1, 0) == entry(0)
+    assert store.get_entry("i1", R1, 2) is None
+    assert store.get_entry("i1", R2, 1) is None and store.get_entry("i2", R1, 1) is None
+
+
+@pytest.mark.needs_transactions  # send_callback is one transaction
+def test_send_callback_checks_run_entry_token_and_state_and_keeps_one_outcome(store: Store) -> None:
+    from framework.core.callbacks import CallbackId
+    from framework.errors import CallbackCompletedError, CallbackNotFoundError
+
+    store.create_instance(record())
+    store.write_entry("i1", R1, entry(0))
+    store.write_entry("i1", R1, _callback_entry(1, TOKEN))
+    good = CallbackId("i1", 1, 1, TOKEN)
+    outcome = EventRecord(good.outcome_key, "$callback", '{"result":1}', NOW)
+    for bad in (
+        CallbackId("i1", 1, 1, "U" * 22),  # another token
+        CallbackId("i1", 1, 0, TOKEN),  # a step's entry
+        CallbackId("i1", 1, 5, TOKEN),  # no entry
+        CallbackId("i1", 2, 1, TOKEN),  # another run
+        CallbackId("nobody", 1, 1, TOKEN),
+    ):
+        with pytest.raises(CallbackNotFoundError):
+            store.send_callback(bad, outcome)
+    assert store.load_events("i1", R1) == []
+    store.send_callback(good, outcome)
+    with pytest.raises(CallbackCompletedError, match="already"):
+        store.send_callback(good, EventRecord(good.outcome_key, "$callback", '{"result":2}', NOW + 1))
+    assert [e.payload for e in store.load_events("i1", R1)] == ['{"result":1}']
+    # Heartbeats: a later one replaces the stored one, an older one changes nothing.
+    for at in (NOW + 5, NOW + 3, NOW + 5):
+        store.send_callback(good, EventRecord(good.heartbeat_key, "$heartbeat", "null", at), replace=True)
+    assert [e.sent_at for e in store.load_events("i1", R1, "$heartbeat")] == [NOW + 5]
+    # Once the entry has its outcome, nothing more is taken, by token or otherwise.
+    store.write_entry("i1", R1, _callback_entry(1, TOKEN, EntryStatus.COMPLETE, rev=2))
+    with pytest.raises(CallbackCompletedError, match="complete already"):
+        store.send_callback(
+            good, EventRecord(good.heartbeat_key, "$heartbeat", "null", NOW + 9), replace=True
+        )
+    with pytest.raises(CallbackNotFoundError):  # a wrong token learns nothing of the state
+        store.send_callback(CallbackId("i1", 1, 1, "U" * 22), outcome)
+    store.control("i1", Control.TERMINATE, NOW + 10, 0)
+    store.write_entry("i1", R1, _callback_entry(1, TOKEN, EntryStatus.WAITING, rev=3))
+    with pytest.raises(CallbackCompletedError, match="terminated"):  # a finished instance takes none
+        store.send_callback(good, EventRecord(good.outcome_key + "x", "$callback", "{}", NOW + 11))
+    store.control("i1", Control.RESTART, NOW + 12, 0)
+    with pytest.raises(CallbackNotFoundError, match="restart"):
+        store.send_callback(good, outcome)
+    assert store.load_events("i1", R2) == []

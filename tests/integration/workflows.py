@@ -123,3 +123,18 @@ def swallower(event: Any, step: Any) -> Any:
     except Exception:
         return {"swallowed": True}
     return {"swallowed": False}
+
+
+CALLBACK_IDS: dict[str, str] = {}  # instance id -> the id its callback handed out last
+
+
+@workflow("it-callback")
+def callback(event: Any, step: Any) -> Any:
+    """Waits for a callback whose id the submit step hands out (here: to CALLBACK_IDS)."""
+
+    def submit(callback_id: str, ctx: StepContext) -> None:
+        CALLBACK_IDS[ctx.instance_id] = callback_id
+
+    timeout = event.payload.get("timeout", "1 hour") if event.payload else "1 hour"
+    beat = event.payload.get("heartbeat") if event.payload else None
+    return step.wait_for_callback("payment", submit, timeout=timeout, heartbeat_timeout=beat)

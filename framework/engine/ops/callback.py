@@ -1,0 +1,146 @@
+"""``step.create_callback`` and ``step.wait_for_callback``: wait for an outside system to send a result.
+
+Creating a callback writes its journal entry (WAITING, with a 128-bit token drawn then and its deadline)
+before its id exists anywhere, so a replay finds the same entry and hands out the same id
+(``framework.core.callbacks``). ``cb.result()`` waits on that entry, as a wait for an event does: the
+outcome a sender stores (``WorkflowClient.send_callback_*``) is an event of its own type and key, which
+wakes the instance; the first one seen is recorded in the entry (complete or failed) and returned, or
+raised, identically on replay. A heartbeat moves the heartbeat deadline to its send time plus
+``heartbeat_timeout`` and wakes nothing: the instance wakes at the deadline it knows of, reads the
+heartbeat, and waits on. Whichever deadline passes first (the timeout, counted from creation, or the
+heartbeat's) is recorded as TIMED_OUT: WorkflowTimeoutError, again on replay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from framework.core.callbacks import CALLBACK_EVENT, HEARTBEAT_EVENT, CallbackId, new_token
+from framework.core.logs import logger
+from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEntry
+from framework.engine.ops import Operation, Wait
+from framework.errors import CallbackFailedError, WorkflowTimeoutError
+
+if TYPE_CHECKING:
+    from framework.engine.replay import Claim, Replay
+
+
+class Callback:
+    """A callback created by ``step.create_callback``. Hand ``id`` to the system that will answer (it is
+    a secret: whoever holds it can complete the callback); ``result()`` waits for its answer."""
+
+    def __init__(self, r: Replay, entry: JournalEntry, perform: Callable[[Operation], Any]) -> None:
+        self._r = r
+        self._op = entry.op_id
+        self._perform = perform
+        self.name = entry.name
+        self.id = str(CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"]))
+
+    def result(self) -> Any:
+        """The result the sender sent (JSON). Raise CallbackFailedError if it sent a failure, and
+        WorkflowTimeoutError once the timeout or the heartbeat timeout passed first. In an async
+        workflow, an awaitable of it."""
+        return self._perform(wait(self._r, self._op))
+
+    def __repr__(self) -> str:
+        return f"Callback(name={self.name!r})"  # not the id: it is a secret
+
+
+def create(
+    r: Replay,
+    claim: Claim,
+    name: str,
+    timeout: float,
+    heartbeat: float | None,
+    perform: Callable[[Operation], Any],
+) -> Operation:
+    """Record the callback ``name`` on first run and return its handle; a replay returns the handle of
+    the recorded entry (the same id)."""
+    if claim.entry is not None:
+        return Callback(r, claim.entry, perform)
+    if False:  # pragma: no cover - an operation is a generator, even one that never waits
+        yield
+    now = r.inv.now()
+    extra: dict[str, Any] = {"token": new_token(), "timeout": timeout}
+    if heartbeat is not None:
+        extra["heartbeat_timeout"] = heartbeat
+    entry = JournalEntry(
+        r.journal.new_seq(),
+        EntryKind.CALLBACK,
+        name,
+        EntryStatus.WAITING,
+        now,
+        wake_at=now + timeout,
+        extra=extra,
+        op=claim.op,
+    )
+    written = r.write(None, entry)  # written now, not deferred: no id may exist without its entry
+    logger.info("callback created", extra={"step": name})
+    return Callback(r, written, perform)
+
+
+def wait(r: Replay, op: str) -> Operation:
+    """Wait for the outcome of the callback at ``op``: its result, or raise what it recorded."""
+    r.boundary()
+    entry = r.journal.get(op)
+    assert entry is not None and entry.kind is EntryKind.CALLBACK
+    while True:
+        if entry.status is not EntryStatus.WAITING:
+            return _recorded(entry)
+        cid = CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"])
+        outcomes = r.inv.events(CALLBACK_EVENT)
+        sent = next((e for e in outcomes if e.key == cid.outcome_key), None)
+        if sent is not None:
+            entry = r.write(entry, _completed(entry, json.loads(sent.payload), r.inv.now()))
+            r.inv.taken.append(sent.key)
+            logger.info("callback completed", extra={"step": entry.name, "status": entry.status.value})
+            continue
+        deadline, why = _deadline(r, entry, cid)
+        if r.inv.now() >= deadline:
+            extra = entry.extra | {"timed_out": why}
+            entry = r.write(
+                entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=deadline, extra=extra)
+            )
+            continue
+        seen = frozenset(e.key for e in outcomes)
+        yield Wait(deadline, f"callback {entry.name!r}", event_type=CALLBACK_EVENT, seen=seen)
+        entry = r.journal.get(op) or entry
+
+
+def _deadline(r: Replay, entry: JournalEntry, cid: CallbackId) -> tuple[float, str]:
+    """The earlier of the timeout and the heartbeat deadline (the last heartbeat, or the creation, plus
+    ``heartbeat_timeout``), and which one it is."""
+    assert entry.wake_at is not None
+    heartbeat = entry.extra.get("heartbeat_timeout")
+    if heartbeat is None:
+        return entry.wake_at, "timeout"
+    beats = [e.sent_at for e in r.inv.events(HEARTBEAT_EVENT) if e.key == cid.heartbeat_key]
+    beat_deadline = max([entry.started_at, *beats]) + heartbeat
+    return (beat_deadline, "heartbeat") if beat_deadline < entry.wake_at else (entry.wake_at, "timeout")
+
+
+def _completed(entry: JournalEntry, outcome: dict[str, Any], now: float) -> JournalEntry:
+    """The entry with the outcome a sender stored (``framework.manage.callbacks``)."""
+    if "error" in outcome:
+        error = ErrorInfo(str(outcome["error"]), str(outcome.get("message", "")))
+        return replace(entry, status=EntryStatus.FAILED, ended_at=now, error=error)
+    extra = entry.extra | {"payload": json.dumps(outcome["result"], ensure_ascii=False, allow_nan=False)}
+    return replace(entry, status=EntryStatus.COMPLETE, ended_at=now, extra=extra)
+
+
+def _recorded(entry: JournalEntry) -> Any:
+    """What a recorded callback gives: its result, or its failure or timeout raised."""
+    if entry.status is EntryStatus.COMPLETE:
+        return json.loads(entry.extra["payload"])
+    if entry.status is EntryStatus.FAILED:
+        assert entry.error is not None
+        raise CallbackFailedError(entry.name, entry.error.name, entry.error.message)
+    which = entry.extra.get("timed_out")
+    if which == "heartbeat":
+        raise WorkflowTimeoutError(
+            f"callback {entry.name!r} timed out: no heartbeat for {entry.extra['heartbeat_timeout']:g} s"
+        )
+    raise WorkflowTimeoutError(f"callback {entry.name!r} timed out after {entry.extra['timeout']:g} s")

@@ -1,0 +1,153 @@
+"""Callbacks on DynamoDB (moto): the HTTP routes, the inbox actions and the client, end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from framework import CallbackCompletedError, CallbackNotFoundError, WorkflowTimeoutError
+from framework.core.callbacks import CallbackId, parse_callback_id
+from framework.local import LocalContext, LocalRuntime
+from handlers import inbox
+from tests.integration import workflows as w
+from tests.integration.test_api import Api
+
+
+@pytest.fixture
+def rt() -> Iterator[LocalRuntime]:
+    with LocalRuntime(workflows=[w.callback]) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def call(rt: LocalRuntime) -> Api:
+    return Api(rt)
+
+
+def started(rt: LocalRuntime, instance_id: str, params: Any = None) -> str:
+    rt.client.create("it-callback", params, id=instance_id)
+    rt.advance("1 second")
+    assert rt.client.get(instance_id).status().status == "waiting"
+    return w.CALLBACK_IDS[instance_id]
+
+
+def events_of(rt: LocalRuntime, instance_id: str) -> list[Any]:
+    record = rt.env.store.get_instance(instance_id)
+    assert record is not None
+    return rt.env.store.load_events(instance_id, record.run_key)
+
+
+def test_success_over_http_completes_the_instance_and_a_second_is_409(rt: LocalRuntime, call: Api) -> None:
+    cid = started(rt, "cb-http")
+    code, body = call("POST", f"/callbacks/{cid}/success", {"result": {"paid": 12.5}})
+    assert (code, body) == (202, {"status": "accepted"})
+    code, body = call("POST", f"/callbacks/{cid}/success", {"result": "again"})
+    assert code == 409 and body["error"] == "CallbackCompletedError" and "already" in body["message"]
+    rt.advance("1 second")
+    assert rt.client.get("cb-http").status().output == {"paid": 12.5}
+    code, body = call("POST", f"/callbacks/{cid}/failure", {"error": "Late"})
+    assert code == 409 and body["error"] == "CallbackCompletedError"
+    code, body = call("GET", "/instances/cb-http/history")
+    assert body["entries"][0]["kind"] == "callback" and body["entries"][0]["result"] == {"paid": 12.5}
+
+
+def test_failure_over_http_fails_the_wait(rt: LocalRuntime, call: Api) -> None:
+    cid = started(rt, "cb-http-fail")
+    code, _ = call("POST", f"/callbacks/{cid}/failure", {"error": "Declined", "message": "no funds"})
+    assert code == 202
+    rt.advance("1 second")
+    st = rt.client.get("cb-http-fail").status()
+    assert st.status == "errored" and st.error is not None and st.error["name"] == "CallbackFailedError"
+    assert "Declined" not in st.error["message"] and "no funds" not in st.error["message"]
+
+
+def test_forged_malformed_and_stale_ids_are_404_and_store_nothing(rt: LocalRuntime, call: Api) -> None:
+    cid = started(rt, "cb-http-bad")
+    parsed = parse_callback_id(cid)
+    other = ("A" if parsed.token[0] != "A" else "B") + parsed.token[1:]
+    for bad in (
+        str(CallbackId("cb-http-bad", 1, 0, other)),
+        str(CallbackId("cb-http-bad", 1, 1, parsed.token)),
+        "not-an-id",
+        cid + "x",
+        str(CallbackId("nobody", 1, 0, parsed.token)),
+    ):
+        for route, body in (("success", {"result": 1}), ("failure", {"error": "E"}), ("heartbeat", None)):
+            code, answer = call("POST", f"/callbacks/{bad}/{route}", body)
+            assert code == 404 and answer["error"] == "CallbackNotFoundError", (bad, route, answer)
+            assert parsed.token not in answer["message"]
+    assert events_of(rt, "cb-http-bad") == []
+    rt.client.get("cb-http-bad").restart()
+    rt.advance("1 second")
+    code, answer = call("POST", f"/callbacks/{cid}/success", {"result": 1})
+    assert code == 404 and "restart" in answer["message"]
+    assert events_of(rt, "cb-http-bad") == []
+    fresh = w.CALLBACK_IDS["cb-http-bad"]
+    assert fresh != cid and call("POST", f"/callbacks/{fresh}/success", {"result": 2})[0] == 202
+
+
+def test_bad_bodies_are_400_and_heartbeats_are_202(rt: LocalRuntime, call: Api) -> None:
+    cid = started(rt, "cb-http-body", {"heartbeat": "5 minutes"})
+    assert call("POST", f"/callbacks/{cid}/success", {"result": 1, "extra": 2})[0] == 400
+    assert call("POST", f"/callbacks/{cid}/failure", {"message": "no name"})[0] == 400
+    assert call("POST", f"/callbacks/{cid}/success", {"result": "x" * 300_000})[0] == 413
+    assert call("GET", f"/callbacks/{cid}/success")[0] == 405
+    for _ in range(3):
+        rt.advance("4 minutes")
+        assert call("POST", f"/callbacks/{cid}/heartbeat")[0] == 202
+        assert call("POST", f"/callbacks/{cid}/heartbeat")[0] == 202  # twice: one item, applied once
+    beats = [e for e in events_of(rt, "cb-http-body") if e.type == "$heartbeat"]
+    assert len(beats) == 1
+    assert rt.client.get("cb-http-body").status().status == "waiting"
+    rt.advance("6 minutes")
+    st = rt.client.get("cb-http-body").status()
+    assert st.status == "errored" and st.error == {
+        "name": "WorkflowTimeoutError",
+        "message": "callback 'payment' timed out: no heartbeat for 300 s",
+    }
+    code, answer = call("POST", f"/callbacks/{cid}/heartbeat")
+    assert code == 409 and answer["error"] == "CallbackCompletedError"
+
+
+def test_the_client_on_dynamodb(rt: LocalRuntime) -> None:
+    cid = started(rt, "cb-client", {"timeout": "10 minutes"})
+    with pytest.raises(CallbackNotFoundError):
+        rt.client.send_callback_success(cid[:-2] + "zz", 1)
+    rt.client.send_callback_heartbeat(cid)  # no heartbeat_timeout: accepted, no effect
+    rt.advance("11 minutes")
+    st = rt.client.get("cb-client").status()
+    assert st.error is not None and st.error["name"] == WorkflowTimeoutError.__name__
+    with pytest.raises(CallbackCompletedError):
+        rt.client.send_callback_success(cid, 1)
+
+
+def _record(message_id: str, body: Any) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1800000000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:inbox",
+        "awsRegion": "us-east-1",
+    }
+
+
+def test_the_inbox_actions_and_a_redelivered_outcome(rt: LocalRuntime) -> None:
+    cid = started(rt, "cb-inbox")
+    context = LocalContext("InboxFunction", rt.clock, rt.clock.now() + 30)
+    message = {"action": "callback_success", "callback_id": cid, "result": "via inbox"}
+    heartbeat = {"action": "callback_heartbeat", "callback_id": cid}
+    forged = {"action": "callback_success", "callback_id": "nope", "result": 1}
+    batch = {"Records": [_record("m1", heartbeat), _record("m2", message), _record("m3", forged)]}
+    out = inbox.handler(batch, context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m3"}]}
+    again = inbox.handler({"Records": [_record("m2", message)]}, context)  # a redelivery: no failure
+    assert again == {"batchItemFailures": []}
+    rt.advance("1 second")
+    assert rt.client.get("cb-inbox").status().output == "via inbox"
