@@ -234,7 +234,7 @@ def test_the_site_workflow_reaches_every_engine_call_site() -> None:
         "store.write_entry@engine/ops/step._record_success",
         "store.write_entry@engine/ops/wait.run",  # the wait's entry
         "store.write_entry@engine/ops/wait._take",  # the event it took
-        "store.write_entry@engine/replay.Replay.boundary",  # a sleep's entry, written at the next durable call
+        "store.write_entry@engine/replay.Replay.boundary",  # a sleep's entry, at the next durable call
         "store.get_instance@engine/invocation.Invocation.pause_requested",
         "store.load_events@engine/invocation.Invocation.events",
         "store.load_events@engine/invocation.Invocation._arrived",  # the look after the release
