@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         CallbackCompletedError,
         CallbackFailedError,
         CallbackNotFoundError,
+        ChildWorkflowError,
         DuplicateWorkflowError,
         InstanceAlreadyExistsError,
         InstanceBusyError,
@@ -67,6 +68,7 @@ _EXPORTS = {
         [
             "BatchFailedError",
             "CallbackCompletedError",
+            "ChildWorkflowError",
             "CallbackFailedError",
             "CallbackNotFoundError",
             "DuplicateWorkflowError",
@@ -129,6 +131,7 @@ __all__ = [
     "CallbackCompletedError",
     "CallbackFailedError",
     "CallbackNotFoundError",
+    "ChildWorkflowError",
     "CompletionReason",
     "DuplicateWorkflowError",
     "Instance",

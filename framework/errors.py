@@ -217,6 +217,25 @@ class BatchFailedError(WorkflowError):
         self.batch = batch
 
 
+class ChildWorkflowError(WorkflowError):
+    """A child instance started by ``step.invoke`` ended errored or terminated. ``child_id`` names it,
+    ``status`` is how it ended; ``error_type`` and ``error_message`` are its error (empty when it was
+    terminated). Raised identically on first run and on replay."""
+
+    def __init__(
+        self, invoke: str, child_id: str, status: str, error_type: str = "", error_message: str = ""
+    ) -> None:
+        self.invoke = invoke
+        self.child_id = child_id
+        self.status = status
+        self.error_type = error_type
+        self.error_message = error_message
+        super().__init__(f"child workflow {invoke!r} (instance {child_id!r}) ended {status}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.invoke, self.child_id, self.status, self.error_type, self.error_message))
+
+
 # Framework errors that a child scope or a batch item may end with and that are rebuilt as themselves
 # when replay raises them again (see :func:`rebuilt_error`): ``except WorkflowTimeoutError`` around a
 # ``step.child`` catches a timed-out wait inside it, on first run and on replay alike.

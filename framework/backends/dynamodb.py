@@ -344,7 +344,7 @@ class DynamoStore(CallbackTable):
             {":due_at": due_at, ":new_due_at": new_due_at, ":now": now},
         )
 
-    def send_event(self, instance_id: str, event: EventRecord) -> None:
+    def send_event(self, instance_id: str, event: EventRecord, *, run: RunKey | None = None) -> None:
         # The event is tagged with the run it was sent to, so the run is read first; the write is
         # then conditional on that run still being current and unfinished.
         for _ in range(5):
@@ -353,6 +353,8 @@ class DynamoStore(CallbackTable):
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
             if current.status in FINISHED:
                 raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
+            if run is not None and current.run_key != run:
+                raise InvalidStateError(f"instance {instance_id!r} is on another run")
             item = {
                 "pk": instance_id,
                 "sk": event_sk(current.run_key, event.key),
@@ -385,6 +387,16 @@ class DynamoStore(CallbackTable):
                 if reasons[1:2] == ["ConditionalCheckFailed"]:
                     return  # this very event is stored already: a redelivery
         raise InvalidStateError(f"instance {instance_id!r} kept changing; send the event again")
+
+    def settle(self, instance_id: str, due_at: float) -> bool:
+        values = {f":fin_{s.name.lower()}": s.value for s in FINISHED} | {":due_at": due_at}
+        return self._update_if(
+            instance_id,
+            "REMOVE #due_at",
+            f"#due_at = :due_at AND {IS_FINISHED}",
+            {"#due_at": "due_at", "#status": "status"},
+            values,
+        )
 
     def load_events(self, instance_id: str, run: RunKey, event_type: str | None = None) -> list[EventRecord]:
         prefix = run_prefix(EVENT, run) + ("" if event_type is None else f"{event_type}#")

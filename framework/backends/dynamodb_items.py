@@ -16,6 +16,7 @@ from framework.core.records import (
     EventRecord,
     InstanceRecord,
     JournalEntry,
+    ParentLink,
     RunKey,
     Status,
 )
@@ -93,7 +94,15 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         tail=tuple(entry_of(e) for e in d.get("tail", [])),
         released_by=d.get("released_by"),
         version=d.get("ver", ""),
+        parent=_parent(d),
     )
+
+
+def _parent(d: dict[str, Any]) -> ParentLink | None:
+    if "parent_id" not in d:
+        return None
+    incarnation, _, number = d["parent_run"].rpartition(".")
+    return ParentLink(d["parent_id"], RunKey(incarnation, int(number)), d["parent_op"])
 
 
 def instance_to(r: InstanceRecord, shard: str, version: str) -> dict[str, Any]:
@@ -128,6 +137,9 @@ def instance_to(r: InstanceRecord, shard: str, version: str) -> dict[str, Any]:
         "backoff": r.backoff or None,
         "tail": [entry_values(e) for e in r.tail] or None,
         "released_by": r.released_by,
+        "parent_id": r.parent.instance_id if r.parent else None,
+        "parent_run": str(r.parent.run) if r.parent else None,
+        "parent_op": r.parent.op if r.parent else None,
     }
     return to_av(values | {k: v for k, v in optional.items() if v is not None})
 

@@ -44,7 +44,8 @@ class Release:
     status: Status
     now: float
     wake_at: float | None = None  # WAITING: when to wake (None: wait with no deadline)
-    due_at: float | None = None  # WAITING: when the sweeper should look (default: ``wake_at``)
+    due_at: float | None = None  # WAITING: when the sweeper should look (default: ``wake_at``); a
+    # finished child (``step.invoke``): when the sweeper reports its end to the parent, if nobody did
     output: str | None = None
     output_ref: str | None = None
     error: ErrorInfo | None = None
@@ -68,7 +69,7 @@ def released(lease: Lease, release: Release) -> InstanceRecord:
         status=release.status,
         updated_at=release.now,
         wake_at=release.wake_at,
-        due_at=release.due_on_wait() if waiting else None,
+        due_at=release.due_on_wait() if waiting else release.due_at,
         output=release.output,
         output_ref=release.output_ref,
         error=release.error,
@@ -161,11 +162,16 @@ class Store(Protocol):
         """Move ``due_at`` on if it is still ``due_at`` and no lease is live at ``now``. Return False
         otherwise: it changed meanwhile, or an invocation runs it (the next sweep looks again)."""
 
-    def send_event(self, instance_id: str, event: EventRecord) -> None:
-        """Keep the event for the instance's current run. An event whose key is stored already for
+    def send_event(self, instance_id: str, event: EventRecord, *, run: RunKey | None = None) -> None:
+        """Keep the event for the instance's current run (with ``run``: only if that is the current
+        run; InvalidStateError otherwise). An event whose key is stored already for
         that run is a duplicate and changes nothing. Raise
         InstanceNotFoundError, or InvalidStateError if the instance is finished; the check and the
         write are one atomic operation."""
+
+    def settle(self, instance_id: str, due_at: float) -> bool:
+        """Drop the ``due_at`` of a finished instance if it is still ``due_at``: its end was reported to
+        its parent. Return False if it changed, or the instance is not finished."""
 
     def load_events(self, instance_id: str, run: RunKey, event_type: str | None = None) -> list[EventRecord]:
         """The run's events (of one type, or all), oldest first."""
@@ -232,7 +238,9 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             return replace(
                 current,
                 status=Status.TERMINATED,
-                due_at=None,
+                # A child owes its parent a report (framework.engine.children): the sweeper sends it
+                # if the caller of terminate does not.
+                due_at=now if current.parent is not None else None,
                 wake_at=None,
                 lease_owner=None,
                 lease_until=None,

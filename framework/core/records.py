@@ -42,6 +42,7 @@ class EntryKind(StrEnum):
     PARALLEL = "parallel"  # step.parallel: likewise
     CONDITION = "condition"  # step.wait_for_condition: one entry, rewritten at each check
     CALLBACK = "callback"  # step.create_callback: waits for a sender (framework.engine.ops.callback)
+    INVOKE = "invoke"  # step.invoke: a child instance, and the completion it reported (ops.invoke)
 
 
 # Kinds whose entry, once finished, stands for every call made inside its scope: replay returns what it
@@ -153,6 +154,16 @@ def new_version() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentLink:
+    """Where a child instance (``step.invoke``) reports its end: the parent's id, the run that started
+    it, and the durable call that waits. A report to any other run of the parent is dropped."""
+
+    instance_id: str
+    run: RunKey
+    op: str
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceRecord:
     """The instance item. Lease fields are set only while an invocation runs the instance."""
 
@@ -185,6 +196,7 @@ class InstanceRecord:
     # A token every write of the instance item replaces (DynamoDB store): a read-then-write control
     # operation is conditioned on it, so it fails, and reads again, if anything changed meanwhile.
     version: str = ""
+    parent: ParentLink | None = None  # set on the child instances that ``step.invoke`` starts
 
     @property
     def run_key(self) -> RunKey:

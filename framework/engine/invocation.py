@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from framework.api.registry import WorkflowEvent
 from framework.backends.environment import Environment, current
 from framework.backends.queue import MAX_DELAY_SECONDS
-from framework.backends.store import LeaseConflict, LeaseLost, Release
+from framework.backends.store import LeaseConflict, LeaseLost, Release, released
 from framework.core import serde
 from framework.core.durations import from_epoch
 from framework.core.faults import point
@@ -29,7 +29,7 @@ from framework.core.records import (
     Status,
     tail_bytes,
 )
-from framework.engine import payloads
+from framework.engine import children, payloads
 from framework.engine.step import Step
 from framework.errors import InstanceBusyError, InvocationCrashedError, Stopped, Suspend, WorkflowError
 
@@ -172,6 +172,9 @@ def process_message(body: str, context: Any = None, env: Environment | None = No
     except LeaseConflict as conflict:
         if conflict.current is None:
             raise BadMessageError(f"no instance {msg.id!r}") from None
+        if children.needs_report(conflict.current):  # a child that died before it reported its end
+            _report_end(env, conflict.current)
+            return Outcome.SKIPPED
         logger.info("wake-up skipped", extra={"instance_id": msg.id, "status": conflict.current.status})
         return Outcome.SKIPPED
     return Invocation(env, lease, deadline=now + remaining).run()
@@ -236,6 +239,10 @@ class Invocation:
                 self.env.store.load_events, self.instance.id, self.run_key, event_type
             )
         return self._events[event_type]
+
+    def wake(self, instance_id: str, at: float | None) -> None:
+        """Send another instance (a child this run started) its wake-up."""
+        send_wake(self.env, instance_id, at)
 
     def write_entry(self, entry: JournalEntry) -> None:
         self.engine_call(self.env.store.write_entry, self.instance.id, self.run_key, entry)
@@ -389,6 +396,13 @@ class Invocation:
         except Exception as exc:
             logger.warning("taken events not deleted", extra={"error": type(exc).__name__})
 
+    def _report(self, child: InstanceRecord) -> None:
+        """Report a finished child's end to its parent. A failure is left to the sweeper."""
+        try:
+            _report_end(self.env, child)
+        except Exception as exc:
+            logger.warning("child's end not reported yet", extra={"error": type(exc).__name__})
+
     def _release(self, release: Release) -> Status:
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
         status = self.env.store.release(self.lease, release)
@@ -457,22 +471,30 @@ class Invocation:
     ) -> Outcome:
         now = self.now()
         expires = int(now + self.env.settings.retention_days * 86400)
-        self._release(
-            Release(
-                status,
-                now,
-                output=output,
-                output_ref=output_ref,
-                error=error,
-                expires_at=expires,
-                tail=self.instance.tail if tail is None else tail,
-            )
+        # A child keeps a due_at until it reported its end: if it dies first, the sweeper wakes it.
+        owed = now + self.env.settings.sweep_grace if self.instance.parent is not None else None
+        release = Release(
+            status,
+            now,
+            due_at=owed,
+            output=output,
+            output_ref=output_ref,
+            error=error,
+            expires_at=expires,
+            tail=self.instance.tail if tail is None else tail,
         )
+        self._release(release)
+        if owed is not None:
+            self._report(released(self.lease, release))
         if error is not None:
             logger.warning("instance errored", extra={"error": error.as_dict()})
             return Outcome.ERRORED
         logger.info("instance complete")
         return Outcome.COMPLETED
+
+
+def _report_end(env: Environment, child: InstanceRecord) -> None:
+    children.report(env, child, lambda parent: send_wake(env, parent, None))
 
 
 def _event(payload: Any, inst: InstanceRecord) -> WorkflowEvent:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from framework.api.calls import StepContext, call_with_timeout, check_event_type, check_name, wants_context
+from framework.api.calls import (
+    StepContext,
+    call_with_timeout,
+    check_event_type,
+    check_instance_id,
+    check_name,
+    wants_context,
+)
 from framework.core.config import step_config
 from framework.core.durations import Duration, parse_duration, to_epoch
 from framework.core.records import EntryKind, JournalEntry
@@ -168,6 +175,30 @@ class Step:
         seconds = parse_duration(timeout, what=f"timeout of wait {name!r}")
         claim = self._r.claim(EntryKind.WAIT, name)
         return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
+
+    # -- child workflows (framework.engine.ops.invoke) ------------------------------------------------
+    def invoke(
+        self,
+        name: str,
+        workflow: str | Workflow,
+        params: Any = None,
+        *,
+        id: str | None = None,
+        timeout: Duration = "24 hours",
+    ) -> Any:
+        """Start ``workflow`` as a child instance (its id ``id``, or one fixed by this call) and return
+        its output once it completes. Raise ChildWorkflowError if it ends errored or terminated, and
+        WorkflowTimeoutError, terminating it, if ``timeout`` passes first."""
+        from framework.engine.ops import invoke as invoke_op
+
+        check_name(name, what="invoke")
+        target = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+        if not isinstance(target, str):
+            raise InvalidConfigError(f"invoke {name!r} needs a workflow name or a registered workflow")
+        child_id = None if id is None else check_instance_id(id)
+        seconds = parse_duration(timeout, what=f"timeout of invoke {name!r}")
+        claim = self._r.claim(EntryKind.INVOKE, name)
+        return self._perform(invoke_op.run(self._r, claim, name, target, params, child_id, seconds))
 
     # -- polling ---------------------------------------------------------------------------------
     def wait_for_condition(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from framework.api.calls import check_event_type
+from framework.api.calls import check_event_type, check_instance_id, shown
 from framework.api.registry import Registry, Workflow
 from framework.backends.blobs import S3Blobs
 from framework.backends.dynamodb import DynamoStore
@@ -37,7 +37,6 @@ from framework.errors import (
 from framework.manage import callbacks
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
 
-ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
 MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
 MAX_BATCH = 100
 MAX_BATCH_PARAMS_BYTES = 3_500_000  # DynamoDB transactions take 4 MB in all
@@ -46,24 +45,6 @@ _SENDS = itertools.count()
 MAX_LIST = 1000
 
 __all__ = ["HistoryAttempt", "HistoryEntry", "Instance", "InstancePage", "InstanceStatus", "WorkflowClient"]
-
-
-def check_instance_id(instance_id: Any) -> str:
-    """An id is 1 to 100 ASCII letters, digits, ``_`` or ``-``, compared as is: no case folding and no
-    Unicode normalisation (no id needs any, since every character it may hold is ASCII)."""
-    if not isinstance(instance_id, str) or not ID_PATTERN.fullmatch(instance_id):
-        raise InvalidInstanceIdError(
-            f"instance id {_shown(instance_id)} is invalid: use 1 to 100 letters, digits, '_' or '-', "
-            "not starting with '-'"
-        )
-    return instance_id
-
-
-def _shown(value: Any, limit: int = 120) -> str:
-    """``repr(value)``, cut to ``limit`` characters: repr escapes control and invisible characters
-    (NUL, newlines, bidi overrides), and the cut keeps a hostile value from filling an error message."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)  # an unclosed string runs to the end
@@ -90,9 +71,11 @@ class InstanceStatus:
     error: dict[str, str] | None
     created_at: datetime
     updated_at: datetime
+    parent_id: str | None = None  # the instance whose ``step.invoke`` started this one
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown_parent = {} if self.parent_id is None else {"parent_id": self.parent_id}
+        return shown_parent | {
             "id": self.id,
             "workflow": self.workflow,
             "status": self.status.value,
@@ -279,7 +262,7 @@ class WorkflowClient:
             wanted = None if status is None else Status(status)
         except ValueError:
             raise InvalidConfigError(
-                f"status {_shown(status, 60)} is unknown; one of: {', '.join(s.value for s in Status)}"
+                f"status {shown(status, 60)} is unknown; one of: {', '.join(s.value for s in Status)}"
             ) from None
         before = _decode_cursor(cursor)
         records, more = self._env.store.list_instances(workflow, wanted, limit, before)
@@ -304,6 +287,7 @@ class WorkflowClient:
             error=record.error.as_dict() if record.error else None,
             created_at=from_epoch(record.created_at),
             updated_at=from_epoch(record.updated_at),
+            parent_id=record.parent.instance_id if record.parent else None,
         )
 
     def _history(self, instance_id: str) -> builtins.list[HistoryEntry]:
@@ -319,6 +303,9 @@ class WorkflowClient:
         after = self._env.store.control(check_instance_id(instance_id), action, now, expires)
         if action is Control.RESTART:
             send_wake(self._env, instance_id, now)
+        elif action is Control.TERMINATE and after.parent is not None:
+            # A kick: the worker finds a terminated child that owes its parent a report, and sends it.
+            send_wake(self._env, instance_id, None)
         elif action is Control.RESUME and after.status is Status.WAITING:
             # A kick, not the old wake time: an event sent while paused must be taken at once.
             send_wake(self._env, instance_id, None)

@@ -13,7 +13,7 @@ from framework.core.durations import from_epoch
 from framework.core.records import EntryKind, EntryStatus, EventRecord, JournalEntry
 from framework.engine import payloads
 
-RESULT_KINDS = frozenset({EntryKind.STEP, EntryKind.CHILD, EntryKind.CONDITION})
+RESULT_KINDS = frozenset({EntryKind.STEP, EntryKind.CHILD, EntryKind.CONDITION, EntryKind.INVOKE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,9 @@ class HistoryEntry:
     or "condition". Steps have ``attempts``, ``result`` and ``error``; children, batches and conditions
     ``result`` and ``error`` (a batch's result is its BatchResult as a dict); sleeps have ``wake_at``;
     waits and events have ``event_type`` and ``payload``; callbacks have ``result`` (what was sent),
-    ``error`` (a failure sent) and ``wake_at`` (the timeout)."""
+    ``error`` (a failure sent) and ``wake_at`` (the timeout); invokes (``step.invoke``) ``child_id``,
+    ``result`` (the child's output), ``error`` (how the child ended, if not complete) and ``wake_at``
+    (the timeout)."""
 
     kind: str
     name: str
@@ -42,6 +44,7 @@ class HistoryEntry:
     wake_at: datetime | None = None
     event_type: str | None = None
     payload: Any = None
+    child_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
@@ -69,8 +72,10 @@ class HistoryEntry:
         if self.kind in (EntryKind.WAIT, EntryKind.EVENT):
             data["event_type"] = self.event_type
             data["payload"] = self.payload
-        if self.kind == EntryKind.CALLBACK:
+        if self.kind in (EntryKind.CALLBACK, EntryKind.INVOKE):
             data |= {"result": self.result, "error": self.error, "wake_at": when(self.wake_at)}
+        if self.kind == EntryKind.INVOKE:
+            data["child_id"] = self.child_id
         return data
 
 
@@ -101,11 +106,20 @@ def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEnt
             for a in entry.attempts
         ),
         result=_result(env, entry),
-        error=entry.error.as_dict() if entry.error else None,
+        error=_error(entry),
         wake_at=_when(entry.wake_at),
-        event_type=entry.extra.get("event_type"),
+        event_type=entry.extra.get("event_type") if entry.kind is not EntryKind.INVOKE else None,
         payload=payload,
+        child_id=entry.extra.get("child_id") if entry.kind is EntryKind.INVOKE else None,
     )
+
+
+def _error(entry: JournalEntry) -> dict[str, str] | None:
+    if entry.kind is EntryKind.INVOKE and entry.status is EntryStatus.FAILED:  # the child's end
+        name = entry.extra.get("error_type") or "ChildWorkflowError"
+        message = entry.extra.get("error_message") or f"child ended {entry.extra.get('status')}"
+        return {"name": name, "message": message}
+    return entry.error.as_dict() if entry.error else None
 
 
 def _result(env: Environment, entry: JournalEntry) -> Any:

@@ -40,8 +40,12 @@ def format_timeline(status: InstanceStatus, history: list[HistoryEntry]) -> str:
             lines.append(f"{_offset(attempt.started_at, start)}   attempt {number} ({took}): {outcome}")
         if entry.kind == "sleep" and entry.wake_at:
             lines.append(f"{_offset(entry.wake_at, start)}   wakes")
-        if entry.kind in ("step", "callback") and entry.status == "complete":
+        if entry.kind == "invoke":
+            lines.append(f"{'':11}   child instance: {entry.child_id}")
+        if entry.kind in ("step", "callback", "invoke") and entry.status == "complete":
             lines.append(f"{'':11}   result: {_short(entry.result)}")
+        if entry.kind == "invoke" and entry.error:
+            lines.append(f"{'':11}   child ended: {entry.error['name']}: {_short(entry.error['message'])}")
         if entry.kind == "callback" and entry.error:
             lines.append(f"{'':11}   failure sent: {entry.error['name']}: {_short(entry.error['message'])}")
     if status.error:

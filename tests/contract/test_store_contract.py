@@ -513,3 +513,43 @@ def test_send_callback_checks_run_entry_token_and_state_and_keeps_one_outcome(st
     with pytest.raises(CallbackNotFoundError, match="restart"):
         store.send_callback(good, outcome)
     assert store.load_events("i1", R2) == []
+
+
+def test_an_event_for_a_given_run_is_refused_on_any_other(store: Store) -> None:
+    from framework import InvalidStateError
+
+    store.create_instance(record())
+    store.send_event("i1", EventRecord("$child:1#a", "$child:1", "{}", NOW), run=R1)
+    store.control("i1", Control.RESTART, NOW + 1, 0)
+    with pytest.raises(InvalidStateError):
+        store.send_event("i1", EventRecord("$child:1#b", "$child:1", "{}", NOW), run=R1)
+    assert store.load_events("i1", R2) == []
+    assert [e.key for e in store.load_events("i1", R1)] == ["$child:1#a"]
+
+
+def test_a_child_keeps_its_parent_link_and_a_finished_due_at_until_settled(store: Store) -> None:
+    from framework.core.records import ParentLink
+
+    link = ParentLink("parent-1", RunKey("abcdef012345", 3), "2.0.1")
+    store.create_instance(record(parent=link, due_at=None))
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=False)
+    store.release(lease, Release(Status.COMPLETE, NOW + 1, due_at=NOW + 121, output='{"$value":1}'))
+    done = store.get_instance("i1")
+    assert done is not None and done.parent == link and done.due_at == NOW + 121
+    assert [d.id for d in store.due_instances(NOW + 200, 10)] == ["i1"]
+    assert not store.settle("i1", NOW + 5)  # another due_at: changed meanwhile
+    assert store.settle("i1", NOW + 121)
+    settled = store.get_instance("i1")
+    assert settled is not None and settled.due_at is None and settled.status is Status.COMPLETE
+    assert store.due_instances(NOW + 200, 10) == []
+    assert not store.settle("i1", NOW + 121)
+
+
+def test_terminating_a_child_leaves_it_due_so_its_parent_is_told(store: Store) -> None:
+    from framework.core.records import ParentLink
+
+    store.create_instance(record(parent=ParentLink("p", R1, "0")))
+    after = store.control("i1", Control.TERMINATE, NOW + 1, 0)
+    assert after.status is Status.TERMINATED and after.due_at == NOW + 1
+    assert not store.settle("i1", NOW + 2)
+    assert store.settle("i1", NOW + 1)

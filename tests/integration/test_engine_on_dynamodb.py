@@ -11,6 +11,7 @@ from tests.unit import harness
 from tests.unit.test_deadline_cuts import *  # noqa: F403
 from tests.unit.test_engine import *  # noqa: F403 - collect every engine test here too
 from tests.unit.test_engine_failures import *  # noqa: F403
+from tests.unit.test_invoke import *  # noqa: F403
 from tests.unit.test_management import *  # noqa: F403
 from tests.unit.test_robustness import *  # noqa: F403
 from tests.unit.test_sweeper_and_logs import *  # noqa: F403

@@ -105,6 +105,7 @@ def test_public_surface_is_pinned() -> None:
         "CallbackCompletedError",
         "CallbackFailedError",
         "CallbackNotFoundError",
+        "ChildWorkflowError",
         "CompletionReason",
         "DuplicateWorkflowError",
         "Instance",

@@ -1,0 +1,89 @@
+"""Child instances (``step.invoke``): how one is started, and how its end reaches its parent once.
+
+A child is an ordinary instance with a :class:`~framework.core.records.ParentLink`. When it finishes, its
+release keeps a ``due_at`` (the sweeper's index), and then it *reports*: it sends its parent an event
+keyed by the child's incarnation and run, conditioned on the parent's run being the one that started it,
+kicks the parent, and drops its ``due_at``. A report sent twice stores one event (the store dedups by
+key), and the parent's invoke entry takes it once; a child that died before it reported is found by the
+sweeper, whose wake-up of the finished child reports instead (``framework.engine.invocation``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from framework.backends.environment import Environment
+from framework.core import serde
+from framework.core.faults import point
+from framework.core.logs import logger
+from framework.core.records import FINISHED, EventRecord, InstanceRecord, ParentLink, Status, new_incarnation
+from framework.errors import InstanceNotFoundError, InvalidStateError
+
+
+def completion_type(op: str) -> str:
+    """The event type a child's report to the invoke at ``op`` has. ``$`` is not allowed in the event
+    types users send, so no client, API caller or inbox message can forge one."""
+    return f"$child:{op}"
+
+
+def default_child_id(parent: InstanceRecord, op: str) -> str:
+    """The id of a child started without one: fixed by the parent's incarnation, run and op, so every
+    replay names the same child and a restarted run starts new ones."""
+    where = op.replace(".", "_")
+    if len(where) > 20:  # a call deep in scopes: a digest keeps the id within 100 characters
+        where = hashlib.sha256(op.encode()).hexdigest()[:20]
+    return f"{parent.id[:60]}-{parent.incarnation}-{parent.run}-{where}"
+
+
+def child_record(
+    env: Environment, workflow: str, params: Any, child_id: str, parent: ParentLink, now: float
+) -> InstanceRecord:
+    """The new child instance, its params checked against its workflow's model."""
+    wf = env.registry.get(workflow)
+    return InstanceRecord(
+        id=child_id,
+        workflow=wf.name,
+        status=Status.QUEUED,
+        params=wf.encode_params(params),
+        created_at=now,
+        updated_at=now,
+        incarnation=new_incarnation(),
+        parent=parent,
+    )
+
+
+def needs_report(record: InstanceRecord | None) -> bool:
+    """A finished child whose report may not have reached its parent yet."""
+    return (
+        record is not None
+        and record.parent is not None
+        and record.status in FINISHED
+        and record.due_at is not None
+    )
+
+
+def report(env: Environment, child: InstanceRecord, wake: Callable[[str], None]) -> None:
+    """Tell ``child``'s parent how it ended, then forget that a report is owed. Safe to repeat. A parent
+    that is gone, finished, or on another run (restarted) takes no report: the report is dropped."""
+    link = child.parent
+    assert link is not None and child.status in FINISHED
+    payload: dict[str, Any] = {"child_id": child.id, "status": child.status.value}
+    payload |= {"output": child.output, "output_ref": child.output_ref}
+    if child.error is not None:
+        payload["error"] = child.error.as_dict()
+    text = serde.dumps(payload, what="child report")
+    kind = completion_type(link.op)
+    # The key is the child's run: a report sent again lands on it. Keys of a type start with the type.
+    event = EventRecord(f"{kind}#{child.incarnation}.{child.run}", kind, text, env.clock.now())
+    point("child.before_report", instance_id=child.id)
+    try:
+        env.store.send_event(link.instance_id, event, run=link.run)
+    except (InstanceNotFoundError, InvalidStateError):
+        logger.info("child's end not reported: its parent finished, restarted or is gone")
+    else:
+        point("child.before_parent_wake", instance_id=child.id)
+        wake(link.instance_id)
+    if child.due_at is not None:
+        env.store.settle(child.id, child.due_at)
