@@ -22,6 +22,9 @@ POINTS = (
     "queue.before_send",
     "queue.after_send",
 )
+# Reached only by child instances (``step.invoke``): between a child's release and its report, and
+# between the report and the parent's wake-up.
+CHILD_POINTS = ("child.before_report", "child.before_parent_wake")
 _hooks: list[Hook] = []
 
 
