@@ -32,7 +32,7 @@ from framework.engine.ops import sleep as sleep_op
 from framework.engine.ops import step as step_op
 from framework.engine.ops import wait as wait_op
 from framework.engine.replay import Replay, step_body
-from framework.errors import InvalidConfigError, Suspend
+from framework.errors import HistoryLimitError, InvalidConfigError, Suspend
 
 if TYPE_CHECKING:
     from framework.api.registry import Workflow
@@ -308,6 +308,12 @@ class Step:
         from framework.engine import compose
 
         what = f"{kind.value} {name!r}"
+        limit = self._r.inv.env.settings.max_history
+        if 2 * len(codes) > limit:  # checked before any item runs: it could never end
+            raise HistoryLimitError(
+                f"{what} has {len(codes)} items, each at least two durable calls; a run makes at most "
+                f"{limit} (WORKFLOWS_MAX_HISTORY)"
+            )
         policy = CompletionPolicy.of(what, len(codes), min_successful, tolerated_failures)
         batch = compose.Batch(self._r, kind, name, codes, policy, check_concurrency(what, max_concurrency))
         if self._scheduler is None:

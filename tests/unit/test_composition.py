@@ -572,3 +572,21 @@ def test_a_pause_during_a_batch_lets_running_items_be_recorded() -> None:
     h.run_until_idle()
     assert inst.status().output == ["after", "slow 1", "slow 2"]
     assert runs == {"pause": 1, "slow 1": 1, "slow 2": 1}  # the slow bodies were recorded at the pause
+
+
+def test_a_map_with_more_items_than_the_history_allows_fails_before_any_item_runs() -> None:
+    from framework.errors import HistoryLimitError
+
+    ran: list[int] = []
+
+    def flow(event: Any, step: Any) -> Any:
+        try:
+            step.map("too many", list(range(6)), lambda step, item: ran.append(item))
+        except HistoryLimitError as exc:
+            return str(exc)
+        return "ran"
+
+    h = Harness(Workflow(name="too-many", fn=flow), settings=Settings(max_history=10))
+    inst = h.start("too-many")
+    h.run_until_idle()
+    assert "has 6 items" in inst.status().output and ran == []
