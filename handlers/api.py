@@ -98,6 +98,7 @@ class InstanceView(BaseModel):
     error: ErrorBody | None = None
     created_at: str
     updated_at: str
+    parent_id: str | None = None  # a child instance (step.invoke): the instance that started it
 
 
 class InstanceList(BaseModel):

@@ -49,7 +49,17 @@ def test_create_status_history_and_list(rt: LocalRuntime, call: Api) -> None:
     assert (
         body["status"] == "complete" and body["output"] == {"sku": "a", "total": 6} and body["error"] is None
     )
-    assert set(body) == {"id", "workflow", "status", "output", "error", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "workflow",
+        "status",
+        "output",
+        "error",
+        "created_at",
+        "updated_at",
+        "parent_id",
+    }
+    assert body["parent_id"] is None  # set on child instances (step.invoke)
     code, body = call("GET", "/instances/o1/history")
     assert code == 200 and [e["name"] for e in body["entries"]] == ["price"]
     assert body["entries"][0]["attempts"][0]["error"] is None
@@ -172,3 +182,28 @@ def test_openapi_document_validates(call: Api) -> None:
         "/instances/{instance_id}",
         "/instances/{instance_id}/events",
     } <= paths
+
+
+def test_a_child_workflow_is_an_instance_of_the_api_with_its_parent() -> None:
+    from examples.fulfilment import order_fulfilment, shipping
+
+    with LocalRuntime(workflows=[order_fulfilment, shipping]) as runtime:
+        call = Api(runtime)
+        params = {"order": "o9", "amount": 30, "address": "1 Main St"}
+        code, _ = call("POST", "/workflows/order-fulfilment/instances", {"id": "o9", "params": params})
+        assert code == 201
+        runtime.run_until_idle()
+        code, child = call("GET", "/instances/o9-ship")
+        assert code == 200 and child["parent_id"] == "o9" and child["status"] == "complete"
+        code, parent = call("GET", "/instances/o9")
+        assert parent["output"] == {
+            "order": "o9",
+            "shipped": True,
+            "label": "courier-7/o9",
+            "courier": "courier-7",
+        }
+        code, history = call("GET", "/instances/o9/history")
+        (invoke,) = [e for e in history["entries"] if e["kind"] == "invoke"]
+        assert invoke["child_id"] == "o9-ship" and invoke["result"]["label"] == "courier-7/o9"
+        code, listed = call("GET", "/workflows/shipping/instances")
+        assert [i["parent_id"] for i in listed["instances"]] == ["o9"]
