@@ -18,6 +18,7 @@ from examples.approval import expense_approval
 from examples.file_processing import file_batch, file_processing
 from examples.fulfilment import order_fulfilment, shipping
 from examples.orders import OrderDag, async_order
+from examples.payments import PROVIDER, webhook_payment
 from framework.backends.store import full_journal
 from framework.core.faults import POINTS, injected
 from framework.core.records import Status
@@ -98,6 +99,17 @@ def _fulfilment(rt: LocalRuntime, case: str) -> None:
     _until_final(rt, case)
 
 
+def _payment(rt: LocalRuntime, case: str) -> None:
+    # A timeout under 900 s: its wake-up is sent at once (a longer one is parked for the sweeper).
+    rt.client.create("webhook-payment", {"order": case, "amount": 30, "timeout": "14 minutes"}, id=case)
+    for _ in range(14):  # until the provider was asked, with the callback id (a crash delays it)
+        if case in PROVIDER:
+            break
+        rt.advance("1 minute")
+    rt.client.send_callback_success(PROVIDER[case], {"charge_id": f"ch-{case}"})
+    _until_final(rt, case)
+
+
 SCENARIOS: dict[str, Callable[[LocalRuntime, str], None]] = {
     "file-processing": _file_processing,
     "file-batch": _file_batch,  # step.map over files, two at a time
@@ -106,6 +118,7 @@ SCENARIOS: dict[str, Callable[[LocalRuntime, str], None]] = {
     "async-order": _async_order,  # an async workflow with steps in parallel
     "order-dag": _order_dag,  # a Cloudflare-style class: a DAG of concurrent steps
     "order-fulfilment": _fulfilment,  # a child workflow: its end reported once, whatever crashes
+    "webhook-payment": _payment,  # a callback answered by a provider's webhook
 }
 
 
@@ -157,6 +170,7 @@ def harness() -> Iterator[Harness]:
         OrderDag,
         order_fulfilment,
         shipping,
+        webhook_payment,
     ]
     with LocalRuntime(workflows=workflows) as rt:
         rt.boto3_client("s3").create_bucket(Bucket="uploads")
