@@ -11,7 +11,7 @@ import contextvars
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from framework.core.faults import point
 from framework.core.records import EntryKind, JournalEntry, tail_bytes
@@ -113,6 +113,17 @@ class Replay:
         """Stop the run with ``problem``, raised again at every later durable call."""
         self.problem = problem
         raise problem
+
+    def same_as_recorded(self, entry: JournalEntry | None, what: str, field: str, value: Any) -> None:
+        """Stop the run with NonDeterminismError if ``entry`` recorded another ``field`` than ``value``:
+        the workflow's code changed under a running instance."""
+        if entry is not None and entry.extra.get(field) != value:
+            self.stop(
+                NonDeterminismError(
+                    f"{what} (durable call {entry.op_id}) has {field} {value!r}, but the journal "
+                    f"recorded {entry.extra.get(field)!r}"
+                )
+            )
 
     def finish(self) -> None:
         """After the workflow returned: raise what it swallowed, or a NonDeterminismError if the

@@ -53,6 +53,21 @@ INVOKE_DEFAULTS = {"timeout": "60 days"}
 SETTLE = "5 minutes"  # enough for every message and a sweep after its grace; far below any timeout
 
 
+def _fan(n: int) -> Workflow:
+    """An async parent that invokes ``n`` waiting children at once and returns their orders."""
+
+    async def fan(event: Any, step: Any) -> Any:
+        shipped = await asyncio.gather(
+            *(
+                step.invoke(f"ship {i}", "ship", params={"order": i, "wait": True}, timeout="60 days")
+                for i in range(n)
+            )
+        )
+        return [s["order"] for s in shipped]
+
+    return Workflow(name="fan", fn=fan)
+
+
 def _harness(**invoke: Any) -> Harness:
     RUNS.clear()
     return Harness(_parent(**(INVOKE_DEFAULTS | invoke)), _child())
@@ -78,17 +93,8 @@ def test_sync_invoke_returns_the_child_output_and_the_child_is_an_ordinary_insta
 
 
 def test_async_invokes_run_at_once_and_join_each_once() -> None:
-    async def fan(event: Any, step: Any) -> Any:
-        shipped = await asyncio.gather(
-            *(
-                step.invoke(f"ship {i}", "ship", params={"order": i, "wait": True}, timeout="60 days")
-                for i in range(3)
-            )
-        )
-        return [s["order"] for s in shipped]
-
     RUNS.clear()
-    h = Harness(Workflow(name="fan", fn=fan), _child())
+    h = Harness(_fan(3), _child())
     inst = h.start("fan")
     h.advance(SETTLE)
     kids = [e.extra["child_id"] for e in full_journal(h.store, inst.id, 1) if e.kind is EntryKind.INVOKE]
@@ -234,17 +240,8 @@ def test_a_restarted_parent_starts_new_children_and_ignores_the_old_ones() -> No
 def test_any_order_of_duplicate_and_reordered_reports_joins_each_child_once(
     order: list[int], duplicates: list[int], drain: list[bool]
 ) -> None:
-    async def fan(event: Any, step: Any) -> Any:
-        shipped = await asyncio.gather(
-            *(
-                step.invoke(f"ship {i}", "ship", params={"order": i, "wait": True}, timeout="60 days")
-                for i in range(4)
-            )
-        )
-        return [s["order"] for s in shipped]
-
     RUNS.clear()
-    h = Harness(Workflow(name="fan", fn=fan), _child())
+    h = Harness(_fan(4), _child())
     inst = h.start("fan")
     h.advance(SETTLE)
     kids = [e.extra["child_id"] for e in full_journal(h.store, inst.id, 1) if e.kind is EntryKind.INVOKE]

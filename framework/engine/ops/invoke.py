@@ -21,7 +21,6 @@ from framework.errors import (
     ChildWorkflowError,
     InstanceAlreadyExistsError,
     InvalidStateError,
-    NonDeterminismError,
     WorkflowTimeoutError,
 )
 
@@ -36,13 +35,7 @@ def run(
     errored or terminated, WorkflowTimeoutError (and terminate it) if ``seconds`` passed first."""
     op, entry = claim.op, claim.entry
     # -- check
-    if entry is not None and entry.extra.get("workflow") != workflow:
-        r.stop(
-            NonDeterminismError(
-                f"invoke {name!r} (durable call {op}) starts {workflow!r}, but the journal recorded "
-                f"{entry.extra.get('workflow')!r}"
-            )
-        )
+    r.same_as_recorded(entry, f"invoke {name!r}", "workflow", workflow)
     if entry is not None and entry.status is not EntryStatus.WAITING:
         return _recorded(r, entry)
     # -- execute

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from framework.api.calls import Event, event_of, timeout_message
 from framework.core.records import EntryKind, EntryStatus, JournalEntry
 from framework.engine.ops import Operation, Wait
-from framework.errors import NonDeterminismError, WorkflowTimeoutError
+from framework.errors import WorkflowTimeoutError
 
 if TYPE_CHECKING:
     from framework.engine.replay import Claim, Replay
@@ -19,13 +19,7 @@ def run(r: Replay, claim: Claim, name: str, event_type: str, seconds: float) -> 
     once ``seconds`` passed since the wait began."""
     op, entry = claim.op, claim.entry
     # -- check
-    if entry is not None and entry.extra.get("event_type") != event_type:
-        r.stop(
-            NonDeterminismError(
-                f"wait {name!r} (durable call {op}) is for {event_type!r}, but the journal recorded a "
-                f"wait for {entry.extra.get('event_type')!r}"
-            )
-        )
+    r.same_as_recorded(entry, f"wait {name!r}", "event_type", event_type)
     if entry is not None and entry.status is EntryStatus.COMPLETE:
         return event_of(entry)
     if entry is not None and entry.status is EntryStatus.TIMED_OUT:
