@@ -34,9 +34,10 @@ from framework import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from framework.api.calls import check_instance_id
 from framework.core.callbacks import parse_callback_id
 from framework.core.logs import logger
-from framework.manage.client import MAX_JSON_DEPTH, Instance, check_instance_id, default_client, json_depth
+from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 2000  # an error message echoes input: cut it, so that a response stays small

@@ -12,11 +12,10 @@ import pytest
 from pydantic import BaseModel
 
 from framework import InvalidConfigError, InvalidInstanceIdError, RetryPolicy, SerializationError, StepConfig
-from framework.api.calls import check_name
+from framework.api.calls import check_instance_id, check_name
 from framework.core.config import step_config
 from framework.core.durations import parse_duration, to_epoch
 from framework.core.serde import decode, encode, roundtrip
-from framework.manage.client import check_instance_id
 
 
 @pytest.mark.parametrize(
