@@ -28,6 +28,7 @@ SECTIONS = (
     ("cost", "bench.cost", "cost_section"),
     ("coldstart", "bench.coldstart", "coldstart_section"),
     ("concurrency", "bench.concurrency", "concurrency_section"),
+    ("children", "bench.children", "children_section"),
 )
 
 

@@ -21,11 +21,21 @@ from framework.core.logs import logger
 from framework.core.records import FINISHED, EventRecord, InstanceRecord, ParentLink, Status, new_incarnation
 from framework.errors import InstanceNotFoundError, InvalidStateError
 
+# The event type of every child's report to its parent. ``$`` is not allowed in the event types users
+# send, so no client, API caller or inbox message can forge one. One type for all of a parent's children:
+# a replay reads the reports of all of them in one query.
+REPORTS = "$child"
 
-def completion_type(op: str) -> str:
-    """The event type a child's report to the invoke at ``op`` has. ``$`` is not allowed in the event
-    types users send, so no client, API caller or inbox message can forge one."""
-    return f"$child:{op}"
+
+def report_prefix(op: str) -> str:
+    """The key prefix of the reports to the invoke at ``op``."""
+    return f"{REPORTS}#{op}#"
+
+
+def reports_to(events: list[EventRecord], op: str) -> list[EventRecord]:
+    """The reports among ``events`` (the parent's, of type REPORTS) meant for the invoke at ``op``."""
+    prefix = report_prefix(op)
+    return [e for e in events if e.key.startswith(prefix)]
 
 
 def default_child_id(parent: InstanceRecord, op: str) -> str:
@@ -74,9 +84,10 @@ def report(env: Environment, child: InstanceRecord, wake: Callable[[str], None])
     if child.error is not None:
         payload["error"] = child.error.as_dict()
     text = serde.dumps(payload, what="child report")
-    kind = completion_type(link.op)
-    # The key is the child's run: a report sent again lands on it. Keys of a type start with the type.
-    event = EventRecord(f"{kind}#{child.incarnation}.{child.run}", kind, text, env.clock.now())
+    # The key holds the op and the child's run: a report sent again lands on the same key.
+    event = EventRecord(
+        f"{report_prefix(link.op)}{child.incarnation}.{child.run}", REPORTS, text, env.clock.now()
+    )
     point("child.before_report", instance_id=child.id)
     try:
         env.store.send_event(link.instance_id, event, run=link.run)

@@ -256,3 +256,15 @@ def test_meter_unhooks_on_exit(db: Any) -> None:
         db.put_item(TableName="t", Item=key("a"))
     db.put_item(TableName="t", Item=key("b"))
     assert len(meter.charges) == 1
+
+
+def test_the_children_section_counts_what_a_child_adds() -> None:
+    from bench.children import CHILDREN, children_section
+
+    section = children_section()
+    figures = {c.name: c.value for c in section.checks}
+    extra_db = figures["DynamoDB calls per child beyond an instance of its own"]
+    # At least the invoke entry's two writes, the report's transaction and the settle, per child.
+    assert 4 <= extra_db < 12
+    assert figures[f"DynamoDB reads of the parent's last invocation (the join of {CHILDREN} children)"] <= 2
+    assert section.data["with_parent"]["dynamodb.TransactWriteItems"] == CHILDREN  # one report each

@@ -41,9 +41,8 @@ def run(
     # -- execute
     if entry is None:
         entry = r.write(None, _start(r, op, name, workflow, params, child_id, seconds))
-    event_type = children.completion_type(op)
     while True:
-        event = next(iter(r.inv.events(event_type)), None)
+        event = next(iter(children.reports_to(r.inv.events(children.REPORTS), op)), None)
         if event is not None:
             return _recorded(r, r.write(entry, _ended(r, entry, json.loads(event.payload))))
         assert entry.wake_at is not None
@@ -51,8 +50,8 @@ def run(
             _terminate(r, entry.extra["child_id"])
             timed_out = replace(entry, status=EntryStatus.TIMED_OUT, ended_at=entry.wake_at)
             return _recorded(r, r.write(entry, timed_out))
-        seen = frozenset(e.key for e in r.inv.events(event_type))
-        yield Wait(entry.wake_at, f"invoke {name!r}", event_type=event_type, seen=seen)
+        seen = frozenset(e.key for e in r.inv.events(children.REPORTS))
+        yield Wait(entry.wake_at, f"invoke {name!r}", event_type=children.REPORTS, seen=seen)
         entry = r.journal.get(entry.op_id) or entry
 
 
