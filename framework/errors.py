@@ -236,6 +236,15 @@ class ChildWorkflowError(WorkflowError):
         return (type(self), (self.invoke, self.child_id, self.status, self.error_type, self.error_message))
 
 
+class UndoFailedError(WorkflowError):
+    """Undos failed during a rollback: ``failures`` holds each failed undo's StepFailedError, last
+    started first. Raised by ``rollback_all(..., stop_on_undo_failure=True)`` at the first failure."""
+
+    def __init__(self, message: str, failures: list[Exception]) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
 # Framework errors that a child scope or a batch item may end with and that are rebuilt as themselves
 # when replay raises them again (see :func:`rebuilt_error`): ``except WorkflowTimeoutError`` around a
 # ``step.child`` catches a timed-out wait inside it, on first run and on replay alike.

@@ -26,6 +26,7 @@ from framework.api.calls import (
 from framework.core.config import step_config
 from framework.core.durations import Duration, parse_duration, to_epoch
 from framework.core.records import EntryKind, JournalEntry
+from framework.engine import saga
 from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
 from framework.engine.ops import callback as callback_op
 from framework.engine.ops import sleep as sleep_op
@@ -64,6 +65,7 @@ class Step:
 
             self._scheduler = Scheduler(self._r)
         self._functions: dict[str, StepFunction] = {}  # decorated steps by function name: DAG deps
+        self._saga = saga.Saga()
 
     @property
     def problem(self) -> BaseException | None:
@@ -74,11 +76,24 @@ class Step:
         return self._r.steps_run
 
     def run(self, workflow: Workflow, event: Any) -> Any:
-        """Run the workflow's code on this step object: its output, or what stops it."""
-        result = workflow(event, self)
+        """Run the workflow's code on this step object: its output, or what stops it. A workflow that
+        fails with undos registered (``with_rollback``) runs them first."""
         if self._scheduler is None:
-            return result
-        return self._scheduler.run(result)
+            try:
+                return workflow(event, self)
+            except Exception as exc:
+                if self._saga.has_undos() and self._r.inv.failure is None:
+                    saga.rollback_sync(self._saga, exc, stop=False)
+                raise
+        return self._scheduler.run(self._rolling_back(workflow(event, self)))
+
+    async def _rolling_back(self, run: Any) -> Any:
+        try:
+            return await run
+        except Exception as exc:
+            if self._saga.has_undos() and self._r.inv.failure is None:
+                await saga.rollback_async(self._saga, exc, stop=False)
+            raise
 
     def finish(self) -> None:
         self._r.finish()
@@ -175,6 +190,35 @@ class Step:
         seconds = parse_duration(timeout, what=f"timeout of wait {name!r}")
         claim = self._r.claim(EntryKind.WAIT, name)
         return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
+
+    # -- rollbacks (framework.engine.saga) ---------------------------------------------------------
+    def with_rollback(
+        self,
+        name: str,
+        *,
+        config: StepConfig | dict[str, Any] | None = None,
+        undo_config: StepConfig | dict[str, Any] | None = None,
+    ) -> Callable[[Callable[..., Any]], saga.RollbackStep]:
+        """Decorate a step that can be undone; give its undo with ``@<step>.undo``, a function of
+        ``(error, output)`` run as the durable step ``"<name> (undo)"`` with ``undo_config``."""
+        check_name(name)
+        step_config(config, step=name)  # report a bad config where it is written
+        step_config(undo_config, step=f"{name} (undo)")
+
+        def decorate(fn: Callable[..., Any]) -> saga.RollbackStep:
+            if not callable(fn):
+                raise InvalidConfigError(f"step {name!r} must decorate a callable")
+            return saga.RollbackStep(self, self._saga, name, fn, config, undo_config)
+
+        return decorate
+
+    def rollback_all(self, error: BaseException | None = None, *, stop_on_undo_failure: bool = False) -> Any:
+        """Run the undos of the steps with an undo that completed, last started first, each once per
+        run; return the errors of the undos that failed (the others still run), or with
+        ``stop_on_undo_failure`` raise UndoFailedError at the first. Awaitable in an async workflow."""
+        if self._scheduler is None:
+            return saga.rollback_sync(self._saga, error, stop=stop_on_undo_failure)
+        return saga.rollback_async(self._saga, error, stop=stop_on_undo_failure)
 
     # -- child workflows (framework.engine.ops.invoke) ------------------------------------------------
     def invoke(

@@ -14,6 +14,7 @@ from tests.unit.test_engine_failures import *  # noqa: F403
 from tests.unit.test_invoke import *  # noqa: F403
 from tests.unit.test_management import *  # noqa: F403
 from tests.unit.test_robustness import *  # noqa: F403
+from tests.unit.test_saga import *  # noqa: F403
 from tests.unit.test_sweeper_and_logs import *  # noqa: F403
 from tests.unit.test_sweeper_marks import *  # noqa: F403
 
