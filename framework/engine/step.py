@@ -21,7 +21,6 @@ from framework.api.calls import (
     check_event_type,
     check_instance_id,
     check_name,
-    wants_context,
 )
 from framework.core.config import step_config
 from framework.core.durations import Duration, parse_duration, to_epoch
@@ -33,6 +32,15 @@ from framework.engine.ops import sleep as sleep_op
 from framework.engine.ops import step as step_op
 from framework.engine.ops import wait as wait_op
 from framework.engine.replay import Replay, step_body
+from framework.engine.step_functions import (
+    StepFunction,
+    bind,
+    callback_times,
+    is_coroutine_fn,
+    name_of,
+    parameters,
+    positional_count,
+)
 from framework.errors import HistoryLimitError, InvalidConfigError, Suspend
 
 if TYPE_CHECKING:
@@ -128,9 +136,9 @@ class Step:
             return self._decorator(label, config, concurrent, depends)
         if not callable(fn):
             raise InvalidConfigError(f"step {name!r} needs a callable, got {type(fn).__name__}")
-        label = label if label is not None else _name_of(fn)
+        label = label if label is not None else name_of(fn)
         cfg = step_config(config, step=label)
-        return self._call(label, _bind(fn, [], positional=0), cfg, _is_async(fn))
+        return self._call(label, bind(fn, [], positional=0), cfg, is_coroutine_fn(fn))
 
     def _decorator(
         self,
@@ -147,7 +155,7 @@ class Step:
         def decorate(fn: Callable[..., Any]) -> StepFunction:
             if not callable(fn):
                 raise InvalidConfigError(f"step {name!r} must decorate a callable")
-            step_name = name if name is not None else _name_of(fn)
+            step_name = name if name is not None else name_of(fn)
             cfg = step_config(config, step=step_name)
             function = StepFunction(self, step_name, fn, cfg, concurrent, tuple(depends or ()))
             self._functions[getattr(fn, "__name__", step_name)] = function
@@ -266,14 +274,21 @@ class Step:
                 f"condition {name!r} needs a check function and a wait_strategy function"
             )
         seconds = parse_duration(timeout, what=f"timeout of condition {name!r}")
-        takes_ctx = _positional_count(check) >= 2
+        takes_ctx = positional_count(check) >= 2
 
         def run_check(state: Any, ctx: StepContext) -> Any:
             return check(state, ctx) if takes_ctx else check(state)
 
         claim = self._r.claim(EntryKind.CONDITION, name)
         operation = condition_op.run(
-            self._r, claim, name, run_check, wait_strategy, initial_state, seconds, is_async=_is_async(check)
+            self._r,
+            claim,
+            name,
+            run_check,
+            wait_strategy,
+            initial_state,
+            seconds,
+            is_async=is_coroutine_fn(check),
         )
         return self._perform(operation)
 
@@ -413,7 +428,7 @@ class Step:
         system answers with ``WorkflowClient.send_callback_success`` (or ``_failure``, or
         ``_heartbeat``), and whose ``result()`` waits for that answer, at most ``timeout`` from now and,
         with ``heartbeat_timeout``, at most that long after the last heartbeat (or the creation)."""
-        seconds, heartbeat = _callback_times(name, timeout, heartbeat_timeout)
+        seconds, heartbeat = callback_times(name, timeout, heartbeat_timeout)
         claim = self._r.claim(EntryKind.CALLBACK, name)
         return self._perform(callback_op.create(self._r, claim, name, seconds, heartbeat, self._perform))
 
@@ -429,15 +444,15 @@ class Step:
         """Create a callback, run ``submit(callback_id, ctx)`` (or ``submit(callback_id)``) as the durable
         step ``"<name> submit"`` (with ``config``), then wait for the callback's result, as
         ``create_callback(...).result()`` does. Both identities are taken at the call."""
-        seconds, heartbeat = _callback_times(name, timeout, heartbeat_timeout)
+        seconds, heartbeat = callback_times(name, timeout, heartbeat_timeout)
         if not callable(submit):
             raise InvalidConfigError(
                 f"callback {name!r} needs a callable submit, got {type(submit).__name__}"
             )
         submit_name = check_name(f"{name} submit")
         cfg = step_config(config, step=submit_name)
-        with_ctx = len(_parameters(submit)) != 1  # submit(callback_id) takes no context
-        is_async = _is_async(submit)
+        with_ctx = len(parameters(submit)) != 1  # submit(callback_id) takes no context
+        is_async = is_coroutine_fn(submit)
         created = callback_op.create(
             self._r, self._r.claim(EntryKind.CALLBACK, name), name, seconds, heartbeat, self._perform
         )
@@ -461,158 +476,3 @@ class Step:
             return await cb.result()
 
         return wait()
-
-
-class StepFunction:
-    """A function decorated with ``step.do``: calling it runs the step, once per replay; later calls
-    return (or, async, resolve to) the same outcome."""
-
-    def __init__(
-        self,
-        step: Step,
-        name: str,
-        fn: Callable[..., Any],
-        cfg: StepConfig,
-        concurrent: bool,
-        depends: tuple[StepFunction, ...],
-    ) -> None:
-        self.name = name
-        self.__wrapped__ = fn
-        self.__name__ = getattr(fn, "__name__", name)
-        self.__doc__ = getattr(fn, "__doc__", None)
-        self._step = step
-        self._fn = fn
-        self._cfg = cfg
-        self._concurrent = concurrent
-        self._depends = depends
-        self._outcome: Any = None  # async: the task; sync: (value, error)
-        self._called = False
-        self._resolving = False  # its dependencies are being started: a cycle comes back here
-
-    def __call__(self) -> Any:
-        """Run the step. Async: once per replay, every call awaiting the same outcome (Cloudflare's
-        form). Sync: each call is a step of its own, as ``step.do`` is; as a dependency, once."""
-        if self._called and self._step._scheduler is not None:
-            return self._outcome
-        if self._resolving:
-            raise InvalidConfigError(f"step {self.name!r} depends on itself, through its dependencies")
-        self._resolving = True
-        try:
-            self._outcome = self._start()
-        finally:
-            self._resolving = False
-        self._called = True
-        return self._outcome if self._step._scheduler is not None else self.resolved()
-
-    def _start(self) -> Any:
-        """Sync: run the step, its dependencies first, and return (value, error). Async: take the
-        identities of the dependencies and of this step, and return the task that runs them."""
-        known = set(self._step._functions) - {self.__name__}
-        by_name = [p for p in _parameters(self._fn) if p in known and p != "ctx"]
-        deps = [*self._depends, *(self._step._functions[p] for p in by_name)]
-        body = _bind(self._fn, by_name, positional=len(self._depends))
-        is_async = _is_async(self._fn)
-        scheduler = self._step._scheduler
-        if scheduler is None:
-            try:
-                return (self._run(body, [dep.resolved() for dep in deps], is_async), None)
-            except Exception as exc:
-                return (None, exc)
-        awaitables = [dep() for dep in deps]  # their identities first, in order, then this step's
-        claim = self._step._r.claim(EntryKind.STEP, self.name)
-
-        async def resolve_and_run() -> Any:
-            if self._concurrent:
-                import asyncio  # loaded already: this runs on the workflow loop
-
-                values = list(await asyncio.gather(*awaitables))
-            else:
-                values = [await a for a in awaitables]
-            operation = step_op.run(
-                self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
-            )
-            return await scheduler.perform(operation)
-
-        return scheduler.loop.create_task(resolve_and_run())
-
-    def resolved(self) -> Any:
-        """Sync: the outcome of this step's first run in this replay, running it if it has not run."""
-        if not self._called:
-            self()
-        value, error = self._outcome
-        if error is not None:
-            raise error
-        return value
-
-    def _run(
-        self, body: Callable[[StepContext, Sequence[Any]], Any], values: list[Any], is_async: bool
-    ) -> Any:
-        claim = self._step._r.claim(EntryKind.STEP, self.name)
-        operation = step_op.run(
-            self._step._r, claim, self.name, lambda ctx: body(ctx, values), self._cfg, is_async=is_async
-        )
-        return self._step._perform(operation)
-
-
-def _callback_times(
-    name: str, timeout: Duration, heartbeat_timeout: Duration | None
-) -> tuple[float, float | None]:
-    check_name(name, what="callback")
-    seconds = parse_duration(timeout, what=f"timeout of callback {name!r}")
-    if heartbeat_timeout is None:
-        return seconds, None
-    heartbeat = parse_duration(heartbeat_timeout, what=f"heartbeat_timeout of callback {name!r}")
-    if heartbeat <= 0:
-        raise InvalidConfigError(f"heartbeat_timeout of callback {name!r} must be more than 0 s")
-    return seconds, heartbeat
-
-
-def _name_of(fn: Callable[..., Any]) -> str:
-    return check_name(getattr(fn, "__name__", None) or type(fn).__name__)
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    target = getattr(fn, "func", fn)  # a functools.partial
-    if inspect.iscoroutinefunction(target):
-        return True
-    # An object with an async __call__ (a class instance used as a step body).
-    return not inspect.isroutine(target) and inspect.iscoroutinefunction(type(target).__call__)
-
-
-def _positional_count(fn: Callable[..., Any]) -> int:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
-    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-
-
-def _parameters(fn: Callable[..., Any]) -> list[str]:
-    try:
-        return list(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return []
-
-
-def _bind(
-    fn: Callable[..., Any], by_name: list[str], *, positional: int
-) -> Callable[[StepContext, Sequence[Any]], Any]:
-    """How to call ``fn`` with the step context and its dependencies' results: dependencies given by
-    position (``depends=``) first, then those its parameters name; the context to a parameter named
-    ``ctx``, or, with no dependencies, to its one required positional parameter."""
-    params = _parameters(fn)
-    ctx_by_name = "ctx" in params
-    ctx_positional = not ctx_by_name and not by_name and not positional and wants_context(fn)
-
-    def call(ctx: StepContext, values: Sequence[Any]) -> Any:
-        args = list(values[:positional])
-        kwargs = dict(zip(by_name, values[positional:], strict=True))
-        if ctx_by_name:
-            kwargs["ctx"] = ctx
-        elif ctx_positional:
-            args.insert(0, ctx)
-        return fn(*args, **kwargs)
-
-    return call
