@@ -203,6 +203,12 @@ class Stopped(BaseException):
     """The instance was terminated or restarted while this invocation ran it: stop, write nothing."""
 
 
+class RollbackRequested(BaseException):
+    """terminate(rollback=True) reached the run at its first new durable call: the registered undos
+    run (framework.engine.saga), then the instance ends terminated. A BaseException: the workflow's
+    ``except Exception`` blocks do not swallow it."""
+
+
 class AttemptInterrupted(BaseException):
     """Raised inside a running step body by the attempt timer. Turned into a failed attempt."""
 

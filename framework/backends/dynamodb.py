@@ -209,6 +209,15 @@ class DynamoStore(CallbackTable):
             {":mark": mark, ":count": count},
         )
 
+    def mark_rolling_back(self, instance_id: str, owner: str) -> None:
+        self._owned_update(
+            instance_id,
+            owner,
+            "SET #status = :status",
+            {"#status": "status"},
+            {":status": Status.ROLLING_BACK.value},
+        )
+
     def release(self, lease: Lease, release: Release) -> Status:
         if release.status is not Status.WAITING:
             self._release(lease, release, LEASE_IS_MINE)

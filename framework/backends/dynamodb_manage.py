@@ -149,6 +149,7 @@ class TableBase:
                 "lease_owner": r.lease_owner,
                 "lease_until": r.lease_until,
                 "pause_requested": r.pause_requested or None,
+                "rollback_requested": r.rollback_requested or None,
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
                 "backoff": r.backoff or None,

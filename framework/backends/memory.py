@@ -117,6 +117,12 @@ class MemoryStore:
             current = self._owned(instance_id, owner)
             self._set(current, crash_mark=mark, crash_count=count)
 
+    def mark_rolling_back(self, instance_id: str, owner: str) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(instance_id, owner)
+            self._set(current, status=Status.ROLLING_BACK)
+
     def release(self, lease: Lease, release: Release) -> Status:
         with self._lock:
             self.calls += 1

@@ -58,7 +58,7 @@ class Release:
 
 # A new instance carries no ``due_at`` (so that its create and completion write no index); the sweeper
 # looks at each once, after the grace, and gives one that runs, or was never woken, a ``due_at``.
-WATCHED = frozenset({Status.QUEUED, Status.RUNNING})
+WATCHED = frozenset({Status.QUEUED, Status.RUNNING, Status.ROLLING_BACK})
 
 
 def released(lease: Lease, release: Release) -> InstanceRecord:
@@ -81,6 +81,7 @@ def released(lease: Lease, release: Release) -> InstanceRecord:
         crash_mark=None,
         crash_count=0,
         pause_requested=False,
+        rollback_requested=False,
         backoff=0,
     )
 
@@ -133,6 +134,10 @@ class Store(Protocol):
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         """Remember ``count`` crashes in a row at journal position ``mark``. Raise LeaseLost."""
+
+    def mark_rolling_back(self, instance_id: str, owner: str) -> None:
+        """Show the instance as rollingBack while its undos run; only while ``owner`` holds the lease,
+        else raise LeaseLost. The next lease sets it running again."""
 
     def release(self, lease: Lease, release: Release) -> Status:
         """Write the new status and drop the lease, if ``lease.owner`` still holds it. Raise LeaseLost.
@@ -248,6 +253,22 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
                 updated_at=now,
                 expires_at=expires_at,
             )
+    elif action is Control.ROLLBACK:
+        if status not in FINISHED:
+            # Runnable now, wherever it waits: its next invocation replays to its first new durable
+            # call, runs the undos there, and ends terminated. Like terminate, it takes the lease: an
+            # invocation running it stops at its next control check (its release would drop the request).
+            return replace(
+                current,
+                status=Status.WAITING if status is Status.PAUSED else status,
+                rollback_requested=True,
+                pause_requested=False,
+                wake_at=None,
+                due_at=now,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
     else:
         return replace(
             current,
@@ -262,6 +283,7 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             lease_owner=None,
             lease_until=None,
             pause_requested=False,
+            rollback_requested=False,
             crash_mark=None,
             crash_count=0,
             backoff=0,  # failed hand-overs of the old run say nothing about the new one

@@ -24,12 +24,14 @@ class Status(StrEnum):
     COMPLETE = "complete"
     WAITING = "waiting"
     WAITING_FOR_PAUSE = "waitingForPause"
+    ROLLING_BACK = "rollingBack"  # running the undos of a rollback (framework.engine.saga)
     UNKNOWN = "unknown"
 
 
 FINISHED = frozenset({Status.COMPLETE, Status.ERRORED, Status.TERMINATED})
 # Statuses in which a worker may take the lease and run the workflow.
-RUNNABLE = frozenset({Status.QUEUED, Status.RUNNING, Status.WAITING})
+# A rollingBack one is runnable: a crash mid-rollback leaves it so, and its next invocation resumes it.
+RUNNABLE = frozenset({Status.QUEUED, Status.RUNNING, Status.WAITING, Status.ROLLING_BACK})
 
 
 class EntryKind(StrEnum):
@@ -197,6 +199,7 @@ class InstanceRecord:
     # operation is conditioned on it, so it fails, and reads again, if anything changed meanwhile.
     version: str = ""
     parent: ParentLink | None = None  # set on the child instances that ``step.invoke`` starts
+    rollback_requested: bool = False  # terminate(rollback=True): undo, then end terminated
 
     @property
     def run_key(self) -> RunKey:
@@ -239,6 +242,7 @@ class Control(StrEnum):
     RESUME = "resume"
     TERMINATE = "terminate"
     RESTART = "restart"
+    ROLLBACK = "rollback"  # terminate(rollback=True): the next invocation runs the undos, then terminates
 
 
 @dataclass(frozen=True, slots=True)

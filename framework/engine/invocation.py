@@ -31,7 +31,14 @@ from framework.core.records import (
 )
 from framework.engine import children, payloads
 from framework.engine.step import Step
-from framework.errors import InstanceBusyError, InvocationCrashedError, Stopped, Suspend, WorkflowError
+from framework.errors import (
+    InstanceBusyError,
+    InvocationCrashedError,
+    RollbackRequested,
+    Stopped,
+    Suspend,
+    WorkflowError,
+)
 
 T = TypeVar("T")
 # The largest step result that goes with the finishing write of the instance item instead of a journal
@@ -197,6 +204,9 @@ class Invocation:
         self._events: dict[str, list[EventRecord]] = {}
         self.taken: list[str] = []  # keys of the events that waits took in this invocation
         self._released = False  # the release was written: the lease is no longer this invocation's
+        # terminate(rollback=True): the first new durable call raises RollbackRequested (engine.saga)
+        self.rollback_requested = lease.previous.rollback_requested
+        self.rolling_back = False  # the undos run: durable calls go on
 
     @property
     def instance_id(self) -> str:
@@ -246,6 +256,11 @@ class Invocation:
 
     def write_entry(self, entry: JournalEntry) -> None:
         self.engine_call(self.env.store.write_entry, self.instance.id, self.run_key, entry)
+
+    def mark_rolling_back(self) -> None:
+        """Show the instance as rollingBack (a rollback starts): one write, conditioned on the lease."""
+        self.rolling_back = True
+        self.engine_call(self.env.store.mark_rolling_back, self.instance.id, self.lease.owner)
 
     def engine_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an AWS call of the engine from inside workflow code. Its failure is the engine's: it is
@@ -309,6 +324,10 @@ class Invocation:
         except Stopped:
             logger.info("stopped: the instance was terminated or restarted")
             return Outcome.STOPPED
+        except RollbackRequested:  # terminate(rollback=True), its undos run
+            if self.failure is not None:
+                return self._engine_failed(self.failure)
+            return self._finish(Status.TERMINATED, tail=self._tail(step, TAIL_BYTES))
         except Exception as exc:
             if self.failure is not None:  # the workflow turned an engine failure into an error of its own
                 return self._engine_failed(self.failure)
@@ -489,7 +508,7 @@ class Invocation:
         if error is not None:
             logger.warning("instance errored", extra={"error": error.as_dict()})
             return Outcome.ERRORED
-        logger.info("instance complete")
+        logger.info("instance terminated" if status is Status.TERMINATED else "instance complete")
         return Outcome.COMPLETED
 
 

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from framework.core.faults import point
-from framework.core.records import EntryKind, JournalEntry, tail_bytes
+from framework.core.records import EntryKind, EntryStatus, JournalEntry, tail_bytes
 from framework.engine.identity import CURRENT, Journal, Scope
-from framework.errors import NonDeterminismError, NonRetryableError, Suspend, WorkflowError
+from framework.errors import (
+    NonDeterminismError,
+    NonRetryableError,
+    RollbackRequested,
+    Suspend,
+    WorkflowError,
+)
 
 if TYPE_CHECKING:
     from framework.engine.invocation import Invocation
@@ -44,6 +50,14 @@ class Claim:
     op: str
     entry: JournalEntry | None
     count: int
+
+
+def _finished(entry: JournalEntry | None) -> bool:
+    return entry is not None and entry.status in (
+        EntryStatus.COMPLETE,
+        EntryStatus.FAILED,
+        EntryStatus.TIMED_OUT,
+    )
 
 
 class Replay:
@@ -77,10 +91,13 @@ class Replay:
             scope.names[name] += 1
             count = scope.names[name]
         try:
-            return Claim(op, self.journal.claim(op, kind, name), count)
+            entry = self.journal.claim(op, kind, name)
         except WorkflowError as exc:
             self.stop(exc)
             raise  # stop() raised already
+        if self.inv.rollback_requested and not self.inv.rolling_back and not _finished(entry):
+            raise RollbackRequested  # the replay reached what is new: undo, then end terminated
+        return Claim(op, entry, count)
 
     def boundary(self) -> None:
         """The checks of every durable call, and of a wait on an earlier one (``cb.result()``): raise

@@ -42,11 +42,14 @@ class Saga:
     def has_undos(self) -> bool:
         return not self.rolled_back and any(s.output is not _PENDING for s in self.slots)
 
-    def undos(self) -> list[_Slot]:
-        """The slots to undo, last called first; each once per run, so they are taken off the stack."""
+    def undos(self, mark: Callable[[], None]) -> list[_Slot]:
+        """The slots to undo, last called first; each once per run, so they are taken off the stack.
+        If there are any, the instance shows rollingBack from now until its release."""
         done = [s for s in reversed(self.slots) if s.output is not _PENDING]
         self.slots.clear()
         self.rolled_back = True
+        if any(s.step.has_undo for s in done):
+            mark()
         return done
 
 
@@ -81,6 +84,10 @@ class RollbackStep:
 
         return completed()
 
+    @property
+    def has_undo(self) -> bool:
+        return self._undo is not None
+
     def undo_step(self, error: BaseException | None, output: Any) -> Any:
         """Run the undo as the durable step ``"<name> (undo)"``."""
         undo = self._undo
@@ -89,10 +96,13 @@ class RollbackStep:
         return self._step.do(f"{self.name} (undo)", lambda: undo(error, output), config=self._undo_config)
 
 
-def rollback_sync(saga: Saga, error: BaseException | None, *, stop: bool) -> list[Exception]:
-    """Run the registered undos, last first; return the errors of those that failed."""
+def rollback_sync(
+    mark: Callable[[], None], saga: Saga, error: BaseException | None, *, stop: bool
+) -> list[Exception]:
+    """Run the registered undos, last first; return the errors of those that failed. ``mark`` shows the
+    instance rollingBack, once, if there is anything to undo."""
     failures: list[Exception] = []
-    for slot in saga.undos():
+    for slot in saga.undos(mark):
         try:
             slot.step.undo_step(error, slot.output)
         except WorkflowError as exc:
@@ -100,9 +110,11 @@ def rollback_sync(saga: Saga, error: BaseException | None, *, stop: bool) -> lis
     return failures
 
 
-async def rollback_async(saga: Saga, error: BaseException | None, *, stop: bool) -> list[Exception]:
+async def rollback_async(
+    mark: Callable[[], None], saga: Saga, error: BaseException | None, *, stop: bool
+) -> list[Exception]:
     failures: list[Exception] = []
-    for slot in saga.undos():
+    for slot in saga.undos(mark):
         try:
             result = slot.step.undo_step(error, slot.output)
             if inspect.isawaitable(result):

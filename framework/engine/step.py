@@ -41,7 +41,7 @@ from framework.engine.step_functions import (
     parameters,
     positional_count,
 )
-from framework.errors import HistoryLimitError, InvalidConfigError, Suspend
+from framework.errors import HistoryLimitError, InvalidConfigError, RollbackRequested, Suspend
 
 if TYPE_CHECKING:
     from framework.api.registry import Workflow
@@ -89,18 +89,18 @@ class Step:
         if self._scheduler is None:
             try:
                 return workflow(event, self)
-            except Exception as exc:
+            except (Exception, RollbackRequested) as exc:
                 if self._saga.has_undos() and self._r.inv.failure is None:
-                    saga.rollback_sync(self._saga, exc, stop=False)
+                    saga.rollback_sync(self._r.inv.mark_rolling_back, self._saga, exc, stop=False)
                 raise
         return self._scheduler.run(self._rolling_back(workflow(event, self)))
 
     async def _rolling_back(self, run: Any) -> Any:
         try:
             return await run
-        except Exception as exc:
+        except (Exception, RollbackRequested) as exc:
             if self._saga.has_undos() and self._r.inv.failure is None:
-                await saga.rollback_async(self._saga, exc, stop=False)
+                await saga.rollback_async(self._r.inv.mark_rolling_back, self._saga, exc, stop=False)
             raise
 
     def finish(self) -> None:
@@ -224,9 +224,10 @@ class Step:
         """Run the undos of the steps with an undo that completed, last started first, each once per
         run; return the errors of the undos that failed (the others still run), or with
         ``stop_on_undo_failure`` raise UndoFailedError at the first. Awaitable in an async workflow."""
+        mark, stop = self._r.inv.mark_rolling_back, stop_on_undo_failure
         if self._scheduler is None:
-            return saga.rollback_sync(self._saga, error, stop=stop_on_undo_failure)
-        return saga.rollback_async(self._saga, error, stop=stop_on_undo_failure)
+            return saga.rollback_sync(mark, self._saga, error, stop=stop)
+        return saga.rollback_async(mark, self._saga, error, stop=stop)
 
     # -- child workflows (framework.engine.ops.invoke) ------------------------------------------------
     def invoke(

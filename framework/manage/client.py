@@ -116,9 +116,11 @@ class Instance:
         """Resume a paused instance. Raise InvalidStateError if it is not paused."""
         self._client._control(self.id, Control.RESUME)
 
-    def terminate(self) -> None:
-        """Stop at the next boundary; later wake-ups do nothing. Raise InvalidStateError if finished."""
-        self._client._control(self.id, Control.TERMINATE)
+    def terminate(self, *, rollback: bool = False) -> None:
+        """Stop at the next boundary; later wake-ups do nothing. Raise InvalidStateError if finished.
+        With ``rollback``, the next invocation replays the run, runs its registered undos (shown
+        ``rollingBack``), then ends it terminated; with nothing to undo it just terminates."""
+        self._client._control(self.id, Control.ROLLBACK if rollback else Control.TERMINATE)
 
     def restart(self) -> None:
         """Run again from the beginning with the same params; the old journal is set aside."""
@@ -301,7 +303,7 @@ class WorkflowClient:
         now = self._env.clock.now()
         expires = int(now + self._env.settings.retention_days * 86400)
         after = self._env.store.control(check_instance_id(instance_id), action, now, expires)
-        if action is Control.RESTART:
+        if action in (Control.RESTART, Control.ROLLBACK):
             send_wake(self._env, instance_id, now)
         elif action is Control.TERMINATE and after.parent is not None:
             # A kick: the worker finds a terminated child that owes its parent a report, and sends it.

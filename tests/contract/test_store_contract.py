@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from framework import InstanceAlreadyExistsError
+from framework import InstanceAlreadyExistsError, InvalidStateError
 from framework.backends.dynamodb import DynamoStore
 from framework.backends.memory import MemoryStore
 from framework.backends.store import LeaseConflict, LeaseLost, Release, Store, full_journal
@@ -553,3 +553,36 @@ def test_terminating_a_child_leaves_it_due_so_its_parent_is_told(store: Store) -
     assert after.status is Status.TERMINATED and after.due_at == NOW + 1
     assert not store.settle("i1", NOW + 2)
     assert store.settle("i1", NOW + 1)
+
+
+def test_mark_rolling_back_needs_the_lease_and_the_next_lease_runs_it_again(store: Store) -> None:
+    store.create_instance(record())
+    with pytest.raises(LeaseLost):
+        store.mark_rolling_back("i1", "A")  # nobody holds the lease
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=False)
+    with pytest.raises(LeaseLost):
+        store.mark_rolling_back("i1", "B")
+    store.mark_rolling_back("i1", "A")
+    marked = store.get_instance("i1")
+    assert marked is not None and marked.status is Status.ROLLING_BACK and marked.lease_owner == "A"
+    # A crash mid-rollback: once the lease runs out, another invocation takes it and runs on.
+    again = store.acquire_lease("i1", "C", NOW + 61, NOW + 120, require_due=False)
+    assert again.previous.status is Status.ROLLING_BACK
+    assert store.get_instance("i1").status is Status.RUNNING  # type: ignore[union-attr]
+    store.release(again, Release(Status.ERRORED, NOW + 62, expires_at=999))
+
+
+def test_a_rollback_request_takes_the_lease_and_is_kept_until_the_release(store: Store) -> None:
+    store.create_instance(record())
+    store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=False)
+    after = store.control("i1", Control.ROLLBACK, NOW + 1, 0)
+    assert (after.rollback_requested, after.lease_owner, after.due_at) == (True, None, NOW + 1)
+    stored = store.get_instance("i1")
+    assert stored is not None and stored.rollback_requested and stored.status is Status.RUNNING
+    lease = store.acquire_lease("i1", "B", NOW + 2, NOW + 60, require_due=False)
+    assert lease.previous.rollback_requested
+    store.release(lease, Release(Status.TERMINATED, NOW + 3, expires_at=999))
+    done = store.get_instance("i1")
+    assert done is not None and done.status is Status.TERMINATED and not done.rollback_requested
+    with pytest.raises(InvalidStateError):
+        store.control("i1", Control.ROLLBACK, NOW + 4, 0)
