@@ -99,7 +99,8 @@ def cmd_event(args: argparse.Namespace) -> None:
 
 
 def cmd_control(args: argparse.Namespace) -> None:
-    getattr(_client(args).get(args.id), args.command)()
+    options = {"rollback": True} if getattr(args, "rollback", False) else {}
+    getattr(_client(args).get(args.id), args.command)(**options)
     _accepted(args, args.id, f"{args.command} requested")
 
 
@@ -201,7 +202,12 @@ def parser() -> argparse.ArgumentParser:
     event.add_argument("type")
     event.add_argument("--payload", help="JSON, or @file")
     for action in ("pause", "resume", "terminate", "restart"):
-        command(action, cmd_control, f"{action} an instance").add_argument("id")
+        control = command(action, cmd_control, f"{action} an instance")
+        control.add_argument("id")
+        if action == "terminate":
+            control.add_argument(
+                "--rollback", action="store_true", help="run the registered undos first, then terminate"
+            )
     listing = command("list", cmd_list, "list instances, newest first")
     listing.add_argument("--workflow")
     listing.add_argument("--status")

@@ -240,8 +240,8 @@ def send_event(instance_id: Annotated[str, Path()], body: Annotated[EventRequest
     return _json(202, Accepted(id=instance_id, status=str(_view(instance_id).status)))
 
 
-def _control(instance_id: str, action: str) -> Response[str]:
-    getattr(_handle(instance_id), action)()
+def _control(instance_id: str, action: str, **options: Any) -> Response[str]:
+    getattr(_handle(instance_id), action)(**options)
     return _json(202, Accepted(id=instance_id, status=_view(instance_id).status))
 
 
@@ -256,8 +256,14 @@ def resume(instance_id: Annotated[str, Path()]) -> Response[str]:
 
 
 @app.post("/instances/<instance_id>/terminate", responses=_responses(202, Accepted, "accepted", 404, 409))
-def terminate(instance_id: Annotated[str, Path()]) -> Response[str]:
-    return _control(instance_id, "terminate")
+def terminate(
+    instance_id: Annotated[str, Path()],
+    rollback: Annotated[
+        bool, Query(description="run the registered undos first (status rollingBack), then terminate")
+    ] = False,
+) -> Response[str]:
+    options = {"rollback": True} if rollback else {}  # a plain terminate keeps its plain call
+    return _control(instance_id, "terminate", **options)
 
 
 @app.post("/instances/<instance_id>/restart", responses=_responses(202, Accepted, "accepted", 404, 409))

@@ -27,7 +27,7 @@ class Api:
 
 @pytest.fixture
 def rt() -> Iterator[LocalRuntime]:
-    with LocalRuntime(workflows=[w.chain, w.typed, w.approval, w.sleepy]) as runtime:
+    with LocalRuntime(workflows=[w.chain, w.typed, w.approval, w.sleepy, w.refundable]) as runtime:
         yield runtime
 
 
@@ -106,6 +106,21 @@ def test_events_pause_resume_terminate_restart(rt: LocalRuntime, call: Api) -> N
     assert call("POST", "/instances/ap/terminate") == (202, {"id": "ap", "status": "terminated"})
     assert call("POST", "/instances/ap/terminate")[0] == 409
     assert call("POST", "/instances/ap/resume")[0] == 409
+
+
+def test_terminate_with_rollback_runs_the_undos_then_terminates(rt: LocalRuntime, call: Api) -> None:
+    assert call("POST", "/workflows/it-refundable/instances", {"id": "rf"})[0] == 201
+    rt.advance(0)
+    assert call("GET", "/instances/rf")[1]["status"] == "waiting"
+    code, body = call("POST", "/instances/rf/terminate", query={"rollback": "true"})
+    assert code == 202 and body["status"] != "terminated"  # the undos run first, in the worker
+    rt.advance(0)
+    assert call("GET", "/instances/rf")[1]["status"] == "terminated"
+    entries = call("GET", "/instances/rf/history")[1]["entries"]
+    assert [e["name"] for e in entries] == ["charge", "ship", "charge (undo)"]
+    assert entries[-1]["status"] == "complete"
+    assert entries[-1]["result"] == {"refunded": 30, "because": "RollbackRequested"}
+    assert call("POST", "/instances/rf/terminate", query={"rollback": "true"})[0] == 409
 
 
 @pytest.mark.parametrize(

@@ -138,3 +138,20 @@ def callback(event: Any, step: Any) -> Any:
     timeout = event.payload.get("timeout", "1 hour") if event.payload else "1 hour"
     beat = event.payload.get("heartbeat") if event.payload else None
     return step.wait_for_callback("payment", submit, timeout=timeout, heartbeat_timeout=beat)
+
+
+@workflow("it-refundable")
+def refundable(event: Any, step: Any) -> Any:
+    """A charge with an undo (its refund, recorded as a step of its own), then a long sleep."""
+
+    @step.with_rollback("charge")
+    def charge() -> int:
+        return 30
+
+    @charge.undo
+    def refund(err: Any, output: int) -> dict[str, Any]:
+        return {"refunded": output, "because": type(err).__name__}
+
+    charge()
+    step.sleep("ship", "1 day")
+    return {"shipped": True}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from framework import StepFailedError, UndoFailedError
+from framework import InvalidStateError, StepFailedError, UndoFailedError
 from framework.api.registry import Workflow
 from framework.core.faults import injected
 from framework.core.records import Status
@@ -172,3 +172,122 @@ def test_with_rollback_checks_what_it_is_given() -> None:
     inst = h.start("checks")
     h.run_until_idle()
     assert "must be a callable" in inst.status().output
+
+
+SEEN: list[str] = []  # the instance's status, as the store holds it, when each undo runs
+
+
+def _booking(harness: list[Harness], *, is_async: bool = False) -> Workflow:
+    """One step with an undo, a second one without, then an hour's sleep (where a terminate lands)."""
+
+    def undo(err: Any, output: str) -> None:
+        record = harness[0].store.inner.get_instance(harness[0].client_ids[0])
+        SEEN.append(record.status.value)
+        DONE.append(f"cancel {output} ({type(err).__name__})")
+
+    if is_async:
+
+        async def aflow(event: Any, step: Any) -> Any:
+            @step.with_rollback("book")
+            async def book() -> str:
+                DONE.append("book")
+                return "b-1"
+
+            book.undo(undo)
+            await book()
+            await step.do("note", lambda: DONE.append("note"))
+            await step.sleep("settle", "1 hour")
+            return "done"
+
+        return Workflow(name="booking", fn=aflow)
+
+    def flow(event: Any, step: Any) -> Any:
+        @step.with_rollback("book")
+        def book() -> str:
+            DONE.append("book")
+            return "b-1"
+
+        book.undo(undo)
+        book()
+        step.do("note", lambda: DONE.append("note"))
+        step.sleep("settle", "1 hour")
+        return "done"
+
+    return Workflow(name="booking", fn=flow)
+
+
+def _harness(*, is_async: bool = False) -> tuple[Harness, Any]:
+    holder: list[Harness] = []
+    h = Harness(_booking(holder, is_async=is_async))
+    holder.append(h)
+    inst = h.start("booking")
+    h.client_ids = [inst.id]  # type: ignore[attr-defined]
+    return h, inst
+
+
+def test_the_instance_shows_rolling_back_while_its_undos_run() -> None:
+    DONE.clear(), SEEN.clear()
+    h = Harness(_sync())
+    inst = h.start("trip")
+    seen: list[Status] = []
+    original = h.store.inner.mark_rolling_back
+
+    def spy(instance_id: str, owner: str) -> None:
+        original(instance_id, owner)
+        seen.append(h.store.inner.get_instance(instance_id).status)
+
+    h.store.inner.mark_rolling_back = spy
+    h.run_until_idle()
+    assert seen == [Status.ROLLING_BACK]  # written once, as the rollback starts
+    assert inst.status().status is Status.ERRORED
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_terminate_with_rollback_runs_the_undos_then_terminates(is_async: bool) -> None:
+    DONE.clear(), SEEN.clear()
+    h, inst = _harness(is_async=is_async)
+    h.advance("1 minute")
+    assert DONE == ["book", "note"] and inst.status().status is Status.WAITING
+    inst.terminate(rollback=True)
+    h.advance("1 minute")
+    assert inst.status().status is Status.TERMINATED
+    assert DONE == ["book", "note", "cancel b-1 (RollbackRequested)"]  # the recorded steps not run again
+    assert SEEN == ["rollingBack"]
+    undo = [e for e in inst.history() if e.name == "book (undo)"]
+    assert len(undo) == 1 and undo[0].status == "complete"
+    h.advance("2 hours")  # the sleep's old wake-up finds it terminated
+    assert len(DONE) == 3 and inst.status().status is Status.TERMINATED
+
+
+def test_terminate_with_rollback_of_a_paused_instance_and_of_one_with_nothing_to_undo() -> None:
+    DONE.clear(), SEEN.clear()
+    h, inst = _harness()
+    h.advance("1 minute")
+    inst.pause()
+    inst.terminate(rollback=True)
+    h.advance("1 minute")
+    assert inst.status().status is Status.TERMINATED and DONE[-1] == "cancel b-1 (RollbackRequested)"
+    fresh = h.start("booking")  # not run yet: nothing to undo
+    fresh.terminate(rollback=True)
+    h.advance("1 minute")
+    assert fresh.status().status is Status.TERMINATED and DONE.count("book") == 1
+    with pytest.raises(InvalidStateError):
+        fresh.terminate(rollback=True)
+
+
+def test_a_crash_mid_rollback_of_a_terminate_resumes_and_ends_terminated() -> None:
+    DONE.clear(), SEEN.clear()
+    h, inst = _harness()
+    h.advance("1 minute")
+    inst.terminate(rollback=True)
+
+    def die(where: str, info: dict[str, Any]) -> None:
+        if where == "journal.after_write" and info["name"] == "book (undo)" and info["status"] == "complete":
+            raise Crash
+
+    with injected(die), pytest.raises(Crash):
+        h.advance("1 minute")
+    assert inst.status().status is Status.ROLLING_BACK
+    h.advance("30 minutes")
+    assert inst.status().status is Status.TERMINATED
+    assert DONE.count("cancel b-1 (RollbackRequested)") == 1  # recorded: not run again
