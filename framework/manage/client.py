@@ -303,8 +303,10 @@ class WorkflowClient:
         now = self._env.clock.now()
         expires = int(now + self._env.settings.retention_days * 86400)
         after = self._env.store.control(check_instance_id(instance_id), action, now, expires)
-        if action in (Control.RESTART, Control.ROLLBACK):
+        if action is Control.RESTART:
             send_wake(self._env, instance_id, now)
+        elif action is Control.ROLLBACK:  # a kick: its next invocation runs the undos now
+            send_wake(self._env, instance_id, None)
         elif action is Control.TERMINATE and after.parent is not None:
             # A kick: the worker finds a terminated child that owes its parent a report, and sends it.
             send_wake(self._env, instance_id, None)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from framework import cli
 from framework.local import LocalContext, LocalRuntime
 from handlers import api
 from tests.integration import workflows as w
@@ -121,6 +122,16 @@ def test_terminate_with_rollback_runs_the_undos_then_terminates(rt: LocalRuntime
     assert entries[-1]["status"] == "complete"
     assert entries[-1]["result"] == {"refunded": 30, "because": "RollbackRequested"}
     assert call("POST", "/instances/rf/terminate", query={"rollback": "true"})[0] == 409
+
+
+def test_the_cli_terminates_with_rollback(rt: LocalRuntime) -> None:
+    rt.client.create("it-refundable", id="rc")
+    rt.advance(0)
+    stack = ["--table", rt.table_name, "--queue-url", rt.queue_url]
+    assert cli.main(["terminate", "rc", "--rollback", *stack]) == 0
+    rt.advance(0)
+    assert rt.client.get("rc").status().status == "terminated"
+    assert [e.name for e in rt.client.get("rc").history()][-1] == "charge (undo)"
 
 
 @pytest.mark.parametrize(
