@@ -291,3 +291,29 @@ def test_a_crash_mid_rollback_of_a_terminate_resumes_and_ends_terminated() -> No
     h.advance("30 minutes")
     assert inst.status().status is Status.TERMINATED
     assert DONE.count("cancel b-1 (RollbackRequested)") == 1  # recorded: not run again
+
+
+def _docs_example() -> dict[str, Any]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "execution-model.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL) if "with_rollback" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/execution-model.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_docs_example_undoes_on_failure_and_on_terminate_with_rollback() -> None:
+    docs = _docs_example()
+    h = Harness(docs["checkout"])
+    failed = h.start("checkout", {"out_of_stock": True})
+    h.run_until_idle()
+    assert failed.status().status is Status.ERRORED and docs["CHARGED"] == []
+    shipping = h.start("checkout", {})
+    h.advance("1 minute")
+    assert docs["CHARGED"] == ["ch-1"]
+    shipping.terminate(rollback=True)
+    h.advance("1 minute")
+    assert shipping.status().status is Status.TERMINATED and docs["CHARGED"] == []
+    assert [e.name for e in shipping.history()] == ["charge card", "ship", "charge card (undo)"]
