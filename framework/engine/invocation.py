@@ -327,11 +327,13 @@ class Invocation:
         except RollbackRequested:  # terminate(rollback=True), its undos run
             if self.failure is not None:
                 return self._engine_failed(self.failure)
-            return self._finish(Status.TERMINATED, tail=self._tail(step, TAIL_BYTES))
+            failed = _undos_failed(step, None)
+            return self._finish(Status.TERMINATED, error=failed, tail=self._tail(step, TAIL_BYTES))
         except Exception as exc:
             if self.failure is not None:  # the workflow turned an engine failure into an error of its own
                 return self._engine_failed(self.failure)
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=self._tail(step, TAIL_BYTES))
+            error = _undos_failed(step, ErrorInfo.of(exc))
+            return self._finish(Status.ERRORED, error=error, tail=self._tail(step, TAIL_BYTES))
         return self._complete(output, self._tail(step, TAIL_BYTES))
 
     def _engine_failed(self, failure: BaseException) -> Outcome:
@@ -505,11 +507,21 @@ class Invocation:
         self._release(release)
         if owed is not None:
             self._report(released(self.lease, release))
-        if error is not None:
+        if error is not None and status is not Status.TERMINATED:
             logger.warning("instance errored", extra={"error": error.as_dict()})
             return Outcome.ERRORED
         logger.info("instance terminated" if status is Status.TERMINATED else "instance complete")
         return Outcome.COMPLETED
+
+
+def _undos_failed(step: Step | None, error: ErrorInfo | None) -> ErrorInfo | None:
+    """``error``, with the undos that failed in the rollback before it named in its message."""
+    if step is None or not step.undos_failed:
+        return error
+    names = ", ".join(repr(n) for n in step.undos_failed)
+    if error is None:  # a terminate with rollback: the instance ends terminated, with this error
+        return ErrorInfo("UndoFailedError", f"undos failed during the rollback: {names}")
+    return ErrorInfo(error.name, f"{error.message} (undos failed during the rollback: {names})")
 
 
 def _report_end(env: Environment, child: InstanceRecord) -> None:

@@ -38,6 +38,7 @@ class Saga:
 
     slots: list[_Slot] = field(default_factory=list)
     rolled_back: bool = False
+    failed: list[str] = field(default_factory=list)  # the names of the undos that failed, in order
 
     def has_undos(self) -> bool:
         return not self.rolled_back and any(s.output is not _PENDING for s in self.slots)
@@ -106,6 +107,7 @@ def rollback_sync(
         try:
             slot.step.undo_step(error, slot.output)
         except WorkflowError as exc:
+            saga.failed.append(f"{slot.step.name} (undo)")
             _failed(slot, exc, failures, stop)
     return failures
 
@@ -120,6 +122,7 @@ async def rollback_async(
             if inspect.isawaitable(result):
                 await result
         except WorkflowError as exc:
+            saga.failed.append(f"{slot.step.name} (undo)")
             _failed(slot, exc, failures, stop)
     return failures
 

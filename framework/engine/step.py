@@ -80,6 +80,11 @@ class Step:
         return self._r.problem
 
     @property
+    def undos_failed(self) -> list[str]:
+        """The names of the undos that failed in this run's rollback: the instance's error says so."""
+        return self._saga.failed
+
+    @property
     def steps_run(self) -> int:
         return self._r.steps_run
 

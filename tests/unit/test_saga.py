@@ -317,3 +317,41 @@ def test_the_docs_example_undoes_on_failure_and_on_terminate_with_rollback() -> 
     h.advance("1 minute")
     assert shipping.status().status is Status.TERMINATED and docs["CHARGED"] == []
     assert [e.name for e in shipping.history()] == ["charge card", "ship", "charge card (undo)"]
+
+
+def test_the_error_of_a_failed_run_names_the_undos_that_failed() -> None:
+    DONE.clear()
+    h = Harness(_sync(fail_undo="hotel"))
+    inst = h.start("trip")
+    h.run_until_idle()
+    error = inst.status().error
+    assert error["name"] == "StepFailedError" and "card declined" in error["message"]
+    assert error["message"].endswith("(undos failed during the rollback: 'book hotel (undo)')")
+    assert DONE[-1].startswith("cancel flight-ref")  # the others still ran
+
+
+def test_a_terminate_with_rollback_whose_undo_fails_ends_terminated_and_says_so() -> None:
+    def flow(event: Any, step: Any) -> Any:
+        @step.with_rollback("book", undo_config={"retries": {"limit": 0}})
+        def book() -> str:
+            return "b-1"
+
+        @book.undo
+        def cancel(err: Any, output: str) -> None:
+            raise ConnectionError("the provider is down")
+
+        book()
+        step.sleep("settle", "1 hour")
+
+    h = Harness(Workflow(name="doomed", fn=flow))
+    inst = h.start("doomed")
+    h.advance("1 minute")
+    inst.terminate(rollback=True)
+    h.advance("1 minute")
+    status = inst.status()
+    assert status.status is Status.TERMINATED
+    assert status.error == {
+        "name": "UndoFailedError",
+        "message": "undos failed during the rollback: 'book (undo)'",
+    }
+    assert [e.status for e in inst.history()][-1] == "failed"
