@@ -515,6 +515,7 @@ def test_send_callback_checks_run_entry_token_and_state_and_keeps_one_outcome(st
     assert store.load_events("i1", R2) == []
 
 
+@pytest.mark.needs_transactions  # send_event stores the event
 def test_an_event_for_a_given_run_is_refused_on_any_other(store: Store) -> None:
     from framework import InvalidStateError
 
