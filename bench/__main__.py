@@ -29,6 +29,7 @@ SECTIONS = (
     ("coldstart", "bench.coldstart", "coldstart_section"),
     ("concurrency", "bench.concurrency", "concurrency_section"),
     ("children", "bench.children", "children_section"),
+    ("fanout", "bench.fanout", "fanout_section"),
 )
 
 

@@ -353,7 +353,7 @@ class DynamoStore(CallbackTable):
             {":due_at": due_at, ":new_due_at": new_due_at, ":now": now},
         )
 
-    def send_event(self, instance_id: str, event: EventRecord, *, run: RunKey | None = None) -> None:
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
         # The event is tagged with the run it was sent to, so the run is read first; the write is
         # then conditional on that run still being current and unfinished.
         for _ in range(5):
@@ -362,8 +362,6 @@ class DynamoStore(CallbackTable):
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
             if current.status in FINISHED:
                 raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
-            if run is not None and current.run_key != run:
-                raise InvalidStateError(f"instance {instance_id!r} is on another run")
             item = {
                 "pk": instance_id,
                 "sk": event_sk(current.run_key, event.key),
@@ -396,6 +394,25 @@ class DynamoStore(CallbackTable):
                 if reasons[1:2] == ["ConditionalCheckFailed"]:
                     return  # this very event is stored already: a redelivery
         raise InvalidStateError(f"instance {instance_id!r} kept changing; send the event again")
+
+    def put_event(self, instance_id: str, run: RunKey, event: EventRecord) -> None:
+        item = {
+            "pk": instance_id,
+            "sk": event_sk(run, event.key),
+            "type": event.type,
+            "payload": event.payload,
+            "sent_at": event.sent_at,
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=to_av(item),
+                ConditionExpression=ENTRY_IS_NEW,
+                ExpressionAttributeNames={"#sk": "sk"},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise  # (a stored key is a redelivery: the first event stays)
 
     def settle(self, instance_id: str, due_at: float) -> bool:
         values = {f":fin_{s.name.lower()}": s.value for s in FINISHED} | {":due_at": due_at}

@@ -178,7 +178,7 @@ class MemoryStore:
             self._set(current, due_at=new_due_at)
             return True
 
-    def send_event(self, instance_id: str, event: EventRecord, *, run: RunKey | None = None) -> None:
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
         with self._lock:
             self.calls += 1
             current = self._instances.get(instance_id)
@@ -186,9 +186,12 @@ class MemoryStore:
                 raise InstanceNotFoundError(f"no instance {instance_id!r}")
             if current.status in FINISHED:
                 raise InvalidStateError(f"instance {instance_id!r} is {current.status}: it takes no events")
-            if run is not None and current.run_key != run:
-                raise InvalidStateError(f"instance {instance_id!r} is on another run")
             self._events.setdefault((instance_id, current.run_key), {}).setdefault(event.key, event)
+
+    def put_event(self, instance_id: str, run: RunKey, event: EventRecord) -> None:
+        with self._lock:
+            self.calls += 1
+            self._events.setdefault((instance_id, run), {}).setdefault(event.key, event)
 
     def settle(self, instance_id: str, due_at: float) -> bool:
         with self._lock:

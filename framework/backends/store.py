@@ -167,12 +167,17 @@ class Store(Protocol):
         """Move ``due_at`` on if it is still ``due_at`` and no lease is live at ``now``. Return False
         otherwise: it changed meanwhile, or an invocation runs it (the next sweep looks again)."""
 
-    def send_event(self, instance_id: str, event: EventRecord, *, run: RunKey | None = None) -> None:
-        """Keep the event for the instance's current run (with ``run``: only if that is the current
-        run; InvalidStateError otherwise). An event whose key is stored already for
-        that run is a duplicate and changes nothing. Raise
-        InstanceNotFoundError, or InvalidStateError if the instance is finished; the check and the
-        write are one atomic operation."""
+    def send_event(self, instance_id: str, event: EventRecord) -> None:
+        """Keep the event for the instance's current run. An event whose key is stored already for
+        that run is a duplicate and changes nothing. Raise InstanceNotFoundError, or
+        InvalidStateError if the instance is finished; the check and the write are one atomic
+        operation."""
+
+    def put_event(self, instance_id: str, run: RunKey, event: EventRecord) -> None:
+        """Keep ``event`` under ``run`` of the instance, whatever the instance is now: one write, no
+        read. Only that run reads it, so an event put for a run that ended or was restarted is never
+        seen (runs are keyed by incarnation and number). A key stored already for that run keeps the
+        first event. For the engine's own events (children's reports, a map's parts), not users'."""
 
     def settle(self, instance_id: str, due_at: float) -> bool:
         """Drop the ``due_at`` of a finished instance if it is still ``due_at``: its end was reported to

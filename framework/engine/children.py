@@ -17,9 +17,7 @@ from typing import Any
 from framework.backends.environment import Environment
 from framework.core import serde
 from framework.core.faults import point
-from framework.core.logs import logger
 from framework.core.records import FINISHED, EventRecord, InstanceRecord, ParentLink, Status, new_incarnation
-from framework.errors import InstanceNotFoundError, InvalidStateError
 
 # The event type of every child's report to its parent. ``$`` is not allowed in the event types users
 # send, so no client, API caller or inbox message can forge one. One type for all of a parent's children:
@@ -76,7 +74,7 @@ def needs_report(record: InstanceRecord | None) -> bool:
 
 def report(env: Environment, child: InstanceRecord, wake: Callable[[str], None]) -> None:
     """Tell ``child``'s parent how it ended, then forget that a report is owed. Safe to repeat. A parent
-    that is gone, finished, or on another run (restarted) takes no report: the report is dropped."""
+    that is gone, finished, or on another run (restarted) never takes the report."""
     link = child.parent
     assert link is not None and child.status in FINISHED
     payload: dict[str, Any] = {"child_id": child.id, "status": child.status.value}
@@ -89,12 +87,10 @@ def report(env: Environment, child: InstanceRecord, wake: Callable[[str], None])
         f"{report_prefix(link.op)}{child.incarnation}.{child.run}", REPORTS, text, env.clock.now()
     )
     point("child.before_report", instance_id=child.id)
-    try:
-        env.store.send_event(link.instance_id, event, run=link.run)
-    except (InstanceNotFoundError, InvalidStateError):
-        logger.info("child's end not reported: its parent finished, restarted or is gone")
-    else:
-        point("child.before_parent_wake", instance_id=child.id)
-        wake(link.instance_id)
+    # Put under the run that started the child, without reading the parent: one write. A parent
+    # that finished, was restarted or is gone never reads that run's events again.
+    env.store.put_event(link.instance_id, link.run, event)
+    point("child.before_parent_wake", instance_id=child.id)
+    wake(link.instance_id)
     if child.due_at is not None:
         env.store.settle(child.id, child.due_at)

@@ -515,17 +515,20 @@ def test_send_callback_checks_run_entry_token_and_state_and_keeps_one_outcome(st
     assert store.load_events("i1", R2) == []
 
 
-@pytest.mark.needs_transactions  # send_event stores the event
-def test_an_event_for_a_given_run_is_refused_on_any_other(store: Store) -> None:
-    from framework import InvalidStateError
-
+def test_an_event_put_for_a_run_is_read_by_that_run_only_and_kept_once(store: Store) -> None:
+    """put_event: one write, no check of the instance. After a restart, what is put for the old run
+    stays there; a second put of a key keeps the first event; it works on a finished instance too."""
     store.create_instance(record())
-    store.send_event("i1", EventRecord("$child:1#a", "$child:1", "{}", NOW), run=R1)
+    store.put_event("i1", R1, EventRecord("$child#1#a", "$child", '{"n":1}', NOW))
+    store.put_event("i1", R1, EventRecord("$child#1#a", "$child", '{"n":2}', NOW + 1))
     store.control("i1", Control.RESTART, NOW + 1, 0)
-    with pytest.raises(InvalidStateError):
-        store.send_event("i1", EventRecord("$child:1#b", "$child:1", "{}", NOW), run=R1)
+    store.put_event("i1", R1, EventRecord("$child#1#b", "$child", "{}", NOW + 2))
     assert store.load_events("i1", R2) == []
-    assert [e.key for e in store.load_events("i1", R1)] == ["$child:1#a"]
+    old = store.load_events("i1", R1, "$child")
+    assert [(e.key, e.payload) for e in old] == [("$child#1#a", '{"n":1}'), ("$child#1#b", "{}")]
+    store.control("i1", Control.TERMINATE, NOW + 3, 0)
+    store.put_event("i1", R2, EventRecord("$batch#0#1", "$batch", "{}", NOW + 4))
+    assert [e.key for e in store.load_events("i1", R2, "$batch")] == ["$batch#0#1"]
 
 
 def test_a_child_keeps_its_parent_link_and_a_finished_due_at_until_settled(store: Store) -> None:

@@ -51,7 +51,6 @@ MAX_ITEMS = 10_000  # items of one map over a workflow: the entry keeps one char
 MAX_RESULT_BYTES = 32 * 1024 * 1024  # the batch's stored result, all items' results together
 PART_BYTES = 200_000  # one part event, far below DynamoDB's 400 KB item
 ITEM_INLINE_BYTES = 64 * 1024  # a larger item result goes to the blob store, the part keeps its key
-CREATE_CHUNK = 25  # children created per TransactWriteItems
 DEFAULT_CONCURRENCY = 100  # children at once when the map sets no max_concurrency
 RECHECK_SECONDS = 86_400.0  # a waiting map looks again this often even if no report woke it
 # An item's state, one character each in the entry.
@@ -148,6 +147,8 @@ class FanOut:
                 limit=MAX_RESULT_BYTES, extra=extra | {"state": "".join(state)},
             )  # fmt: skip
             return ended, ended
+        if entry is not None and not outcomes and "".join(state) == entry.extra["state"]:
+            return entry, None  # woken with nothing new: nothing to write
         waiting = JournalEntry(
             seq,
             EntryKind.MAP,
@@ -228,7 +229,7 @@ class FanOut:
             key = f"{PARTS}#{self.op}#{rev:06d}.{inv.lease.owner}.{n}"
             payload = serde.dumps({"items": group}, what=f"part of map {self.name!r}")
             event = EventRecord(key, PARTS, payload, inv.now())
-            inv.engine_call(inv.env.store.send_event, inv.instance_id, event, run=inv.run_key)
+            inv.engine_call(inv.env.store.put_event, inv.instance_id, inv.run_key, event)
             written.append(event)
         return written
 
@@ -276,37 +277,27 @@ class FanOut:
             )
             for i in start
         ]
-        created: list[str] = []
-        for k in range(0, len(records), CREATE_CHUNK):
-            created += self._create(records[k : k + CREATE_CHUNK])
-        if created:
-            inv.engine_call(inv.wake_all, created, now)
+        woken = [record.id for record in records if self._create(record)]
+        if woken:
+            inv.engine_call(inv.wake_all, woken, now)
         for i in start:
             state[i] = RUNNING
 
-    def _create(self, records: list[InstanceRecord]) -> list[str]:
-        """Create ``records`` (one transaction), or, if some exist, each on its own, adopting those
-        this map created before a crash. Return the ids to wake."""
-        store = self.r.inv.env.store
+    def _create(self, record: InstanceRecord) -> bool:
+        """Create the child, or adopt it if this map created it before a crash. Return True if it
+        waits for its first wake-up. (One conditional put each: half the write units of a
+        transaction, and a crash between two creates leaves nothing to undo.)"""
+        inv = self.r.inv
         try:
-            self.r.inv.engine_call(store.create_instances, records)
-            return [rec.id for rec in records]
+            inv.engine_call(inv.env.store.create_instance, record)
+            return True
         except InstanceAlreadyExistsError:
-            pass
-        woken = []
-        for record in records:
-            try:
-                self.r.inv.engine_call(store.create_instance, record)
-            except InstanceAlreadyExistsError:
-                existing = self.r.inv.engine_call(store.get_instance, record.id)
-                if existing is None or existing.parent != record.parent:
-                    raise InstanceAlreadyExistsError(
-                        f"map {self.name!r}: instance {record.id!r} exists and is not this map's child"
-                    ) from None
-                if existing.status is not Status.QUEUED:
-                    continue  # started already: it reports when it ends
-            woken.append(record.id)
-        return woken
+            existing = inv.engine_call(inv.env.store.get_instance, record.id)
+        if existing is None or existing.parent != record.parent:
+            raise InstanceAlreadyExistsError(
+                f"map {self.name!r}: instance {record.id!r} exists and is not this map's child"
+            ) from None
+        return existing.status is Status.QUEUED  # one that started reports when it ends
 
     def _stop(self, state: list[str]) -> None:
         """The batch ended: terminate the children still running, and forget their reports (nothing
