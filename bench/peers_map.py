@@ -185,6 +185,15 @@ def aws_parallel() -> Run:
     return run
 
 
+NOTES = {
+    "map": f"ours runs each item as a child instance of the registered workflow {ITEM!r}, in invocations of "
+    "its own"
+    if OUR_MAP_FORM == "workflow"
+    else "ours runs each item as a child scope inside the parent's invocation (the in-process form, "
+    "step.map with a function); the AWS runner runs each in a child context, on threads",
+    "parallel": "one instance after another, each branch one step; the AWS runner runs branches on threads, "
+    "ours in an async workflow",
+}
 AWS_LABEL = "AWS durable test runner: in-memory store"
 OURS_LABEL = "ours: LocalRuntime, in-process moto"
 # workload -> (size, warm-up size, concurrencies, what a unit is, {system: (label, loader)})
@@ -307,7 +316,8 @@ def measure(name: str, runs: int) -> dict[str, Any]:
         if "ours" in loaded:
             case |= case_figures(walls[concurrency], counted[concurrency], size)
         cases.append(case)
-    return {"unit": unit, "size": size, "warmup": warmup, "runs": runs, "systems": entries, "cases": cases}
+    doc = {"unit": unit, "size": size, "warmup": warmup, "runs": runs, "systems": entries, "cases": cases}
+    return doc | ({"note": NOTES[name]} if name in NOTES else {})
 
 
 def print_workload(name: str, doc: dict[str, Any]) -> None:
