@@ -262,7 +262,11 @@ def main(argv: list[str] | None = None) -> None:
     doc["workloads"] = workloads
     doc["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"took {doc['elapsed_seconds']} s; written to bench/{RESULTS.name}")
+    from bench.peers_doc import refresh
+
+    written = refresh()
+    print(f"took {doc['elapsed_seconds']} s; written to bench/{RESULTS.name}, and its map and parallel part")
+    print(f"to {written.name} (its other parts: `make bench`)")
 
 
 def _previous() -> dict[str, Any]:

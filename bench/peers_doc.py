@@ -4,6 +4,7 @@ recognise is skipped, with a line saying so."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -64,7 +65,7 @@ def workloads_section(doc: dict[str, Any]) -> list[str]:
     if not isinstance(workloads, dict) or not workloads:
         return []
     out = [
-        "### Map and parallel",
+        HEADING,
         "",
         "Each peer's wall time over ours in the same round (above 1: slower than ours), median (min to "
         "max) of the rounds; ours' calls are counted in the timed runs themselves (botocore `before-call` "
@@ -89,3 +90,31 @@ def workloads_section(doc: dict[str, Any]) -> list[str]:
         ]
         out += [f"{name}: " + "; ".join(notes) + ".", ""]
     return out
+
+
+HEADING = "### Map and parallel"
+
+
+def splice(text: str, section: list[str]) -> str:
+    """``text`` (docs/performance.md) with its map and parallel part replaced by ``section``: that part
+    runs from HEADING to the next heading of level 2 or above, or to the end; without one, ``section``
+    goes at the end."""
+    body = "\n".join(section).strip()
+    start = text.find(f"\n{HEADING}\n")
+    if start < 0:
+        head, tail = text, ""
+    else:
+        after = text.find("\n## ", start + 1)
+        head, tail = text[:start], text[after:] if after >= 0 else ""
+    return "\n\n".join(part for part in (head.rstrip(), body, tail.strip()) if part) + "\n"
+
+
+def refresh(doc: Path | None = None, peers: Path | None = None) -> Path:
+    """Rewrite only the map and parallel part of docs/performance.md from bench/peers.json: the rest of
+    the doc needs bench/results.json (``make bench``), which `make bench-peers` does not write."""
+    from bench.perfdoc import DOC, PEERS, load
+
+    doc, peers = doc or DOC, peers or PEERS
+    found = load(peers) or {}
+    doc.write_text(splice(doc.read_text(), workloads_section(found)))
+    return doc

@@ -38,8 +38,8 @@ def _body(i: Any) -> dict[str, Any]:
 
 @workflow(ITEM)
 async def item_flow(event: WorkflowEvent, step: Step) -> Any:
-    """One map item: its params are the item."""
-    item = event.payload
+    """One map item: its params are ``{"i": item}`` (a workflow's params are a JSON object)."""
+    item = event.payload["i"]
     return await step.do("body", lambda: _body(item))
 
 
@@ -49,7 +49,8 @@ async def map_flow(event: WorkflowEvent, step: Step) -> int:
     params = event.payload
     items = list(range(params["items"]))
     if params["form"] == "workflow":
-        batch = await step.map("items", items, ITEM, max_concurrency=params["max_concurrency"])
+        objects = [{"i": item} for item in items]
+        batch = await step.map("items", objects, ITEM, max_concurrency=params["max_concurrency"])
     else:
 
         async def one(step: Step, item: int, index: int) -> Any:
@@ -101,7 +102,9 @@ def ours_map() -> Run:
             calls, invocations = rt.aws_calls.copy(), rt.invocations[WORKER]
             status = handle.status()  # read after counting
         if status.status != "complete" or status.output != items:
-            raise RuntimeError(f"ours: the map ended {status.status} with {status.output!r} results")
+            raise RuntimeError(
+                f"ours: the map ended {status.status} with {status.output!r} results: {status.error}"
+            )
         return Measured(watch.wall, calls, invocations)
 
     return run

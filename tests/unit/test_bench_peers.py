@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.peers_doc import workload_rows, workloads_section
+from bench.peers_doc import HEADING, splice, workload_rows, workloads_section
 from bench.peers_map import Measured, case_figures, over_ours, per_unit, spread
 
 
@@ -107,3 +107,24 @@ def test_a_peer_with_no_figures_gets_no_column_and_its_reason_is_said() -> None:
 def test_no_workloads_no_section() -> None:
     assert workloads_section({"systems": {}}) == []
     assert "not an object" in "\n".join(workloads_section({"workloads": {"map": [1]}}))
+
+
+def test_splice_replaces_only_the_map_and_parallel_part() -> None:
+    doc = "# Performance\n\n## Peers\n\nchain\n\n### Map and parallel\n\nold\n\n## Later\n\nkept\n"
+    assert splice(doc, ["### Map and parallel", "", "new", ""]) == (
+        "# Performance\n\n## Peers\n\nchain\n\n### Map and parallel\n\nnew\n\n## Later\n\nkept\n"
+    )
+    assert splice("# P\n\n## Peers\n\nchain\n", ["### Map and parallel", "", "new"]) == (
+        "# P\n\n## Peers\n\nchain\n\n### Map and parallel\n\nnew\n"
+    )
+    assert splice("# P\n\n### Map and parallel\n\nold\n", []) == "# P\n"
+
+
+def test_the_full_render_and_the_splice_agree() -> None:
+    from bench import perfdoc
+
+    images = perfdoc._Images(perfdoc.IMG)
+    images.problem = "not drawn in tests"
+    full = perfdoc.render({"sections": []}, _doc(), images)
+    assert full.count(HEADING) == 1
+    assert splice(full, workloads_section(_doc())) == full
