@@ -164,6 +164,8 @@ class Batch:
         self.policy = policy
         self.limit = max_concurrency or max(len(codes), 1)
         self.claim = r.claim(kind, name)  # the batch's identity, taken where it is called
+        # A map over a workflow recorded it; over a function, none.
+        r.same_as_recorded(self.claim.entry, f"{kind.value} {name!r}", "workflow", None)
         self.items: dict[int, BatchItem] = {}
 
     def item_claim(self, index: int) -> tuple[Claim, str]:
@@ -193,17 +195,7 @@ class Batch:
         entry = self.claim.entry
         if entry is None or entry.status not in (EntryStatus.COMPLETE, EntryStatus.FAILED):
             return None
-        data = self.r.inv.engine_call(payloads.load, self.r.inv.env, entry.result, entry.result_ref)
-        items = [
-            BatchItem(
-                i["index"],
-                BatchItemStatus(i["status"]),
-                serde.decode(i["text"]) if i.get("text") is not None else None,
-                BatchError.from_dict(i["error"]) if i.get("error") else None,
-            )
-            for i in data["all"]
-        ]
-        return BatchResult(items, CompletionReason(data["completionReason"]), self.name)
+        return load_batch(self.r, entry, self.name)
 
     def finish(self, reason: CompletionReason, running: Sequence[int] = ()) -> BatchResult:
         """Record the batch's result (items still running as STARTED); return it, or raise
@@ -212,46 +204,78 @@ class Batch:
             self.items[index] = BatchItem(index, BatchItemStatus.STARTED)
         result = BatchResult([self.items[i] for i in sorted(self.items)], reason, self.name)
         what = f"result of {self.kind.value} {self.name!r}"
-        stored = {
-            "all": [
-                {
-                    "index": i.index,
-                    "status": i.status.value,
-                    "text": serde.encode(i.result, what=what)
-                    if i.status is BatchItemStatus.SUCCEEDED
-                    else None,
-                    "error": i.error.to_dict() if i.error else None,
-                }
-                for i in result.all
-            ],
-            "completionReason": reason.value,
-        }
-        r = self.r
-        seq = r.journal.new_seq()
-        text = serde.encode(stored, what=what)
-        inline, ref = r.inv.engine_call(
-            payloads.store, r.inv.env, text, r.inv.blob_key("results", seq, 1), what=what
-        )
-        now = r.inv.now()
-        failed = reason is CompletionReason.FAILURE_TOLERANCE_EXCEEDED
-        entry = JournalEntry(
-            seq,
-            self.kind,
-            self.name,
-            EntryStatus.FAILED if failed else EntryStatus.COMPLETE,
-            now,
-            ended_at=now,
-            result=inline,
-            result_ref=ref,
-            extra={"reason": reason.value, "items": len(self.codes)},
-            op=self.claim.op,
-        )
-        r.write(None, entry)
-        logger.info(
-            "batch ended",
-            extra={"step": self.name, "reason": reason.value, "succeeded": result.success_count},
-        )
+        stored = [stored_item(i, what) for i in result.all]
+        record_batch(self.r, None, self.kind, self.name, self.claim.op, stored, reason, len(self.codes))
         return outcome(result, self.kind)
+
+
+def stored_item(item: BatchItem, what: str) -> dict[str, Any]:
+    """An item as a batch entry stores it: its result as JSON text."""
+    text = serde.encode(item.result, what=what) if item.status is BatchItemStatus.SUCCEEDED else None
+    return {
+        "index": item.index,
+        "status": item.status.value,
+        "text": text,
+        "error": item.error.to_dict() if item.error else None,
+    }
+
+
+def record_batch(
+    r: Replay,
+    previous: JournalEntry | None,
+    kind: EntryKind,
+    name: str,
+    op: str,
+    stored: list[dict[str, Any]],
+    reason: CompletionReason,
+    total: int,
+    *,
+    limit: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JournalEntry:
+    """Write the batch's entry (a new one, or the next revision of ``previous``) with its items as
+    ``stored_item`` gives them (an item may hold a ``ref`` to a blob instead of its ``text``), at most
+    ``limit`` bytes in all (by default a step result's limit)."""
+    what = f"result of {kind.value} {name!r}"
+    text = serde.encode({"all": stored, "completionReason": reason.value}, what=what)
+    seq = previous.seq if previous is not None else r.journal.new_seq()
+    inline, ref = r.inv.engine_call(
+        payloads.store, r.inv.env, text, r.inv.blob_key("results", seq, 1), what=what, limit=limit
+    )
+    now = r.inv.now()
+    failed = reason is CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+    entry = JournalEntry(
+        seq,
+        kind,
+        name,
+        EntryStatus.FAILED if failed else EntryStatus.COMPLETE,
+        previous.started_at if previous is not None else now,
+        ended_at=now,
+        result=inline,
+        result_ref=ref,
+        extra=(extra or {}) | {"reason": reason.value, "items": total},
+        op=op,
+    )
+    written = r.write(previous, entry)
+    succeeded = sum(1 for i in stored if i["status"] == BatchItemStatus.SUCCEEDED.value)
+    logger.info("batch ended", extra={"step": name, "reason": reason.value, "succeeded": succeeded})
+    return written
+
+
+def load_batch(r: Replay, entry: JournalEntry, name: str) -> BatchResult:
+    """The BatchResult a finished batch entry recorded."""
+    env = r.inv.env
+    data = r.inv.engine_call(payloads.load, env, entry.result, entry.result_ref)
+    items = [
+        BatchItem(
+            i["index"],
+            BatchItemStatus(i["status"]),
+            r.inv.engine_call(payloads.load, env, i.get("text"), i.get("ref")),
+            BatchError.from_dict(i["error"]) if i.get("error") else None,
+        )
+        for i in data["all"]
+    ]
+    return BatchResult(items, CompletionReason(data["completionReason"]), name)
 
 
 def outcome(result: BatchResult, kind: EntryKind) -> BatchResult:

@@ -254,6 +254,13 @@ class Invocation:
         """Send another instance (a child this run started) its wake-up."""
         send_wake(self.env, instance_id, at)
 
+    def wake_all(self, instance_ids: list[str], at: float) -> None:
+        """Send children this run started their wake-ups, in batches. One not sent is started by the
+        sweeper, which finds queued instances that never ran."""
+        missed = send_wakes(self.env, [(i, at) for i in instance_ids])
+        if missed:
+            logger.warning("wake-ups not sent; the sweeper starts them", extra={"count": len(missed)})
+
     def write_entry(self, entry: JournalEntry) -> None:
         self.engine_call(self.env.store.write_entry, self.instance.id, self.run_key, entry)
 

@@ -13,12 +13,17 @@ from framework.errors import PayloadTooLargeError
 ENVELOPE_BYTES = 1024
 
 
-def check(env: Environment, text: str, *, what: str, inline_room: int | None = None) -> bool:
-    """Raise PayloadTooLargeError if ``text`` may not be stored at all. Return True if it fits inline
-    (in ``inline_room`` bytes, by default the configured inline limit)."""
+def check(
+    env: Environment, text: str, *, what: str, inline_room: int | None = None, limit: int | None = None
+) -> bool:
+    """Raise PayloadTooLargeError if ``text`` may not be stored at all: if it is larger than ``limit``
+    (by default the configured result limit). Return True if it fits inline (in ``inline_room`` bytes,
+    by default the configured inline limit)."""
     size = len(text.encode())
     limits = env.settings
-    if size > limits.max_result_bytes + ENVELOPE_BYTES:
+    if limit is not None and size > limit:
+        raise PayloadTooLargeError(f"{what} is {size} bytes encoded; the limit is {limit}")
+    if limit is None and size > limits.max_result_bytes + ENVELOPE_BYTES:
         raise PayloadTooLargeError(
             f"{what} is {size} bytes encoded; the limit is {limits.max_result_bytes} "
             "(WORKFLOWS_MAX_RESULT_BYTES)"
@@ -35,10 +40,16 @@ def check(env: Environment, text: str, *, what: str, inline_room: int | None = N
 
 
 def store(
-    env: Environment, text: str, key: str, *, what: str, inline_room: int | None = None
+    env: Environment,
+    text: str,
+    key: str,
+    *,
+    what: str,
+    inline_room: int | None = None,
+    limit: int | None = None,
 ) -> tuple[str | None, str | None]:
     """Return ``(inline, ref)``: the text itself, or the blob key it was written under."""
-    if check(env, text, what=what, inline_room=inline_room):
+    if check(env, text, what=what, inline_room=inline_room, limit=limit):
         return text, None
     assert env.blobs is not None
     env.blobs.put(key, text.encode())

@@ -340,13 +340,17 @@ class Step:
         self,
         name: str,
         items: Sequence[Any],
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | str | Workflow,
         *,
         max_concurrency: int | None = None,
         min_successful: int | None = None,
         tolerated_failures: int | str | None = None,
     ) -> Any:
-        """Run ``fn(step, item, index)`` for each item, each as a child scope; as ``parallel`` does."""
+        """Run ``fn(step, item, index)`` for each item, each as a child scope; as ``parallel`` does.
+        With a workflow (its name, or the registered workflow) instead of ``fn``, run each item as a
+        child instance of it, the item its params, at most ``max_concurrency`` (by default 100) at
+        once, each in invocations of its own; the results are the children's outputs."""
+        from framework.api.registry import Workflow
         from framework.engine import compose
 
         check_name(name, what="map")
@@ -355,6 +359,9 @@ class Step:
                 f"items of map {name!r} must be a sequence such as a list (a set's order is not fixed), "
                 f"got {type(items).__name__}"
             )
+        if isinstance(fn, str | Workflow):
+            return self._fan_out(name, fn if isinstance(fn, str) else fn.name, list(items),
+                                 max_concurrency, min_successful, tolerated_failures)  # fmt: skip
         compose.check_code(f"the function of map {name!r}", fn, sync=self._scheduler is None)
         items = list(items)
         codes = [compose.branch_code(self, fn, item, index, items) for index, item in enumerate(items)]
@@ -384,6 +391,26 @@ class Step:
         if self._scheduler is None:
             return compose.run_sync(batch)
         return compose.run_async(self._scheduler, batch)
+
+    def _fan_out(
+        self,
+        name: str,
+        workflow: str,
+        items: list[Any],
+        max_concurrency: Any,
+        min_successful: Any,
+        tolerated_failures: Any,
+    ) -> Any:
+        from framework.api.batch import CompletionPolicy, check_concurrency
+        from framework.engine.ops import fanout
+
+        what = f"map {name!r}"
+        fanout.check_items(name, len(items))
+        policy = CompletionPolicy.of(what, len(items), min_successful, tolerated_failures)
+        limit = check_concurrency(what, max_concurrency) or fanout.DEFAULT_CONCURRENCY
+        self._r.inv.env.registry.get(workflow)  # an unknown workflow fails here, before anything runs
+        claim = self._r.claim(EntryKind.MAP, name)
+        return self._perform(fanout.run(self._r, claim, name, workflow, items, policy, limit))
 
     # -- driving -----------------------------------------------------------------------------------
     def _perform(self, operation: Operation) -> Any:

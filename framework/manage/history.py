@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from framework.backends.environment import Environment
-from framework.core import serde
 from framework.core.durations import from_epoch
 from framework.core.records import EntryKind, EntryStatus, EventRecord, JournalEntry
 from framework.engine import payloads
+from framework.engine.ops import fanout
 
 RESULT_KINDS = frozenset({EntryKind.STEP, EntryKind.CHILD, EntryKind.CONDITION, EntryKind.INVOKE})
 
@@ -45,6 +45,8 @@ class HistoryEntry:
     event_type: str | None = None
     payload: Any = None
     child_id: str | None = None
+    # A map over a workflow: its workflow, item count, and how many items wait, run, succeeded, failed.
+    progress: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
@@ -76,6 +78,8 @@ class HistoryEntry:
             data |= {"result": self.result, "error": self.error, "wake_at": when(self.wake_at)}
         if self.kind == EntryKind.INVOKE:
             data["child_id"] = self.child_id
+        if self.progress is not None:
+            data["progress"] = self.progress
         return data
 
 
@@ -111,7 +115,15 @@ def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEnt
         event_type=entry.extra.get("event_type") if entry.kind is not EntryKind.INVOKE else None,
         payload=payload,
         child_id=entry.extra.get("child_id") if entry.kind is EntryKind.INVOKE else None,
+        progress=_progress(entry),
     )
+
+
+def _progress(entry: JournalEntry) -> dict[str, Any] | None:
+    state = entry.extra.get("state")
+    if entry.kind is not EntryKind.MAP or not isinstance(state, str):
+        return None
+    return {"workflow": entry.extra.get("workflow")} | fanout.progress(state)
 
 
 def _error(entry: JournalEntry) -> dict[str, str] | None:
@@ -131,8 +143,8 @@ def _result(env: Environment, entry: JournalEntry) -> Any:
     ):
         data = payloads.load(env, entry.result, entry.result_ref)
         items = [
-            {k: v for k, v in item.items() if k != "text"}
-            | {"result": None if item.get("text") is None else serde.decode(item["text"])}
+            {k: v for k, v in item.items() if k not in ("text", "ref")}
+            | {"result": payloads.load(env, item.get("text"), item.get("ref"))}
             for item in data["all"]
         ]
         return {"all": items, "completionReason": data["completionReason"]}
