@@ -253,13 +253,13 @@ def main(argv: list[str] | None = None) -> None:
         print_chain(doc)
     else:
         doc = {k: v for k, v in previous.items() if k != "workloads"}
-    workloads = dict(previous.get("workloads", {}))
+    doc["workloads"] = dict(previous.get("workloads", {}))
     for name in peers_map.WORKLOADS:
         if name in names:
             print(f"\nPeers, {name}: 1 warm-up + {runs} interleaved rounds")
-            workloads[name] = peers_map.measure(name, runs)
-            peers_map.print_workload(name, workloads[name])
-    doc["workloads"] = workloads
+            doc["workloads"][name] = peers_map.measure(name, runs)
+            peers_map.print_workload(name, doc["workloads"][name])
+            RESULTS.write_text(json.dumps(doc, indent=2) + "\n")  # a long run keeps what it measured
     doc["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
     from bench.peers_doc import refresh
