@@ -264,12 +264,17 @@ WORKLOADS: dict[str, tuple[int, int, tuple[int, ...], str, dict[str, tuple[str, 
 
 
 def spread(values: list[float], digits: int = 3) -> dict[str, Any]:
-    """``values`` rounded, with their median, min and max."""
+    """``values`` to ``digits`` significant figures (a ratio of 0.0123 keeps its digits), with their
+    median, min and max."""
+
+    def sig(v: float) -> float:
+        return float(f"{v:.{digits}g}")
+
     return {
-        "per_round": [round(v, digits) for v in values],
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
+        "per_round": [sig(v) for v in values],
+        "median": sig(statistics.median(values)),
+        "min": sig(min(values)),
+        "max": sig(max(values)),
     }
 
 
@@ -277,7 +282,7 @@ def over_ours(ours: list[float], theirs: list[float]) -> dict[str, Any]:
     """Their wall time over ours, round by round (both ran in the same round), as ``spread``."""
     if len(ours) != len(theirs) or not ours:
         raise ValueError(f"rounds do not pair: {len(ours)} of ours, {len(theirs)} of theirs")
-    return spread([t / o for o, t in zip(ours, theirs, strict=True)], 2)
+    return spread([t / o for o, t in zip(ours, theirs, strict=True)])
 
 
 def per_unit(runs: list[Measured], units: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bench.peers_map import Measured, case_figures, over_ours, per_unit, spread
 
 def test_spread_rounds_and_takes_median_min_max() -> None:
     assert spread([3.0, 1.0, 2.0004]) == {"per_round": [3.0, 1.0, 2.0], "median": 2.0, "min": 1.0, "max": 3.0}
+    assert spread([0.012345, 0.0091])["per_round"] == [0.0123, 0.0091]  # significant figures, not places
 
 
 def test_over_ours_is_their_wall_over_ours_round_by_round() -> None:
