@@ -74,9 +74,9 @@ def workloads_section(doc: dict[str, Any]) -> list[str]:
         "Each peer's wall time over ours in the same round (above 1: slower than ours), median (min to "
         "max) of the rounds; ours' calls are counted in the timed runs themselves (botocore `before-call` "
         "hooks), per map item or per parallel instance, the create's included. moto's TransactWriteItems "
-        "deep-copies the table once per action of a transaction (its rollback), so its time grows with "
-        "the table, as DynamoDB's does not: the share of ours' wall spent there is shown where ours "
-        "makes transactions.",
+        "copies each table it touches, for its rollback (moto copies once per action; the bench keeps one "
+        "copy per table), so its time grows with the table, as DynamoDB's does not: the share of ours' "
+        "wall spent there is shown where ours makes transactions.",
         "",
     ]
     for name, part in workloads.items():
