@@ -1,4 +1,5 @@
-"""`make bench-peers`: the chain workload on DBOS, the AWS durable functions test runner and ours.
+"""`make bench-peers`: the chain workload on DBOS, the AWS durable functions test runner and ours; the
+map and parallel workloads (bench/peers_map.py) on the AWS runner and ours.
 
 Runs only in ``.venv-peers``: the peers are imported lazily here and nowhere else, so ``make bench``
 never needs them. A measured run is ``INSTANCES`` instances of a ``STEPS``-step chain, one instance after
@@ -231,13 +232,52 @@ def targets(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else RUNS
-    print(f"Peers: {INSTANCES} instances x {STEPS} steps, sequential; 1 warm-up + {runs} interleaved rounds")
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.peers [RUNS] [chain|map|parallel ...]``: the named workloads (all by default);
+    those not run keep their figures from the last peers.json."""
+    from bench import peers_map
+
+    args = sys.argv[1:] if argv is None else argv
+    runs = next((int(a) for a in args if a.isdigit()), RUNS)
+    names = [a for a in args if not a.isdigit()] or ["chain", *peers_map.WORKLOADS]
+    unknown = set(names) - {"chain", *peers_map.WORKLOADS}
+    if unknown:
+        raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    doc = measure(runs)
+    previous = _previous()
+    if "chain" in names:
+        print(
+            f"Peers: {INSTANCES} instances x {STEPS} steps, sequential; 1 warm-up + {runs} interleaved rounds"
+        )
+        doc = measure(runs)
+        print_chain(doc)
+    else:
+        doc = {k: v for k, v in previous.items() if k != "workloads"}
+    doc["workloads"] = dict(previous.get("workloads", {}))
+    for name in peers_map.WORKLOADS:
+        if name in names:
+            print(f"\nPeers, {name}: 1 warm-up + {runs} interleaved rounds")
+            doc["workloads"][name] = peers_map.measure(name, runs)
+            peers_map.print_workload(name, doc["workloads"][name])
+            RESULTS.write_text(json.dumps(doc, indent=2) + "\n")  # a long run keeps what it measured
     doc["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    from bench.peers_doc import refresh
+
+    written = refresh()
+    print(f"took {doc['elapsed_seconds']} s; written to bench/{RESULTS.name}, and its map and parallel part")
+    print(f"to {written.name} (its other parts: `make bench`)")
+
+
+def _previous() -> dict[str, Any]:
+    try:
+        found = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def print_chain(doc: dict[str, Any]) -> None:
     print(f"\n{'system':<41} {'median':>7} {'min':>7} {'max':>7}  steps/s {'per CPU-s':>9}  versions")
     for entry in doc["systems"].values():
         pins = ", ".join(f"{d} {v}" for d, v in entry["versions"].items())
@@ -253,7 +293,6 @@ def main() -> None:
         ratios = target.get("ours_over_peer_per_round")
         note = f"; ours/peer per round {ratios}" if ratios else ""
         print(f"{target['verdict']:<4}  {name} (steps/s medians){note}")
-    print(f"took {doc['elapsed_seconds']} s; written to bench/{RESULTS.name}")
 
 
 if __name__ == "__main__":

@@ -744,7 +744,9 @@ def _peers(results: dict[str, Any], peers: dict[str, Any] | None, images: _Image
             "the same rounds.",
             "",
         ]
-    return out
+    from bench.peers_doc import workloads_section
+
+    return out + workloads_section(peers)
 
 
 def write(results_path: Path = RESULTS, peers_path: Path = PEERS, doc: Path = DOC) -> Path:
