@@ -3,8 +3,7 @@
 - ``map``: one instance mapping ``MAP_ITEMS`` items, each item one step returning ``{"i": item}``, at
   each of ``CONCURRENCY``. AWS: ``context.map`` with ``MapConfig(max_concurrency=N)``. Ours: a parent
   whose ``step.map`` runs each item as a child instance of the registered workflow ``bench-item``, its
-  params ``{"i": item}`` (see ``OUR_MAP_FORM``). Timed with moto's transaction backup taken once per
-  table (``moto_transactions``), and the time left in moto's TransactWriteItems reported.
+  params ``{"i": item}`` (see ``OUR_MAP_FORM``).
 - ``parallel``: ``PARALLEL_INSTANCES`` instances, one after another, of ``BRANCHES`` branches of one
   step each. AWS: ``context.parallel``; ours: ``step.parallel``.
 
@@ -18,14 +17,10 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 from framework import Step, WorkflowEvent, workflow
 
@@ -90,42 +85,6 @@ class Measured:
     wall: float
     calls: Counter[str] = field(default_factory=Counter)
     invocations: int = 0
-    moto_transactions: float = 0.0  # seconds of the wall inside moto's TransactWriteItems
-
-
-@contextmanager
-def moto_transactions() -> Iterator[list[float]]:
-    """Time moto's TransactWriteItems, and take its backup of a table once per transaction. moto copies
-    every table that a transaction touches before applying any action (for its rollback), once per
-    action: a 25-child create (50 actions) copied the whole table 50 times, each copy as long as the
-    table. Copies taken before any action applies are the same, so one per table is kept; each still
-    grows with the table, unlike DynamoDB's cost: the list holds the seconds spent in the call so far."""
-    import copy
-
-    from moto.dynamodb import models
-
-    spent = [0.0]
-    real = models.DynamoDBBackend.transact_write_items
-
-    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
-        copies: dict[int, Any] = {}
-
-        def deepcopy(obj: Any, *rest: Any) -> Any:
-            if not isinstance(obj, models.Table):
-                return copy.deepcopy(obj, *rest)
-            if id(obj) not in copies:
-                copies[id(obj)] = copy.deepcopy(obj, *rest)
-            return copies[id(obj)]
-
-        started = time.perf_counter()
-        try:
-            with mock.patch.object(models, "copy", SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)):
-                return real(self, *args, **kwargs)
-        finally:
-            spent[0] += time.perf_counter() - started
-
-    with mock.patch.object(models.DynamoDBBackend, "transact_write_items", timed):
-        yield spent
 
 
 Run = Callable[[int, int], Measured]  # (size, max_concurrency) -> one run on fresh state
@@ -137,7 +96,7 @@ def ours_map() -> Run:
 
     def run(items: int, concurrency: int) -> Measured:
         params = {"items": items, "max_concurrency": concurrency, "form": OUR_MAP_FORM}
-        with LocalRuntime(workflows=[item_flow, map_flow]) as rt, moto_transactions() as moto:
+        with LocalRuntime(workflows=[item_flow, map_flow]) as rt:
             with Stopwatch() as watch:
                 handle = rt.client.create(MAP, params, id="bench-map")
                 rt.run_until_idle()
@@ -147,7 +106,7 @@ def ours_map() -> Run:
             raise RuntimeError(
                 f"ours: the map ended {status.status} with {status.output!r} results: {status.error}"
             )
-        return Measured(watch.wall, calls, invocations, moto[0])
+        return Measured(watch.wall, calls, invocations)
 
     return run
 
@@ -297,8 +256,6 @@ def per_unit(runs: list[Measured], units: int) -> dict[str, Any]:
         "worker_invocations_per_unit": round(max(invocations), 3),
         "calls_per_unit": {op: round(n / units, 3) for op, n in sorted(worst.calls.items()) if n},
     }
-    if any(r.moto_transactions for r in runs):
-        found["moto_transaction_share"] = spread([r.moto_transactions / r.wall for r in runs], 2)
     if len(set(dynamodb)) > 1:
         found["dynamodb_calls_per_unit_per_round"] = [round(v, 3) for v in dynamodb]
     if len(set(invocations)) > 1:

@@ -129,35 +129,3 @@ def test_the_full_render_and_the_splice_agree() -> None:
     full = perfdoc.render({"sections": []}, _doc(), images)
     assert full.count(HEADING) == 1
     assert splice(full, workloads_section(_doc())) == full
-
-
-def test_moto_transactions_still_roll_back_and_are_timed() -> None:
-    import boto3
-    from botocore.exceptions import ClientError
-    from moto import mock_aws
-
-    from bench.peers_map import moto_transactions
-
-    def put(key: str) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": "t",
-                "Item": {"pk": {"S": key}},
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-
-    with mock_aws(), moto_transactions() as spent:
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        db.create_table(
-            TableName="t",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        db.transact_write_items(TransactItems=[put("a"), put("b")])
-        with pytest.raises(ClientError, match="TransactionCanceled"):
-            db.transact_write_items(TransactItems=[put("c"), put("a")])  # "a" exists: "c" is rolled back
-        keys = sorted(i["pk"]["S"] for i in db.scan(TableName="t")["Items"])
-    assert keys == ["a", "b"]
-    assert spent[0] > 0
