@@ -42,6 +42,12 @@ def format_timeline(status: InstanceStatus, history: list[HistoryEntry]) -> str:
             lines.append(f"{_offset(entry.wake_at, start)}   wakes")
         if entry.kind == "invoke":
             lines.append(f"{'':11}   child instance: {entry.child_id}")
+        if entry.progress is not None:  # a map over a workflow
+            p = entry.progress
+            counts = ", ".join(
+                f"{p[k]} {k}" for k in ("waiting", "running", "succeeded", "failed", "stopped")
+            )
+            lines.append(f"{'':11}   {p['items']} children of {p['workflow']}: {counts}")
         if entry.kind in ("step", "callback", "invoke") and entry.status == "complete":
             lines.append(f"{'':11}   result: {_short(entry.result)}")
         if entry.kind == "invoke" and entry.error:

@@ -378,6 +378,10 @@ def test_history_shows_the_map_with_its_progress() -> None:
     assert entry["status"] == "waiting"
     progress = {"workflow": "item", "items": 4, "waiting": 0, "running": 1, "succeeded": 3}
     assert entry["progress"] == progress | {"failed": 0, "stopped": 0}
+    from framework.manage.timeline import format_timeline
+
+    text = format_timeline(inst.status(), inst.history())
+    assert "4 children of item: 0 waiting, 1 running, 3 succeeded, 0 failed, 0 stopped" in text
 
 
 pytestmark = pytest.mark.filterwarnings("ignore")
