@@ -34,6 +34,7 @@ from framework.core.logs import logger
 from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEntry
 from framework.engine import payloads
 from framework.engine.identity import CURRENT, Scope
+from framework.engine.step_functions import positional_count
 from framework.errors import BatchFailedError, InvalidConfigError, rebuilt_error
 
 if TYPE_CHECKING:
@@ -340,19 +341,9 @@ async def run_async(scheduler: Scheduler, batch: Batch) -> BatchResult:
 def branch_code(step: Any, fn: Callable[..., Any], *args: Any) -> Code:
     """How to call ``fn`` of a branch or item: with ``step`` and then ``args``, as many as its
     positional parameters take."""
-    take = _positional(fn)
+    take = positional_count(fn)
     given = (step, *args)
     return lambda: fn(*given[: min(take, len(given))])
-
-
-def _positional(fn: Callable[..., Any]) -> int:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 99
-    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def check_code(what: str, fn: Any, *, sync: bool) -> None:
