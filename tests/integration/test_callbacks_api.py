@@ -151,3 +151,73 @@ def test_the_inbox_actions_and_a_redelivered_outcome(rt: LocalRuntime) -> None:
     assert again == {"batchItemFailures": []}
     rt.advance("1 second")
     assert rt.client.get("cb-inbox").status().output == "via inbox"
+
+
+def _cli(rt: LocalRuntime, *argv: str) -> int:
+    from framework import cli
+
+    return cli.main([*argv, "--table", rt.table_name, "--queue-url", rt.queue_url])
+
+
+def test_the_cli_sends_a_result_and_a_second_is_refused(
+    rt: LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = started(rt, "cb-cli")
+    assert _cli(rt, "callback", "success", cid, '{"paid": 12.5}') == 0
+    assert capsys.readouterr().out == "callback success sent\n"
+    assert _cli(rt, "callback", "success", cid, "2", "--json") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("workflows: CallbackCompletedError: ") and err.count("\n") == 1, err
+    rt.advance("1 second")
+    assert rt.client.get("cb-cli").status().output == {"paid": 12.5}
+
+
+def test_the_cli_sends_a_result_from_a_file_or_none(rt: LocalRuntime, tmp_path: Any) -> None:
+    cid = started(rt, "cb-cli-file")
+    (tmp_path / "r.json").write_text('["a", 1]')
+    assert _cli(rt, "callback", "success", cid, f"@{tmp_path / 'r.json'}") == 0
+    rt.advance("1 second")
+    assert rt.client.get("cb-cli-file").status().output == ["a", 1]
+    cid = started(rt, "cb-cli-none")
+    assert _cli(rt, "callback", "success", cid) == 0
+    rt.advance("1 second")
+    st = rt.client.get("cb-cli-none").status()
+    assert st.status == "complete" and st.output is None
+
+
+def test_the_cli_fails_a_callback(rt: LocalRuntime, capsys: pytest.CaptureFixture[str]) -> None:
+    cid = started(rt, "cb-cli-fail")
+    argv = ("callback", "failure", cid, "--error-type", "Declined", "--message", "no funds", "--json")
+    assert _cli(rt, *argv) == 0
+    assert json.loads(capsys.readouterr().out) == {"callback_id": cid, "sent": "failure"}
+    rt.advance("1 second")
+    st = rt.client.get("cb-cli-fail").status()
+    assert st.status == "errored" and st.error is not None and st.error["name"] == "CallbackFailedError"
+    entry = rt.client.get("cb-cli-fail").history()[0].as_dict()
+    assert entry["error"] == {"name": "Declined", "message": "no funds"}, entry
+
+
+def test_the_cli_sends_a_heartbeat(rt: LocalRuntime, capsys: pytest.CaptureFixture[str]) -> None:
+    cid = started(rt, "cb-cli-beat", {"heartbeat": "5 minutes"})
+    assert _cli(rt, "callback", "heartbeat", cid) == 0
+    assert capsys.readouterr().out == "callback heartbeat sent\n"
+    assert [e.type for e in events_of(rt, "cb-cli-beat")] == ["$heartbeat"]
+    assert _cli(rt, "callback", "heartbeat", "not-an-id") == 1
+    assert capsys.readouterr().err.startswith("workflows: CallbackNotFoundError: ")
+
+
+@pytest.mark.parametrize("text", ["{bad", "", "@/no/such/file.json"])
+def test_the_cli_refuses_a_result_that_is_not_json_with_a_usage_error(
+    rt: LocalRuntime, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = started(rt, "cb-cli-bad")
+    with pytest.raises(SystemExit) as exited:
+        _cli(rt, "callback", "success", cid, text)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument RESULT_JSON: " in err and "Traceback" not in err, err
+    assert "not JSON" in err or "cannot read" in err
+    assert events_of(rt, "cb-cli-bad") == []  # nothing sent
+    with pytest.raises(SystemExit) as exited:
+        _cli(rt, "callback", "failure", cid)  # --error-type is required
+    assert exited.value.code == 2
