@@ -230,9 +230,9 @@ class Invocation:
         self._pause = current.pause_requested
         return self._pause
 
-    def events(self, event_type: str) -> list[EventRecord]:
-        """The run's events of one type, read once per invocation."""
-        if event_type not in self._events:
+    def events(self, event_type: str, *, fresh: bool = False) -> list[EventRecord]:
+        """The run's events of one type, read once per invocation (``fresh``: read again now)."""
+        if fresh or event_type not in self._events:
             self._events[event_type] = self.engine_call(
                 self.env.store.load_events, self.instance.id, self.run_key, event_type
             )
