@@ -2,8 +2,9 @@
 
 Every error is JSON ``{"error": "<Name>", "message": "..."}``: 400 bad input, 404 unknown workflow,
 instance or route, 405 a known path with another method, 409 duplicate id or invalid state, 413
-oversized body, 415 not JSON, 422 params that fail the workflow's model. A 500 is a bug, logged with
-its traceback. Bodies, params and payloads are never logged.
+oversized body, 415 not JSON, 422 params that fail the workflow's model, 503 a write DynamoDB throttled
+through every retry. A 500 is a bug, logged with its traceback. Bodies, params and payloads are never
+logged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from framework import (
     InvalidStateError,
     PayloadTooLargeError,
     SerializationError,
+    ThrottledError,
     WorkflowError,
     WorkflowNotFoundError,
 )
@@ -51,6 +53,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (InstanceNotFoundError, 404),
     (CallbackNotFoundError, 404),
     (InstanceAlreadyExistsError, 409),
+    (ThrottledError, 503),
     (InvalidStateError, 409),
     (PayloadTooLargeError, 413),
     (InvalidInstanceIdError, 400),
@@ -168,6 +171,7 @@ ERRORS = {
     413: "body over 1 MiB, or a payload over its limit",
     415: "body not sent as application/json",
     422: "params that fail the workflow's model (details: pydantic's errors)",
+    503: "DynamoDB throttled the write through every retry; nothing was written",
 }
 
 
@@ -293,7 +297,7 @@ def _accepted() -> Response[str]:
 
 @app.post(
     "/callbacks/<callback_id>/success",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415),
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
 )
 def callback_success(
     callback_id: Annotated[str, Path()], body: Annotated[CallbackSuccess, Body()]
@@ -304,7 +308,7 @@ def callback_success(
 
 @app.post(
     "/callbacks/<callback_id>/failure",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415),
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
 )
 def callback_failure(
     callback_id: Annotated[str, Path()], body: Annotated[CallbackFailure, Body()]
@@ -314,7 +318,8 @@ def callback_failure(
 
 
 @app.post(
-    "/callbacks/<callback_id>/heartbeat", responses=_responses(202, CallbackAccepted, "accepted", 404, 409)
+    "/callbacks/<callback_id>/heartbeat",
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 503),
 )
 def callback_heartbeat(callback_id: Annotated[str, Path()]) -> Response[str]:
     default_client().send_callback_heartbeat(callback_id)
