@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from framework import (
     CallbackNotFoundError,
@@ -259,14 +259,27 @@ def resume(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "resume")
 
 
+class TerminateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rollback: StrictBool = Field(
+        default=False, description="run the registered undos first (status rollingBack), then terminate"
+    )
+
+
 @app.post("/instances/<instance_id>/terminate", responses=_responses(202, Accepted, "accepted", 404, 409))
 def terminate(
     instance_id: Annotated[str, Path()],
     rollback: Annotated[
-        bool, Query(description="run the registered undos first (status rollingBack), then terminate")
-    ] = False,
+        bool | None, Query(description="run the registered undos first (status rollingBack), then terminate")
+    ] = None,
+    body: Annotated[TerminateRequest | None, Body()] = None,
 ) -> Response[str]:
-    options = {"rollback": True} if rollback else {}  # a plain terminate keeps its plain call
+    """``rollback`` from the query or the body (``{"rollback": true}``); both may say it, if alike."""
+    in_body = body.rollback if body is not None and "rollback" in body.model_fields_set else None
+    if None not in (rollback, in_body) and rollback != in_body:
+        return _error(400, "BadRequest", "rollback: the query and the body give different values")
+    wanted = bool(rollback or in_body)
+    options = {"rollback": True} if wanted else {}  # a plain terminate keeps its plain call
     return _control(instance_id, "terminate", **options)
 
 
