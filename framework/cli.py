@@ -104,6 +104,28 @@ def cmd_control(args: argparse.Namespace) -> None:
     _accepted(args, args.id, f"{args.command} requested")
 
 
+def cmd_callback(args: argparse.Namespace) -> None:
+    client = _client(args)
+    if args.action == "success":
+        client.send_callback_success(args.callback_id, args.result)
+    elif args.action == "failure":
+        client.send_callback_failure(args.callback_id, args.error_type, args.message)
+    else:
+        client.send_callback_heartbeat(args.callback_id)
+    if args.json:
+        print(json.dumps({"callback_id": args.callback_id, "sent": args.action}))
+    else:
+        print(f"callback {args.action} sent")
+
+
+def _json_value(text: str) -> Any:
+    """An argparse type: JSON text, or ``@`` and a file to read it from; else a usage error (exit 2)."""
+    try:
+        return _read_json(text, "the result")
+    except CliError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     page = _client(args).list(
         workflow=args.workflow, status=args.status, limit=args.limit, cursor=args.cursor
@@ -175,6 +197,31 @@ def _prefix(text: str) -> str:
     return text
 
 
+def _callback_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``callback success|failure|heartbeat CALLBACK_ID ...``: one subcommand per kind of send."""
+    callback = commands.add_parser("callback", help="send a callback its result, failure or heartbeat")
+    actions = callback.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("success", "complete a callback with a result"),
+        ("failure", "fail a callback"),
+        ("heartbeat", "keep a callback with a heartbeat timeout alive"),
+    ):
+        sub = actions.add_parser(action, parents=[common], help=help_text)
+        sub.set_defaults(run=cmd_callback)
+        sub.add_argument("callback_id", metavar="CALLBACK_ID")
+        if action == "success":
+            sub.add_argument(
+                "result",
+                metavar="RESULT_JSON",
+                nargs="?",
+                type=_json_value,
+                help="JSON, or @file (default: null)",
+            )
+        elif action == "failure":
+            sub.add_argument("--error-type", required=True, help="the error's name, 1 to 256 characters")
+            sub.add_argument("--message", default="", help="at most 4096 characters (default: none)")
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON")
@@ -208,6 +255,7 @@ def parser() -> argparse.ArgumentParser:
             control.add_argument(
                 "--rollback", action="store_true", help="run the registered undos first, then terminate"
             )
+    _callback_parser(commands, common)
     listing = command("list", cmd_list, "list instances, newest first")
     listing.add_argument("--workflow")
     listing.add_argument("--status")

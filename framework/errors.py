@@ -144,6 +144,11 @@ class InstanceBusyError(InvalidStateError):
     transaction conflicts), through every retry. Nothing was written: try again."""
 
 
+class ThrottledError(InstanceBusyError):
+    """DynamoDB throttled a write (its throughput or request limits) through every retry, botocore's and
+    the store's. Nothing was written: try again later."""
+
+
 class InvalidConfigError(WorkflowError, ValueError):
     """A step config, duration, step name or datetime is invalid. Raised where it is defined."""
 

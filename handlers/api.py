@@ -2,8 +2,9 @@
 
 Every error is JSON ``{"error": "<Name>", "message": "..."}``: 400 bad input, 404 unknown workflow,
 instance or route, 405 a known path with another method, 409 duplicate id or invalid state, 413
-oversized body, 415 not JSON, 422 params that fail the workflow's model. A 500 is a bug, logged with
-its traceback. Bodies, params and payloads are never logged.
+oversized body, 415 not JSON, 422 params that fail the workflow's model, 503 a write DynamoDB throttled
+through every retry. A 500 is a bug, logged with its traceback. Bodies, params and payloads are never
+logged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from framework import (
     CallbackNotFoundError,
@@ -31,6 +32,7 @@ from framework import (
     InvalidStateError,
     PayloadTooLargeError,
     SerializationError,
+    ThrottledError,
     WorkflowError,
     WorkflowNotFoundError,
 )
@@ -51,6 +53,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (InstanceNotFoundError, 404),
     (CallbackNotFoundError, 404),
     (InstanceAlreadyExistsError, 409),
+    (ThrottledError, 503),
     (InvalidStateError, 409),
     (PayloadTooLargeError, 413),
     (InvalidInstanceIdError, 400),
@@ -168,6 +171,7 @@ ERRORS = {
     413: "body over 1 MiB, or a payload over its limit",
     415: "body not sent as application/json",
     422: "params that fail the workflow's model (details: pydantic's errors)",
+    503: "DynamoDB throttled the write through every retry; nothing was written",
 }
 
 
@@ -255,14 +259,27 @@ def resume(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "resume")
 
 
+class TerminateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rollback: StrictBool = Field(
+        default=False, description="run the registered undos first (status rollingBack), then terminate"
+    )
+
+
 @app.post("/instances/<instance_id>/terminate", responses=_responses(202, Accepted, "accepted", 404, 409))
 def terminate(
     instance_id: Annotated[str, Path()],
     rollback: Annotated[
-        bool, Query(description="run the registered undos first (status rollingBack), then terminate")
-    ] = False,
+        bool | None, Query(description="run the registered undos first (status rollingBack), then terminate")
+    ] = None,
+    body: Annotated[TerminateRequest | None, Body()] = None,
 ) -> Response[str]:
-    options = {"rollback": True} if rollback else {}  # a plain terminate keeps its plain call
+    """``rollback`` from the query or the body (``{"rollback": true}``); both may say it, if alike."""
+    in_body = body.rollback if body is not None and "rollback" in body.model_fields_set else None
+    if None not in (rollback, in_body) and rollback != in_body:
+        return _error(400, "BadRequest", "rollback: the query and the body give different values")
+    wanted = bool(rollback or in_body)
+    options = {"rollback": True} if wanted else {}  # a plain terminate keeps its plain call
     return _control(instance_id, "terminate", **options)
 
 
@@ -293,7 +310,7 @@ def _accepted() -> Response[str]:
 
 @app.post(
     "/callbacks/<callback_id>/success",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415),
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
 )
 def callback_success(
     callback_id: Annotated[str, Path()], body: Annotated[CallbackSuccess, Body()]
@@ -304,7 +321,7 @@ def callback_success(
 
 @app.post(
     "/callbacks/<callback_id>/failure",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415),
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
 )
 def callback_failure(
     callback_id: Annotated[str, Path()], body: Annotated[CallbackFailure, Body()]
@@ -314,7 +331,8 @@ def callback_failure(
 
 
 @app.post(
-    "/callbacks/<callback_id>/heartbeat", responses=_responses(202, CallbackAccepted, "accepted", 404, 409)
+    "/callbacks/<callback_id>/heartbeat",
+    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 503),
 )
 def callback_heartbeat(callback_id: Annotated[str, Path()]) -> Response[str]:
     default_client().send_callback_heartbeat(callback_id)

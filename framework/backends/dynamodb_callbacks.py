@@ -3,6 +3,11 @@ checks the callback's journal entry (its token, still waiting), and puts the eve
 
 On success that is one GetItem (the run's incarnation, which the id does not hold) and one
 TransactWriteItems of three items. A refused send reads the entry once more to say why.
+
+A throttled call (the table's throughput, or a request limit) is retried by botocore; a transaction
+cancelled for a throttled item, which botocore does not retry, is retried here. A throttle that lasts
+through them raises ThrottledError, never botocore's error: nothing was written, as a transaction writes
+all of its items or none.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from framework.backends import dynamodb_conflicts
 from framework.backends.callbacks import already_sent, check_callback
+from framework.backends.dynamodb_conflicts import BASE_DELAY
 from framework.backends.dynamodb_items import entry_from, entry_key, event_sk, to_av
 from framework.backends.dynamodb_manage import TableBase
 from framework.core.callbacks import CallbackId
 from framework.core.records import FINISHED, EntryKind, EntryStatus, EventRecord, JournalEntry, RunKey
-from framework.errors import InvalidStateError
+from framework.errors import InvalidStateError, ThrottledError
 
 TRIES = 5  # the instance moved on between the read and the transaction (a release, a lease)
 RUN_IS_OPEN = (
@@ -27,6 +34,20 @@ RUN_IS_OPEN = (
 IS_WAITING_CALLBACK = "#kind = :callback AND #status = :waiting AND #extra.#token = :token"
 EVENT_IS_NEW = "attribute_not_exists(#sk)"
 EVENT_IS_OLDER = "attribute_not_exists(#sk) OR #sent_at < :sent_at"
+# What DynamoDB answers a throttled call with, and a transaction's reasons for a throttled item.
+THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+THROTTLED_ITEM = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def _throttled(exc: ClientError) -> bool:
+    """``exc`` is DynamoDB's answer to a throttled call, or a transaction cancelled for a throttled item."""
+    code = exc.response.get("Error", {}).get("Code")
+    if code in THROTTLED:
+        return True
+    reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
+    return code == "TransactionCanceledException" and bool(reasons & THROTTLED_ITEM)
 
 
 class CallbackTable(TableBase):
@@ -36,7 +57,18 @@ class CallbackTable(TableBase):
         return entry_from(item) if item else None
 
     def send_callback(self, callback: CallbackId, event: EventRecord, *, replace: bool = False) -> None:
-        for _ in range(TRIES):
+        try:
+            self._send_callback(callback, event, replace=replace)
+        except ClientError as exc:
+            if not _throttled(exc):
+                raise
+            raise ThrottledError(
+                f"DynamoDB throttled the send to a callback of instance {callback.instance_id!r} "
+                f"({exc.operation_name}); nothing was written: send it again later"
+            ) from exc
+
+    def _send_callback(self, callback: CallbackId, event: EventRecord, *, replace: bool) -> None:
+        for attempt in range(TRIES):
             current = self.get_instance(callback.instance_id)
             if current is None or current.run != callback.run:
                 check_callback(callback, current, None)  # raises: no instance, or another run
@@ -96,6 +128,11 @@ class CallbackTable(TableBase):
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if THROTTLED_ITEM & set(reasons):  # not an answer: nothing was written, try again
+                    if attempt == TRIES - 1:
+                        raise
+                    dynamodb_conflicts.pause(BASE_DELAY * 2**attempt)
+                    continue
             failed = [i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"]
             if failed == [2]:
                 if replace:

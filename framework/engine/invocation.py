@@ -8,14 +8,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from framework.api.registry import WorkflowEvent
 from framework.backends.environment import Environment, current
 from framework.backends.queue import MAX_DELAY_SECONDS
-from framework.backends.store import LeaseConflict, LeaseLost, Release, released
-from framework.core import serde
+from framework.backends.store import LeaseConflict, LeaseLost, Release
 from framework.core.durations import from_epoch
 from framework.core.faults import point
 from framework.core.logs import logger
@@ -29,7 +27,8 @@ from framework.core.records import (
     Status,
     tail_bytes,
 )
-from framework.engine import children, payloads
+from framework.engine import children, ending
+from framework.engine.ending import Outcome
 from framework.engine.step import Step
 from framework.errors import (
     InstanceBusyError,
@@ -57,17 +56,6 @@ class LeaseLostError(WorkflowError):
 
 class EngineFault(BaseException):
     """An AWS call of the engine failed inside a durable call. User ``except Exception`` must not see it."""
-
-
-class Outcome(StrEnum):
-    HOPPED = "hopped"  # an early hop of a long wait, sent on with no DynamoDB call
-    SKIPPED = "skipped"  # a duplicate, a stale wake-up, or a finished instance: nothing to do
-    SUSPENDED = "suspended"
-    PAUSED = "paused"
-    STOPPED = "stopped"  # terminated or restarted while it ran
-    RETRYING = "retrying"  # an AWS call failed: handed over to a wake-up after a backoff
-    COMPLETED = "completed"
-    ERRORED = "errored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +168,7 @@ def process_message(body: str, context: Any = None, env: Environment | None = No
         if conflict.current is None:
             raise BadMessageError(f"no instance {msg.id!r}") from None
         if children.needs_report(conflict.current):  # a child that died before it reported its end
-            _report_end(env, conflict.current)
+            children.report(env, conflict.current, lambda parent: send_wake(env, parent, None))
             return Outcome.SKIPPED
         logger.info("wake-up skipped", extra={"instance_id": msg.id, "status": conflict.current.status})
         return Outcome.SKIPPED
@@ -242,9 +230,9 @@ class Invocation:
         self._pause = current.pause_requested
         return self._pause
 
-    def events(self, event_type: str) -> list[EventRecord]:
-        """The run's events of one type, read once per invocation."""
-        if event_type not in self._events:
+    def events(self, event_type: str, *, fresh: bool = False) -> list[EventRecord]:
+        """The run's events of one type, read once per invocation (``fresh``: read again now)."""
+        if fresh or event_type not in self._events:
             self._events[event_type] = self.engine_call(
                 self.env.store.load_events, self.instance.id, self.run_key, event_type
             )
@@ -306,7 +294,7 @@ class Invocation:
             workflow = self.env.registry.get(inst.workflow)
             payload = workflow.decode_params(inst.params)
         except Exception as exc:
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+            return ending.finish(self, Status.ERRORED, error=ErrorInfo.of(exc))
         # A new instance has no journal yet: skip the read. The instance item may hold a few entries.
         journal = inst.with_tail(
             []
@@ -317,7 +305,7 @@ class Invocation:
             # Outside the try below: a failed write of the crash count is the engine's, not the workflow's.
             charge = self._count_crash(journal)
         except InvocationCrashedError as exc:
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc))
+            return ending.finish(self, Status.ERRORED, error=ErrorInfo.of(exc))
         step: Step | None = None
         try:
             step = Step(self, journal, charge, is_async=workflow.is_async)
@@ -334,14 +322,14 @@ class Invocation:
         except RollbackRequested:  # terminate(rollback=True), its undos run
             if self.failure is not None:
                 return self._engine_failed(self.failure)
-            failed = _undos_failed(step, None)
-            return self._finish(Status.TERMINATED, error=failed, tail=self._tail(step, TAIL_BYTES))
+            failed = ending.undos_failed(step, None)
+            return ending.finish(self, Status.TERMINATED, error=failed, tail=self._tail(step, TAIL_BYTES))
         except Exception as exc:
             if self.failure is not None:  # the workflow turned an engine failure into an error of its own
                 return self._engine_failed(self.failure)
-            error = _undos_failed(step, ErrorInfo.of(exc))
-            return self._finish(Status.ERRORED, error=error, tail=self._tail(step, TAIL_BYTES))
-        return self._complete(output, self._tail(step, TAIL_BYTES))
+            error = ending.undos_failed(step, ErrorInfo.of(exc))
+            return ending.finish(self, Status.ERRORED, error=error, tail=self._tail(step, TAIL_BYTES))
+        return ending.complete(self, output, self._tail(step, TAIL_BYTES))
 
     def _engine_failed(self, failure: BaseException) -> Outcome:
         """What an engine failure that reached the workflow's end ends in: a hand-over, a lost lease, or
@@ -424,14 +412,8 @@ class Invocation:
         except Exception as exc:
             logger.warning("taken events not deleted", extra={"error": type(exc).__name__})
 
-    def _report(self, child: InstanceRecord) -> None:
-        """Report a finished child's end to its parent. A failure is left to the sweeper."""
-        try:
-            _report_end(self.env, child)
-        except Exception as exc:
-            logger.warning("child's end not reported yet", extra={"error": type(exc).__name__})
-
-    def _release(self, release: Release) -> Status:
+    def release(self, release: Release) -> Status:
+        """Write the release, once: from then on the lease is no longer this invocation's."""
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
         status = self.env.store.release(self.lease, release)
         self._released = True
@@ -448,7 +430,7 @@ class Invocation:
         parked = due is not None
         # A sleep's entry rides along, while the instance item stays small (about 1 KB: one write unit).
         tail = self._tail(step, CARRY_BYTES - len(self.instance.params))
-        status = self._release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail))
+        status = self.release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail))
         self.env.journal_cache().keep(self.instance, step.entries(), self.lease.owner)  # all written
         self._forget_taken()
         if status is Status.PAUSED:
@@ -474,65 +456,6 @@ class Invocation:
             logger.warning("could not look for events sent meanwhile", extra={"error": type(exc).__name__})
             return True
         return False
-
-    def _complete(self, output: Any, tail: tuple[JournalEntry, ...]) -> Outcome:
-        what = f"output of workflow {self.instance.workflow!r}"
-        try:
-            text = serde.encode(output, what=what)
-            # The output shares the instance item with the params: it is inline only if both fit.
-            room = self.env.settings.inline_result_bytes - len(self.instance.params.encode())
-            inline, ref = payloads.store(
-                self.env, text, self.blob_key("outputs"), what=what, inline_room=room
-            )
-        except WorkflowError as exc:
-            return self._finish(Status.ERRORED, error=ErrorInfo.of(exc), tail=tail)
-        return self._finish(Status.COMPLETE, output=inline, output_ref=ref, tail=tail)
-
-    def _finish(
-        self,
-        status: Status,
-        *,
-        output: str | None = None,
-        output_ref: str | None = None,
-        error: ErrorInfo | None = None,
-        tail: tuple[JournalEntry, ...] | None = None,
-    ) -> Outcome:
-        now = self.now()
-        expires = int(now + self.env.settings.retention_days * 86400)
-        # A child keeps a due_at until it reported its end: if it dies first, the sweeper wakes it.
-        owed = now + self.env.settings.sweep_grace if self.instance.parent is not None else None
-        release = Release(
-            status,
-            now,
-            due_at=owed,
-            output=output,
-            output_ref=output_ref,
-            error=error,
-            expires_at=expires,
-            tail=self.instance.tail if tail is None else tail,
-        )
-        self._release(release)
-        if owed is not None:
-            self._report(released(self.lease, release))
-        if error is not None and status is not Status.TERMINATED:
-            logger.warning("instance errored", extra={"error": error.as_dict()})
-            return Outcome.ERRORED
-        logger.info("instance terminated" if status is Status.TERMINATED else "instance complete")
-        return Outcome.COMPLETED
-
-
-def _undos_failed(step: Step | None, error: ErrorInfo | None) -> ErrorInfo | None:
-    """``error``, with the undos that failed in the rollback before it named in its message."""
-    if step is None or not step.undos_failed:
-        return error
-    names = ", ".join(repr(n) for n in step.undos_failed)
-    if error is None:  # a terminate with rollback: the instance ends terminated, with this error
-        return ErrorInfo("UndoFailedError", f"undos failed during the rollback: {names}")
-    return ErrorInfo(error.name, f"{error.message} (undos failed during the rollback: {names})")
-
-
-def _report_end(env: Environment, child: InstanceRecord) -> None:
-    children.report(env, child, lambda parent: send_wake(env, parent, None))
 
 
 def _event(payload: Any, inst: InstanceRecord) -> WorkflowEvent:

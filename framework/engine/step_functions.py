@@ -7,6 +7,7 @@ decorated steps its parameters name. The helpers bind a step function's argument
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -138,12 +139,14 @@ def is_coroutine_fn(fn: Callable[..., Any]) -> bool:
 
 
 def positional_count(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes: ``sys.maxsize`` (any number) with ``*args``, and 1
+    when its signature cannot be read (most builtins)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return 1
     if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
+        return sys.maxsize
     return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 

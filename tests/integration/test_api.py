@@ -124,6 +124,57 @@ def test_terminate_with_rollback_runs_the_undos_then_terminates(rt: LocalRuntime
     assert call("POST", "/instances/rf/terminate", query={"rollback": "true"})[0] == 409
 
 
+def _undone(call: Api, instance_id: str) -> bool:
+    return [e["name"] for e in call("GET", f"/instances/{instance_id}/history")[1]["entries"]][-1] == (
+        "charge (undo)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "undone"),
+    [
+        ({"rollback": True}, None, True),
+        ({"rollback": False}, None, False),
+        ({}, None, False),
+        ({"rollback": True}, {"rollback": "true"}, True),  # both, alike
+    ],
+    ids=["body-true", "body-false", "empty-body", "both"],
+)
+def test_terminate_takes_rollback_from_a_json_body(
+    rt: LocalRuntime, call: Api, body: Any, query: Any, undone: bool
+) -> None:
+    assert call("POST", "/workflows/it-refundable/instances", {"id": "rb"})[0] == 201
+    rt.advance(0)
+    code, answer = call("POST", "/instances/rb/terminate", body, query=query)
+    assert code == 202, answer
+    assert (answer["status"] != "terminated") is undone  # a rollback runs the undos first, in the worker
+    rt.advance(0)
+    assert call("GET", "/instances/rb")[1]["status"] == "terminated"
+    assert _undone(call, "rb") is undone
+
+
+@pytest.mark.parametrize(
+    ("body", "query"),
+    [
+        ({"rollback": "true"}, None),
+        ({"rollback": 1}, None),
+        ({"rollback": None}, None),
+        ({"rollback": True, "now": True}, None),
+        ([True], None),
+        ({"rollback": True}, {"rollback": "false"}),
+    ],
+    ids=["string", "number", "null", "extra-key", "not-an-object", "query-disagrees"],
+)
+def test_terminate_refuses_a_rollback_that_is_not_a_boolean(
+    rt: LocalRuntime, call: Api, body: Any, query: Any
+) -> None:
+    assert call("POST", "/workflows/it-refundable/instances", {"id": "rbad"})[0] == 201
+    rt.advance(0)
+    code, answer = call("POST", "/instances/rbad/terminate", body, query=query)
+    assert code == 400 and set(answer) == {"error", "message"} and answer["error"] == "BadRequest", answer
+    assert call("GET", "/instances/rbad")[1]["status"] == "waiting"  # nothing was done
+
+
 def test_the_cli_terminates_with_rollback(rt: LocalRuntime) -> None:
     rt.client.create("it-refundable", id="rc")
     rt.advance(0)

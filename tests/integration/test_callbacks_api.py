@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from framework import CallbackCompletedError, CallbackNotFoundError, WorkflowTimeoutError
 from framework.core.callbacks import CallbackId, parse_callback_id
@@ -151,3 +152,161 @@ def test_the_inbox_actions_and_a_redelivered_outcome(rt: LocalRuntime) -> None:
     assert again == {"batchItemFailures": []}
     rt.advance("1 second")
     assert rt.client.get("cb-inbox").status().output == "via inbox"
+
+
+def _cli(rt: LocalRuntime, *argv: str) -> int:
+    from framework import cli
+
+    return cli.main([*argv, "--table", rt.table_name, "--queue-url", rt.queue_url])
+
+
+def test_the_cli_sends_a_result_and_a_second_is_refused(
+    rt: LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = started(rt, "cb-cli")
+    assert _cli(rt, "callback", "success", cid, '{"paid": 12.5}') == 0
+    assert capsys.readouterr().out == "callback success sent\n"
+    assert _cli(rt, "callback", "success", cid, "2", "--json") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("workflows: CallbackCompletedError: ") and err.count("\n") == 1, err
+    rt.advance("1 second")
+    assert rt.client.get("cb-cli").status().output == {"paid": 12.5}
+
+
+def test_the_cli_sends_a_result_from_a_file_or_none(rt: LocalRuntime, tmp_path: Any) -> None:
+    cid = started(rt, "cb-cli-file")
+    (tmp_path / "r.json").write_text('["a", 1]')
+    assert _cli(rt, "callback", "success", cid, f"@{tmp_path / 'r.json'}") == 0
+    rt.advance("1 second")
+    assert rt.client.get("cb-cli-file").status().output == ["a", 1]
+    cid = started(rt, "cb-cli-none")
+    assert _cli(rt, "callback", "success", cid) == 0
+    rt.advance("1 second")
+    st = rt.client.get("cb-cli-none").status()
+    assert st.status == "complete" and st.output is None
+
+
+def test_the_cli_fails_a_callback(rt: LocalRuntime, capsys: pytest.CaptureFixture[str]) -> None:
+    cid = started(rt, "cb-cli-fail")
+    argv = ("callback", "failure", cid, "--error-type", "Declined", "--message", "no funds", "--json")
+    assert _cli(rt, *argv) == 0
+    assert json.loads(capsys.readouterr().out) == {"callback_id": cid, "sent": "failure"}
+    rt.advance("1 second")
+    st = rt.client.get("cb-cli-fail").status()
+    assert st.status == "errored" and st.error is not None and st.error["name"] == "CallbackFailedError"
+    entry = rt.client.get("cb-cli-fail").history()[0].as_dict()
+    assert entry["error"] == {"name": "Declined", "message": "no funds"}, entry
+
+
+def test_the_cli_sends_a_heartbeat(rt: LocalRuntime, capsys: pytest.CaptureFixture[str]) -> None:
+    cid = started(rt, "cb-cli-beat", {"heartbeat": "5 minutes"})
+    assert _cli(rt, "callback", "heartbeat", cid) == 0
+    assert capsys.readouterr().out == "callback heartbeat sent\n"
+    assert [e.type for e in events_of(rt, "cb-cli-beat")] == ["$heartbeat"]
+    assert _cli(rt, "callback", "heartbeat", "not-an-id") == 1
+    assert capsys.readouterr().err.startswith("workflows: CallbackNotFoundError: ")
+
+
+@pytest.mark.parametrize("text", ["{bad", "", "@/no/such/file.json"])
+def test_the_cli_refuses_a_result_that_is_not_json_with_a_usage_error(
+    rt: LocalRuntime, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = started(rt, "cb-cli-bad")
+    with pytest.raises(SystemExit) as exited:
+        _cli(rt, "callback", "success", cid, text)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument RESULT_JSON: " in err and "Traceback" not in err, err
+    assert "not JSON" in err or "cannot read" in err
+    assert events_of(rt, "cb-cli-bad") == []  # nothing sent
+    with pytest.raises(SystemExit) as exited:
+        _cli(rt, "callback", "failure", cid)  # --error-type is required
+    assert exited.value.code == 2
+
+
+# -- a throttled send: retried, or ThrottledError, and nothing is half written --------------------------
+class _Http:
+    status_code = 400
+    headers: dict[str, str] = {}
+
+
+def _throttle(rt: LocalRuntime, answer: Any) -> list[int]:
+    """Hook the client's store: each TransactWriteItems is first shown to ``answer(n)`` (n from 1); an
+    error code (and the fields) it returns is DynamoDB's answer, and the call never reaches the table
+    (a before-call hook: botocore's own retries are skipped, as if they had run out). Returns the list
+    the calls are counted in."""
+    calls: list[int] = []
+
+    def hook(**_: Any) -> Any:
+        calls.append(len(calls) + 1)
+        error = answer(len(calls))
+        if error is None:
+            return None
+        code, fields = error
+        return _Http(), {"Error": {"Code": code, "Message": "throttled"}} | fields
+
+    client = rt.client._env.store._db._client  # type: ignore[attr-defined]  # under ConflictRetrying
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
+    return calls
+
+
+CANCELLED = "TransactionCanceledException"
+THROTTLED_ITEM = {"CancellationReasons": [{"Code": "None"}, {"Code": "None"}, {"Code": "ThrottlingError"}]}
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    from framework.backends import dynamodb_conflicts
+
+    taken: list[float] = []
+    monkeypatch.setattr(dynamodb_conflicts, "pause", taken.append)
+    return taken
+
+
+def test_a_transaction_cancelled_once_for_a_throttled_item_is_retried(
+    rt: LocalRuntime, pauses: list[float]
+) -> None:
+    cid = started(rt, "cb-throttled-once")
+    calls = _throttle(rt, lambda n: (CANCELLED, THROTTLED_ITEM) if n == 1 else None)
+    rt.client.send_callback_success(cid, {"paid": 1})
+    assert len(calls) == 2 and len(pauses) == 1
+    rt.advance("1 second")
+    assert rt.client.get("cb-throttled-once").status().output == {"paid": 1}
+    assert [e.kind for e in rt.client.get("cb-throttled-once").history()] == ["callback", "step"]
+
+
+def test_a_lasting_throttle_is_a_throttled_error_and_writes_nothing(
+    rt: LocalRuntime, call: Api, pauses: list[float]
+) -> None:
+    from framework import ThrottledError
+
+    cid = started(rt, "cb-throttled")
+    throttling = [True]
+    calls = _throttle(rt, lambda n: (CANCELLED, THROTTLED_ITEM) if throttling[0] else None)
+    with pytest.raises(ThrottledError, match="nothing was written") as raised:
+        rt.client.send_callback_success(cid, {"paid": 2})
+    assert not isinstance(raised.value, ClientError) and len(calls) == 5 and len(pauses) == 4
+    with pytest.raises(ThrottledError):
+        rt.client.send_callback_heartbeat(cid)
+    code, body = call("POST", f"/callbacks/{cid}/success", {"result": 3})
+    assert code == 503 and body["error"] == "ThrottledError", body
+    assert events_of(rt, "cb-throttled") == []  # nothing half written: no outcome stored
+    rt.advance("1 second")
+    assert rt.client.get("cb-throttled").status().status == "waiting"
+    throttling[0] = False
+    rt.client.send_callback_success(cid, {"paid": 4})  # not "already sent": the first left nothing
+    rt.advance("1 second")
+    assert rt.client.get("cb-throttled").status().output == {"paid": 4}
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
+def test_a_throttle_left_after_botocores_retries_is_a_throttled_error(rt: LocalRuntime, code: str) -> None:
+    from framework import ThrottledError
+
+    cid = started(rt, f"cb-throttled-{code[:4].lower()}")
+    calls = _throttle(rt, lambda n: (code, {}) if n == 1 else None)
+    with pytest.raises(ThrottledError):
+        rt.client.send_callback_failure(cid, "Declined")
+    assert len(calls) == 1 and events_of(rt, f"cb-throttled-{code[:4].lower()}") == []
+    rt.client.send_callback_failure(cid, "Declined")  # the next send goes through
+    assert len(calls) == 2

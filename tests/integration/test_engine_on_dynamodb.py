@@ -9,6 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from moto import mock_aws
 
 from tests.unit import harness
+from tests.unit.test_callbacks import (  # the sends at the moment a callback times out
+    test_a_crash_after_the_timeouts_first_write_settles_it_on_replay,  # noqa: F401
+    test_a_result_sent_at_the_deadline_after_the_timeout_was_recorded_is_refused,  # noqa: F401
+    test_a_result_sent_at_the_deadline_before_the_wake_up_counts,  # noqa: F401
+    test_a_result_stored_while_the_worker_writes_the_timeout_still_counts,  # noqa: F401
+)
 from tests.unit.test_deadline_cuts import *  # noqa: F403
 from tests.unit.test_engine import *  # noqa: F403 - collect every engine test here too
 from tests.unit.test_engine_failures import *  # noqa: F403

@@ -367,3 +367,99 @@ def test_the_timeline_shows_callbacks() -> None:
     h.advance(0)
     text = format_timeline(inst.status(), inst.history())
     assert "callback 'payment': failed" in text and 'failure sent: Declined: "no funds"' in text
+
+
+# -- a result sent at the moment the timeout passes: the wait ends once, with one of the two ----------
+def _at_the_deadline(make: Any, name: str) -> tuple[Harness, Any, str]:
+    h, inst, cid = started(make, name, timeout="1 hour")
+    entry = full_journal(h.store, inst.id, 1)[0]
+    assert entry.wake_at is not None
+    h.clock.set(entry.wake_at)  # the wake-up for the timeout is due now, and not delivered yet
+    return h, inst, cid
+
+
+def _one_outcome(h: Harness, inst: Any) -> EntryStatus:
+    """The callback's one entry, finished, its status the only outcome history shows."""
+    entries = [e for e in full_journal(h.store, inst.id, 1) if e.kind is EntryKind.CALLBACK]
+    assert len(entries) == 1 and entries[0].status is not EntryStatus.WAITING
+    rows = [e.as_dict() for e in inst.history() if e.kind in ("callback", "event")]
+    assert [r["kind"] for r in rows] == ["callback"]
+    return entries[0].status
+
+
+@pytest.mark.parametrize("make", FLOWS)
+def test_a_result_sent_at_the_deadline_before_the_wake_up_counts(make: Any) -> None:
+    h, inst, cid = _at_the_deadline(make, f"cb-edge-{make.__name__}")
+    h.client.send_callback_success(cid, "just in time")
+    h.run_until_idle()
+    assert inst.status().output == {"paid": "just in time"}
+    assert _one_outcome(h, inst) is EntryStatus.COMPLETE
+
+
+@pytest.mark.parametrize("make", FLOWS)
+def test_a_result_sent_at_the_deadline_after_the_timeout_was_recorded_is_refused(make: Any) -> None:
+    from framework.engine.sweeper import sweep
+
+    h, inst, cid = _at_the_deadline(make, f"cb-late-{make.__name__}")
+    sweep(h.env)  # the wait is parked (over one SQS delay): the sweeper sends its wake-up
+    h.run_due()  # which records the timeout, at the deadline
+    with pytest.raises(CallbackCompletedError):
+        h.client.send_callback_success(cid, "too late")
+    h.run_until_idle()
+    assert inst.status().output == {"timed_out": "callback 'payment' timed out after 3600 s"}
+    assert _one_outcome(h, inst) is EntryStatus.TIMED_OUT
+    record = h.store.get_instance(inst.id)
+    assert [e.type for e in h.store.load_events(inst.id, record.run_key)] == []  # nothing stored
+
+
+@pytest.mark.parametrize("make", FLOWS)
+def test_a_result_stored_while_the_worker_writes_the_timeout_still_counts(make: Any) -> None:
+    """The worker has read the callback's outcomes (none) and found the deadline passed; the send lands
+    before its timeout is written. The send was accepted, so its result counts (execution-model.md:
+    an outcome stored before the engine recorded the timeout still counts)."""
+    from framework.core.faults import injected
+
+    h, inst, cid = _at_the_deadline(make, f"cb-race-{make.__name__}")
+    sent = []
+
+    def send_first(where: str, info: dict[str, Any]) -> None:
+        if where == "journal.before_write" and info.get("status") is EntryStatus.TIMED_OUT and not sent:
+            h.client.send_callback_success(cid, "raced")  # accepted: the entry still waits
+            sent.append(True)
+
+    with injected(send_first):
+        h.run_until_idle()
+    assert sent
+    assert inst.status().output == {"paid": "raced"}
+    assert _one_outcome(h, inst) is EntryStatus.COMPLETE
+
+
+class Crash(BaseException):
+    """The invocation's process dies here."""
+
+
+@pytest.mark.parametrize("send", [True, False], ids=["sent", "not-sent"])
+def test_a_crash_after_the_timeouts_first_write_settles_it_on_replay(send: bool) -> None:
+    from framework.core.faults import injected
+
+    h, inst, cid = _at_the_deadline(_sync_flow, f"cb-crash-{send}")
+
+    def die(where: str, info: dict[str, Any]) -> None:
+        if info.get("status") is not EntryStatus.TIMED_OUT:
+            return
+        if where == "journal.before_write" and send:
+            h.client.send_callback_success(cid, "raced")
+        if where == "journal.after_write":
+            raise Crash
+
+    with injected(die), pytest.raises(Crash):
+        h.run_until_idle()
+    assert full_journal(h.store, inst.id, 1)[0].status is EntryStatus.TIMED_OUT  # refuses sends now
+    with pytest.raises(CallbackCompletedError):
+        h.client.send_callback_success(cid, "after the write")
+    h.clock.set(h.clock.now() + 3600)  # past the dead invocation's lease: the sweeper finds it
+    h.run_until_idle()
+    expected = {"paid": "raced"} if send else {"timed_out": "callback 'payment' timed out after 3600 s"}
+    assert inst.status().output == expected
+    assert _one_outcome(h, inst) is (EntryStatus.COMPLETE if send else EntryStatus.TIMED_OUT)
+    assert "closing" not in full_journal(h.store, inst.id, 1)[0].extra

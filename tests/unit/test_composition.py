@@ -590,3 +590,29 @@ def test_a_map_with_more_items_than_the_history_allows_fails_before_any_item_run
     inst = h.start("too-many")
     h.run_until_idle()
     assert "has 6 items" in inst.status().output and ran == []
+
+
+def test_a_map_item_with_star_args_gets_the_item_its_index_and_the_items() -> None:
+    @wf("map-star")
+    def flow(event: Any, step: Any) -> Any:
+        batch = step.map("star", ["a", "b"], lambda step, *rest: list(rest))
+        return batch.get_results()
+
+    h = Harness(flow)
+    inst = h.start("map-star")
+    h.run_until_idle()
+    assert inst.status().output == [["a", 0, ["a", "b"]], ["b", 1, ["a", "b"]]]
+
+
+def test_positional_count_of_plain_star_args_and_unreadable_callables() -> None:
+    import sys
+
+    from framework.engine.step_functions import positional_count
+
+    def two(a: Any, b: Any, *, c: Any = None) -> None: ...
+
+    def star(a: Any, *rest: Any) -> None: ...
+
+    assert positional_count(two) == 2
+    assert positional_count(star) == sys.maxsize  # any number: every argument given reaches it
+    assert positional_count(max) == 1  # a builtin without a readable signature

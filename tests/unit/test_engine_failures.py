@@ -111,7 +111,7 @@ class Plan:
 
 # Engine functions that only pass a call on: a site is named by the first function out from them.
 PLUMBING = frozenset({"call", "engine_call", "write_entry", "_put", "write", "flush", "load", "store"})
-PLUMBING |= {"send_wake", "_release"}
+PLUMBING |= {"send_wake", "release"}
 
 
 FRAMEWORK = Path(framework.__file__).resolve().parent
@@ -239,10 +239,10 @@ def test_the_site_workflow_reaches_every_engine_call_site() -> None:
         "store.load_events@engine/invocation.Invocation.events",
         "store.load_events@engine/invocation.Invocation._arrived",  # the look after the release
         "store.release@engine/invocation.Invocation._suspend",
-        "store.release@engine/invocation.Invocation._finish",
+        "store.release@engine/ending.finish",
         "queue.send@engine/invocation.Invocation._suspend",
         "blobs.put@engine/ops/step._record_success",
-        "blobs.put@engine/invocation.Invocation._complete",
+        "blobs.put@engine/ending.complete",
         "blobs.get@engine/ops/step.run",
     }, SITES
     assert FIRST_WRITE[0] in SITES

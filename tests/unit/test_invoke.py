@@ -278,3 +278,46 @@ def test_history_and_timeline_show_the_invoke_with_its_child() -> None:
     h2.advance(SETTLE)
     done = next(e for e in ok.history() if e.kind == "invoke").as_dict()
     assert done["result"] == {"label": "L-1", "order": 2} and done["error"] is None
+
+
+def _reports(h: Harness, instance_id: str) -> list[str]:
+    record = h.store.get_instance(instance_id)
+    return [e.key for e in h.store.load_events(instance_id, record.run_key, children.REPORTS)]
+
+
+def test_a_taken_report_is_deleted_at_the_next_suspend() -> None:
+    RUNS.clear()
+    h = Harness(_fan(2), _child())
+    inst = h.start("fan")
+    h.advance(SETTLE)
+    kids = [e.extra["child_id"] for e in full_journal(h.store, inst.id, 1) if e.kind is EntryKind.INVOKE]
+    h.client.get(kids[0]).send_event("go")
+    h.advance(SETTLE)  # the parent takes the first report, and suspends for the second
+    assert inst.status().status is Status.WAITING
+    taken = [e for e in full_journal(h.store, inst.id, 1) if e.kind is EntryKind.INVOKE]
+    assert [e.status for e in taken] == [EntryStatus.COMPLETE, EntryStatus.WAITING]
+    assert _reports(h, inst.id) == []  # the first child's report is gone from the store
+    h.client.get(kids[1]).send_event("go")
+    h.advance(SETTLE)
+    assert inst.status().output == [0, 1]
+
+
+def test_a_child_adopted_while_still_queued_is_woken_without_the_sweeper() -> None:
+    h = _harness(id="ship-7")
+    inst = h.start("order", {"order": 7})
+    (body,) = h.queue.due()
+
+    def die(where: str, info: dict[str, Any]) -> None:
+        if where == "queue.before_send" and info.get("instance_id") == "ship-7":
+            raise Crash  # the parent dies after it created the child, before the child's wake-up
+
+    with injected(die), pytest.raises(Crash):
+        h.deliver(body)
+    assert h.store.get_instance("ship-7").status is Status.QUEUED
+    assert len(h.queue) == 0  # no wake-up of the child in flight
+    h.clock.set(h.clock.now() + 3600)  # the dead invocation's lease has expired
+    h.deliver(body)  # SQS delivers the parent's message again; no sweeper runs
+    h.run_due()
+    assert h.store.get_instance("ship-7").status is Status.COMPLETE
+    assert inst.status().output == {"shipped": {"label": "L-1", "order": 7}}
+    assert RUNS["ship"] == 1

@@ -130,6 +130,7 @@ def test_public_surface_is_pinned() -> None:
         "StepContext",
         "StepFailedError",
         "StepTimeoutError",
+        "ThrottledError",
         "UndoFailedError",
         "Workflow",
         "WorkflowClient",

@@ -8,7 +8,8 @@ wakes the instance; the first one seen is recorded in the entry (complete or fai
 raised, identically on replay. A heartbeat moves the heartbeat deadline to its send time plus
 ``heartbeat_timeout`` and wakes nothing: the instance wakes at the deadline it knows of, reads the
 heartbeat, and waits on. Whichever deadline passes first (the timeout, counted from creation, or the
-heartbeat's) is recorded as TIMED_OUT: WorkflowTimeoutError, again on replay.
+heartbeat's) is recorded as TIMED_OUT: WorkflowTimeoutError, again on replay, unless the sender's outcome
+was stored before the timeout's write (see CLOSING): the sender was told it was taken, so it counts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from framework.errors import CallbackFailedError, WorkflowTimeoutError
 
 if TYPE_CHECKING:
     from framework.engine.replay import Claim, Replay
+
+# A timeout is recorded in two steps. Its first write makes the entry refuse sends (they need it
+# waiting); an outcome stored before that write was accepted, so it must count: the wait then reads the
+# outcomes once more (strongly consistent) and completes with it, or drops this mark and times out. A
+# crash between the two finds the mark on replay, before the wait's caller saw either.
+CLOSING = "closing"
 
 
 class Callback:
@@ -88,19 +95,28 @@ def wait(r: Replay, op: str) -> Operation:
     entry = r.journal.get(op)
     assert entry is not None and entry.kind is EntryKind.CALLBACK
     while True:
-        if entry.status is not EntryStatus.WAITING:
+        closing = entry.status is EntryStatus.TIMED_OUT and entry.extra.get(CLOSING)
+        if entry.status is not EntryStatus.WAITING and not closing:
             return _recorded(entry)
         cid = CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"])
-        outcomes = r.inv.events(CALLBACK_EVENT)
+        # A closing timeout reads the outcomes again: one stored before the timeout's write counts.
+        outcomes = r.inv.events(CALLBACK_EVENT, fresh=bool(closing))
         sent = next((e for e in outcomes if e.key == cid.outcome_key), None)
         if sent is not None:
+            if closing:  # the timeout is undone: what it added goes
+                extra = {k: v for k, v in entry.extra.items() if k not in (CLOSING, "timed_out")}
+                entry = replace(entry, status=EntryStatus.WAITING, ended_at=None, extra=extra)
             entry = r.write(entry, _completed(entry, json.loads(sent.payload), r.inv.now()))
             r.inv.taken.append(sent.key)
             logger.info("callback completed", extra={"step": entry.name, "status": entry.status.value})
             continue
+        if closing:  # no outcome came before the timeout: it stands. Written with the next write.
+            extra = {k: v for k, v in entry.extra.items() if k != CLOSING}
+            entry = r.write(entry, replace(entry, extra=extra), defer=True)
+            continue
         deadline, why = _deadline(r, entry, cid)
         if r.inv.now() >= deadline:
-            extra = entry.extra | {"timed_out": why}
+            extra = entry.extra | {"timed_out": why, CLOSING: True}
             entry = r.write(
                 entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=deadline, extra=extra)
             )

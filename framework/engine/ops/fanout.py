@@ -39,8 +39,8 @@ from framework.core.records import (
     Status,
     new_incarnation,
 )
-from framework.engine import children, compose, payloads
-from framework.engine.ops import Operation, Wait
+from framework.engine import children, payloads
+from framework.engine.ops import Operation, Wait, batches
 from framework.errors import InstanceAlreadyExistsError, InvalidConfigError, InvalidStateError, WorkflowError
 
 if TYPE_CHECKING:
@@ -89,12 +89,12 @@ def run(
     r.same_as_recorded(entry, f"map {name!r}", "workflow", workflow)
     r.same_as_recorded(entry, f"map {name!r}", "digest", fan.digest)
     if entry is not None and entry.status in (EntryStatus.COMPLETE, EntryStatus.FAILED):
-        return compose.outcome(compose.load_batch(r, entry, name), EntryKind.MAP)
+        return batches.outcome(batches.load_batch(r, entry, name), EntryKind.MAP)
     # -- execute
     while True:
         entry, ended = fan.fold(entry)
         if ended is not None:
-            return compose.outcome(compose.load_batch(r, ended, name), EntryKind.MAP)
+            return batches.outcome(batches.load_batch(r, ended, name), EntryKind.MAP)
         seen = frozenset(e.key for e in r.inv.events(children.REPORTS))
         reason = f"map {name!r}: {entry.extra['state'].count(RUNNING)} children running"
         yield Wait(r.inv.now() + RECHECK_SECONDS, reason, event_type=children.REPORTS, seen=seen)
@@ -142,7 +142,7 @@ class FanOut:
         extra = {"workflow": self.workflow, "digest": self.digest, "items": len(self.params)}
         if reason is not None:
             stored = self._assemble(state, new_parts)
-            ended = compose.record_batch(
+            ended = batches.record_batch(
                 r, entry, EntryKind.MAP, self.name, self.op, stored, reason, len(self.params),
                 limit=MAX_RESULT_BYTES, extra=extra | {"state": "".join(state)},
             )  # fmt: skip
@@ -195,7 +195,7 @@ class FanOut:
         if report["status"] != Status.COMPLETE.value:
             error = report.get("error") or {}
             message = error.get("message") or f"child {report['child_id']!r} ended {report['status']}"
-            info = ErrorInfo(error.get("name") or "ChildWorkflowError", message[: compose.ERROR_CHARS])
+            info = ErrorInfo(error.get("name") or "ChildWorkflowError", message[: batches.ERROR_CHARS])
             return out | {"error": BatchError(info.name, info.message).to_dict()}
         text, ref = report.get("output"), report.get("output_ref")
         if ref is not None:  # copied under the parent's own key: the child's may expire first

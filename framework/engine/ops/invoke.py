@@ -1,7 +1,8 @@
 """``step.invoke``: start a child instance, and wait for the report of how it ended.
 
 The entry is written after the child is created, so a crash between the two finds, on replay, a child
-of this very call (same parent, run and op) and adopts it. The child reports once it has finished
+of this very call (same parent, run and op) and adopts it, waking it if it is still queued (its
+wake-up may not have been sent). The child reports once it has finished
 (``framework.engine.children``); the first report taken completes the entry, and a replay returns what
 the entry recorded without looking at the child again.
 """
@@ -44,7 +45,9 @@ def run(
     while True:
         event = next(iter(children.reports_to(r.inv.events(children.REPORTS), op)), None)
         if event is not None:
-            return _recorded(r, r.write(entry, _ended(r, entry, json.loads(event.payload))))
+            done = r.write(entry, _ended(r, entry, json.loads(event.payload)))
+            r.inv.taken.append(event.key)  # deleted at the next suspend, once the entry is written
+            return _recorded(r, done)
         assert entry.wake_at is not None
         if r.inv.now() >= entry.wake_at:
             _terminate(r, entry.extra["child_id"])
@@ -71,6 +74,8 @@ def _start(
             raise InstanceAlreadyExistsError(
                 f"invoke {name!r}: instance {cid!r} exists and is not this call's child"
             ) from None
+        if existing.status is Status.QUEUED:  # the earlier try died before its wake-up was sent
+            inv.engine_call(inv.wake, cid, now)
     else:
         inv.engine_call(inv.wake, cid, now)
     return JournalEntry(
