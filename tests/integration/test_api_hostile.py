@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -612,15 +611,12 @@ def test_hostile_request(
 ) -> None:
     before = snapshot()
     rt.aws_calls.clear()
-    started = time.monotonic()
     response = api.handler(req.event(), LocalContext("ApiFunction", rt.clock, rt.clock.now() + 30))
-    elapsed = time.monotonic() - started
     writes = {op: n for op, n in rt.aws_calls.items() if op in WRITES}
 
     assert response["headers"]["Content-Type"] == "application/json"
     assert response["isBase64Encoded"] is False
     body = json.loads(response["body"])
-    assert elapsed < 5, f"took {elapsed:.1f} s"
     if error is None:  # at a limit: accepted
         assert response["statusCode"] == status, body
         assert writes, "an accepted request writes"
