@@ -120,3 +120,34 @@ async def file_batch(event: Any, step: Any) -> dict[str, Any]:
         "flagged": [r["key"] for r in batch.get_results() if not r["ok"]],
         "failed": [params.keys[i.index] for i in batch.failed()],
     }
+
+
+class UploadParams(BaseModel):
+    bucket: str
+    keys: list[str] = Field(min_length=1, max_length=10_000)
+    table: str
+    max_concurrency: int = Field(default=100, ge=1, le=1000)
+    tolerated_failures: int | str = "1%"  # a count, or a percentage of the files
+
+
+@workflow("file-uploads", params=UploadParams)
+def file_uploads(event: Any, step: Any) -> dict[str, Any]:
+    """The seed story fanned out across invocations: each uploaded file is a ``file-processing`` child
+    instance of its own, at most ``max_concurrency`` at once, so the files spread over Lambda
+    concurrency. The parent waits at no cost and joins on one summary entry."""
+    params: UploadParams = event.payload
+    files = [{"bucket": params.bucket, "key": key, "table": params.table} for key in params.keys]
+    batch = step.map(
+        "files",
+        files,
+        "file-processing",
+        max_concurrency=params.max_concurrency,
+        tolerated_failures=params.tolerated_failures,
+    )
+    results = batch.get_results()
+    return {
+        "saved": len(results),
+        "flagged": sorted(r["key"] for r in results if not r["verdict"]["ok"]),
+        "words": sum(r["verdict"]["words"] for r in results),
+        "failed": sorted(params.keys[i.index] for i in batch.failed()),
+    }

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from examples.approval import expense_approval
-from examples.file_processing import file_batch, file_processing
+from examples.file_processing import file_batch, file_processing, file_uploads
 from examples.fulfilment import order_fulfilment, shipping
 from examples.orders import OrderDag, async_order
 from examples.payments import PROVIDER, webhook_payment
@@ -24,6 +24,7 @@ from framework.core.faults import POINTS, injected
 from framework.core.records import Status
 from framework.local import LocalRuntime
 
+CHILD_WORKFLOWS = ("file-processing", "shipping")
 FINAL = {Status.COMPLETE, Status.ERRORED, Status.TERMINATED}
 
 
@@ -31,9 +32,10 @@ FINAL = {Status.COMPLETE, Status.ERRORED, Status.TERMINATED}
 class Run:
     status: str
     output: Any
-    # (op id, kind, name) of each journal entry: storage order (seq) follows completion order, which
-    # differs between runs of concurrent steps; identities do not.
-    entries: list[tuple[str, str, str]]
+    # (instance, op id, kind, name) of each journal entry of the instance ("<id>") and of its child
+    # instances: storage order (seq) follows completion order, which differs between runs of
+    # concurrent steps; identities do not.
+    entries: list[tuple[str, str, str, str]]
     bodies: Counter[str]  # step name -> bodies that returned
 
 
@@ -61,6 +63,24 @@ def _file_batch(rt: LocalRuntime, case: str) -> None:
         )
     params = {"bucket": "uploads", "keys": keys, "table": "verdicts", "max_concurrency": 2}
     rt.client.create("file-batch", params, id=case)
+    _until_final(rt, case)
+
+
+def _file_uploads(rt: LocalRuntime, case: str) -> None:
+    s3 = rt.boto3_client("s3")
+    keys = [f"{case}/{n}" for n in range(4)]
+    for n, key in enumerate(keys[:3]):  # the last file was never uploaded: its child fails
+        s3.put_object(
+            Bucket="uploads", Key=key, Body=b"forbidden words" if n == 1 else b"all figures verified"
+        )
+    params = {
+        "bucket": "uploads",
+        "keys": keys,
+        "table": "verdicts",
+        "max_concurrency": 2,
+        "tolerated_failures": 1,
+    }
+    rt.client.create("file-uploads", params, id=case)
     _until_final(rt, case)
 
 
@@ -113,6 +133,7 @@ def _payment(rt: LocalRuntime, case: str) -> None:
 SCENARIOS: dict[str, Callable[[LocalRuntime, str], None]] = {
     "file-processing": _file_processing,
     "file-batch": _file_batch,  # step.map over files, two at a time
+    "file-uploads": _file_uploads,  # step.map over a workflow: a child instance per file, two at a time
     "expense-approval": _approved,
     "expense-escalated": _escalated,
     "async-order": _async_order,  # an async workflow with steps in parallel
@@ -145,8 +166,6 @@ class Harness:
         SCENARIOS[scenario](self.rt, case)
         inst = self.rt.client.get(case)
         status = inst.status()
-        journal = full_journal(self.rt.env.store, case, 1)
-        entries = sorted((e.op_id, str(e.kind), e.name) for e in journal)
         if crash is not None:
             assert self.rt.crashes == crashes_before + 1, f"the crash at {crash} never happened"
         self.hits = self.rt.fault_hits - hits_before
@@ -155,9 +174,32 @@ class Harness:
         self.rt.boto3_client("sqs").purge_queue(QueueUrl=self.rt.queue_url)
         # Outputs may quote the instance id and its incarnation (idempotency keys): compare them without.
         incarnation = self.rt.env.store.get_instance(case).incarnation  # type: ignore[union-attr]
+        # Child ids quote them too (a fan-out names each item's child after the run).
+        entries = sorted(
+            (
+                instance.replace(case, "<id>").replace(incarnation, "<incarnation>"),
+                e.op_id,
+                str(e.kind),
+                e.name,
+            )
+            for instance in [case, *self._children(case)]
+            for e in full_journal(self.rt.env.store, instance, 1)
+        )
         text = json.dumps(status.output).replace(case, "<id>").replace(incarnation, "<incarnation>")
         output = json.loads(text)
         return case, Run(str(status.status), output, entries, Counter(self.bodies))
+
+    def _children(self, case: str) -> list[str]:
+        """The ids of the instance's children: every scenario's child workflows, listed page by page."""
+        found = []
+        for workflow in CHILD_WORKFLOWS:
+            cursor = None
+            while True:
+                page = self.rt.client.list(workflow=workflow, limit=100, cursor=cursor)
+                found += [i.id for i in page.instances if i.parent_id == case]
+                if not (cursor := page.cursor):
+                    break
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +207,7 @@ def harness() -> Iterator[Harness]:
     workflows = [
         file_processing,
         file_batch,
+        file_uploads,
         expense_approval,
         async_order,
         OrderDag,
@@ -191,7 +234,7 @@ def test_a_crash_at_every_point_and_every_hit_recovers_to_the_same_result(
     harness: Harness, scenario: str
 ) -> None:
     _, baseline = harness.run(scenario)
-    assert baseline.status in FINAL and len({op for op, _, _ in baseline.entries}) == len(baseline.entries)
+    assert baseline.status in FINAL and len(set(baseline.entries)) == len(baseline.entries)
     hits = harness.hits
     assert set(POINTS) <= set(hits), f"the scenario reaches every fault point: {sorted(hits)}"
     tried = 0
