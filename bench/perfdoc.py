@@ -484,10 +484,10 @@ def render(results: dict[str, Any] | None, peers: dict[str, Any] | None, images:
     versions = results.get("versions", {})
     out += [
         "What Lambda Workflows costs per step, per sleep and per execution, counted on moto against the "
-        "floor of its design (`../shared/reference/cost-model.md`), and how fast it runs beside the raw "
-        "boto3 calls that the same work needs and beside its peers. AWS calls are counted, not timed; wall "
-        "times are reported only as ratios to a floor measured in the same run "
-        "(`../shared/reference/benchmarks.md`).",
+        "floor of its design (the project's cost model, a design note kept outside this repository), and "
+        "how fast it runs beside the raw boto3 calls that the same work needs and beside its peers. AWS "
+        "calls are counted, not timed; wall times are reported only as ratios to a floor measured in the "
+        "same run (the benchmark method of the same design notes).",
         "",
         f"Run of {results.get('date', 'an unknown date')} on commit {results.get('commit', 'unknown')}, "
         f"{results.get('elapsed_seconds', '?')} s: **{len(targeted) - len(missed)} of {len(targeted)} "

@@ -34,7 +34,7 @@ from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEnt
 from framework.engine import payloads
 from framework.engine.identity import CURRENT, Scope
 from framework.engine.ops.batches import ERROR_CHARS, load_batch, outcome, record_batch, stored_item
-from framework.engine.step_functions import positional_count
+from framework.engine.step_functions import is_coroutine_fn, positional_count
 from framework.errors import InvalidConfigError, rebuilt_error
 
 if TYPE_CHECKING:
@@ -45,12 +45,15 @@ Code = Callable[[], Any]  # runs an item's or child's workflow code: its value, 
 
 
 class ChildScope:
-    """One child scope: check its recorded outcome, run its code, record what it ended with."""
+    """One child scope: check its recorded outcome, run its code, record what it ended with. Once it
+    succeeded (or its recorded success was read), ``text`` is its result's JSON text as stored: a batch
+    keeps that text, and encodes no result again."""
 
     def __init__(self, r: Replay, claim: Claim, name: str) -> None:
         self.r = r
         self.claim = claim
         self.name = name
+        self.text: str | None = None
 
     @property
     def recorded(self) -> bool:
@@ -63,13 +66,16 @@ class ChildScope:
         assert entry is not None
         if entry.status is EntryStatus.FAILED:
             raise rebuilt_error(self.name, entry.extra.get("failure", {}))
-        return self.r.inv.engine_call(payloads.load, self.r.inv.env, entry.result, entry.result_ref)
+        self.text, value = self.r.inv.engine_call(
+            payloads.load_text, self.r.inv.env, entry.result, entry.result_ref
+        )
+        return value
 
     def succeeded(self, value: Any) -> Any:
         """Record the code's return value; return it as replay will (decoded from its JSON)."""
         what = f"result of {self.name!r}"
-        text, value = serde.roundtrip(value, what=what)
-        self._write(EntryStatus.COMPLETE, text=text)
+        self.text, value = serde.roundtrip(value, what=what)
+        self._write(EntryStatus.COMPLETE, text=self.text)
         return value
 
     def failed(self, error: Exception) -> Exception:
@@ -112,12 +118,11 @@ class ChildScope:
         r.write(None, entry)
 
 
-def child_sync(r: Replay, claim: Claim, name: str, code: Code) -> Any:
+def child_sync(child: ChildScope, code: Code) -> Any:
     """Run a child scope on the workflow's thread (a sync workflow)."""
-    child = ChildScope(r, claim, name)
     if child.recorded:
         return child.outcome()
-    token = CURRENT.set(Scope(claim.op))
+    token = CURRENT.set(Scope(child.claim.op))
     try:
         value = code()
     except Exception as exc:
@@ -127,9 +132,8 @@ def child_sync(r: Replay, claim: Claim, name: str, code: Code) -> Any:
     return child.succeeded(value)
 
 
-async def child_async(scheduler: Scheduler, claim: Claim, name: str, code: Code) -> Any:
+async def child_async(scheduler: Scheduler, child: ChildScope, code: Code) -> Any:
     """Run a child scope as a task of the workflow loop (an async workflow)."""
-    child = ChildScope(scheduler.r, claim, name)
     if child.recorded:
         return child.outcome()
 
@@ -138,7 +142,7 @@ async def child_async(scheduler: Scheduler, claim: Claim, name: str, code: Code)
         return await value if inspect.isawaitable(value) else value
 
     try:
-        value = await scheduler.loop.start_in(run(), Scope(claim.op))
+        value = await scheduler.loop.start_in(run(), Scope(child.claim.op))
     except Exception as exc:
         raise child.failed(exc) from None
     return child.succeeded(value)
@@ -156,6 +160,8 @@ class Batch:
         codes: Sequence[Code],
         policy: CompletionPolicy,
         max_concurrency: int | None,
+        *,
+        sync: bool,
     ) -> None:
         self.r = r
         self.kind = kind
@@ -166,16 +172,43 @@ class Batch:
         self.claim = r.claim(kind, name)  # the batch's identity, taken where it is called
         # A map over a workflow recorded it; over a function, none.
         r.same_as_recorded(self.claim.entry, f"{kind.value} {name!r}", "workflow", None)
+        if self.recorded() is None:
+            self._check_history(1 if sync else self.limit)
         self.items: dict[int, BatchItem] = {}
+        self.texts: dict[int, str | None] = {}  # each succeeded item's result as its child stored it
 
-    def item_claim(self, index: int) -> tuple[Claim, str]:
+    def _check_history(self, at_once: int) -> None:
+        """Raise InvalidConfigError, before any item starts, if the run's history cannot hold the calls
+        the batch makes at least: its own (made already), and one per item it starts before it can
+        succeed (each item's child scope; what the item's code calls comes on top). Those items are
+        all of them, or ``min_successful`` of them, but never fewer than start together (one at a time
+        in a sync workflow, up to ``max_concurrency`` in an async one); none when the policy ends the
+        batch at once (``min_successful=0``). See docs/execution-model.md, "Limits and costs"."""
+        total = len(self.codes)
+        if self.policy.reason(0, 0) is not None:
+            return
+        must = total if self.policy.min_successful is None else self.policy.min_successful
+        items = max(must, min(at_once, total))
+        made, limit = self.r.journal.calls, self.r.inv.env.settings.max_history
+        if made + items > limit:
+            raise InvalidConfigError(
+                f"{self.kind.value} {self.name!r} needs at least {made + items} durable calls (the "
+                f"{made} the run has made with the {self.kind.value}'s own, and one per item it must "
+                f"start, {items}), more than the {limit} a run may make (WORKFLOWS_MAX_HISTORY): map "
+                "over a workflow, or split the items across instances"
+            )
+
+    def item_scope(self, index: int) -> ChildScope:
         name = f"{self.name}[{index}]"
-        return self.r.claim(EntryKind.CHILD, name, op=f"{self.claim.op}.{index}"), name
+        return ChildScope(self.r, self.r.claim(EntryKind.CHILD, name, op=f"{self.claim.op}.{index}"), name)
 
-    def ended(self, index: int, value: Any, error: Exception | None) -> CompletionReason | None:
+    def ended(
+        self, index: int, child: ChildScope, value: Any, error: Exception | None
+    ) -> CompletionReason | None:
         """Note item ``index``'s outcome; return why the batch ends now, if it does."""
         if error is None:
             self.items[index] = BatchItem(index, BatchItemStatus.SUCCEEDED, value)
+            self.texts[index] = child.text
         else:
             message = ErrorInfo.of(error, limit=ERROR_CHARS).message
             self.items[index] = BatchItem(index, BatchItemStatus.FAILED, None, BatchError.of(error, message))
@@ -203,8 +236,7 @@ class Batch:
         for index in running:
             self.items[index] = BatchItem(index, BatchItemStatus.STARTED)
         result = BatchResult([self.items[i] for i in sorted(self.items)], reason, self.name)
-        what = f"result of {self.kind.value} {self.name!r}"
-        stored = [stored_item(i, what) for i in result.all]
+        stored = [stored_item(i, self.texts.get(i.index)) for i in result.all]
         record_batch(self.r, None, self.kind, self.name, self.claim.op, stored, reason, len(self.codes))
         return outcome(result, self.kind)
 
@@ -218,13 +250,13 @@ def run_sync(batch: Batch) -> BatchResult:
     for index, code in enumerate(batch.codes):
         if reason is not None:
             break
-        claim, name = batch.item_claim(index)
+        child = batch.item_scope(index)
         try:
-            value, error = child_sync(batch.r, claim, name, code), None
+            value, error = child_sync(child, code), None
         except Exception as exc:
             batch.check_run()
             value, error = None, exc
-        reason = batch.ended(index, value, error)
+        reason = batch.ended(index, child, value, error)
     return batch.finish(reason or CompletionReason.ALL_COMPLETED)
 
 
@@ -235,6 +267,7 @@ async def run_async(scheduler: Scheduler, batch: Batch) -> BatchResult:
         return outcome(recorded, batch.kind)
     reason = batch.policy.reason(0, 0)
     running: dict[asyncio.Task[Any], int] = {}
+    scopes: dict[int, ChildScope] = {}
     following = iter(enumerate(batch.codes))
     try:
         while reason is None:
@@ -243,10 +276,10 @@ async def run_async(scheduler: Scheduler, batch: Batch) -> BatchResult:
                 if nxt is None:
                     break
                 index, code = nxt
-                claim, name = batch.item_claim(index)
+                child = scopes[index] = batch.item_scope(index)
                 # A task that takes no position in the caller's scope: how many items start depends on
                 # when the policy ends the batch, and the calls after the batch must not.
-                task = scheduler.loop.start_in(child_async(scheduler, claim, name, code), Scope(claim.op))
+                task = scheduler.loop.start_in(child_async(scheduler, child, code), Scope(child.claim.op))
                 running[task] = index
             if not running:
                 break
@@ -258,7 +291,7 @@ async def run_async(scheduler: Scheduler, batch: Batch) -> BatchResult:
                     raise error  # a suspension, a stop, an engine failure
                 if error is not None:
                     batch.check_run()
-                ended = batch.ended(index, None if error else task.result(), error)
+                ended = batch.ended(index, scopes[index], None if error else task.result(), error)
                 reason = reason or ended
     except asyncio.CancelledError:  # the run is closing
         for task in running:
@@ -286,12 +319,7 @@ def branch_code(step: Any, fn: Callable[..., Any], *args: Any) -> Code:
 def check_code(what: str, fn: Any, *, sync: bool) -> None:
     if not callable(fn):
         raise InvalidConfigError(f"{what} needs a callable, got {type(fn).__name__}")
-    if sync and _is_async(fn):
+    if sync and is_coroutine_fn(fn):
         raise InvalidConfigError(
             f"{what} is an async function, in a sync workflow: make the workflow async, or the function plain"
         )
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    target = getattr(fn, "func", fn)
-    return inspect.iscoroutinefunction(target)

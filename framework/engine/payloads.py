@@ -58,8 +58,14 @@ def store(
 
 def load(env: Environment, inline: str | None, ref: str | None) -> Any:
     """Decode a stored value, fetching it from the blob store if it lives there."""
+    return load_text(env, inline, ref)[1]
+
+
+def load_text(env: Environment, inline: str | None, ref: str | None) -> tuple[str | None, Any]:
+    """A stored value's text (None for none stored) and the value decoded from it, fetching the text
+    from the blob store if it lives there: for a caller that stores the same text again."""
     if ref is not None:
         if env.blobs is None:
             raise PayloadTooLargeError(f"value stored at {ref!r} needs WORKFLOWS_BUCKET to be read")
-        return serde.decode(env.blobs.get(ref).decode())
-    return None if inline is None else serde.decode(inline)
+        inline = env.blobs.get(ref).decode()
+    return inline, None if inline is None else serde.decode(inline)

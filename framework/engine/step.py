@@ -38,10 +38,9 @@ from framework.engine.step_functions import (
     callback_times,
     is_coroutine_fn,
     name_of,
-    parameters,
     positional_count,
 )
-from framework.errors import HistoryLimitError, InvalidConfigError, RollbackRequested, Suspend
+from framework.errors import InvalidConfigError, RollbackRequested, Suspend
 
 if TYPE_CHECKING:
     from framework.api.registry import Workflow
@@ -307,10 +306,10 @@ class Step:
         check_name(name, what="child")
         compose.check_code(f"child {name!r}", fn, sync=self._scheduler is None)
         code = compose.branch_code(self, fn)
-        claim = self._r.claim(EntryKind.CHILD, name)
+        child = compose.ChildScope(self._r, self._r.claim(EntryKind.CHILD, name), name)
         if self._scheduler is None:
-            return compose.child_sync(self._r, claim, name, code)
-        return compose.child_async(self._scheduler, claim, name, code)
+            return compose.child_sync(child, code)
+        return compose.child_async(self._scheduler, child, code)
 
     def parallel(
         self,
@@ -380,14 +379,10 @@ class Step:
         from framework.engine import compose
 
         what = f"{kind.value} {name!r}"
-        limit = self._r.inv.env.settings.max_history
-        if 2 * len(codes) > limit:  # checked before any item runs: it could never end
-            raise HistoryLimitError(
-                f"{what} has {len(codes)} items, each at least two durable calls; a run makes at most "
-                f"{limit} (WORKFLOWS_MAX_HISTORY)"
-            )
         policy = CompletionPolicy.of(what, len(codes), min_successful, tolerated_failures)
-        batch = compose.Batch(self._r, kind, name, codes, policy, check_concurrency(what, max_concurrency))
+        concurrency = check_concurrency(what, max_concurrency)
+        # Raises InvalidConfigError, before any item runs, if the history cannot hold the batch.
+        batch = compose.Batch(self._r, kind, name, codes, policy, concurrency, sync=self._scheduler is None)
         if self._scheduler is None:
             return compose.run_sync(batch)
         return compose.run_async(self._scheduler, batch)
@@ -484,7 +479,7 @@ class Step:
             )
         submit_name = check_name(f"{name} submit")
         cfg = step_config(config, step=submit_name)
-        with_ctx = len(parameters(submit)) != 1  # submit(callback_id) takes no context
+        with_ctx = positional_count(submit) >= 2  # submit(callback_id) takes no context
         is_async = is_coroutine_fn(submit)
         created = callback_op.create(
             self._r, self._r.claim(EntryKind.CALLBACK, name), name, seconds, heartbeat, self._perform

@@ -19,7 +19,8 @@ pinned, into ``.venv-docs/env`` (gitignored; about 7 s with uv on the first run)
 take about 2 s per help page, so help pages of those pinned CLIs are also cached in ``.venv-docs/help``,
 keyed by the CLI's version; failed lookups are never cached.
 
-Relative links in the README, the CHANGELOG and docs/ must resolve, anchors included. The Python blocks
+Relative links in the README, the CHANGELOG and docs/ must resolve, anchors included, and nothing in them
+may lead outside the repository (a web link, or a path that climbs out of it). The Python blocks
 of deploy.md run: the workflow module and ``WorkflowClient`` on a local stack (in-process moto), and the
 SigV4 snippet, with the awscurl and curl commands, against a server on 127.0.0.1 that checks each
 request's signature.
@@ -548,10 +549,57 @@ def _headings(path: Path) -> set[str]:
     }
 
 
+DOCS = [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+ANY_FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.MULTILINE | re.DOTALL)  # in a list item too
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+WEB_LINK = re.compile(r"https?://|www\.|\]\(\s*<?[a-z][a-z0-9+.-]*:|^\[[^\]\n]+\]:\s*\S", re.I | re.M)
+PARENT_PATH = re.compile(r"(?<![.\w/])((?:\.\./)+[^\s)`'\"\]]*)")
+
+
+def escaping(source: Path, text: str) -> list[str]:
+    """What in ``text`` (the Markdown of ``source``) leads outside the repository: a web link or
+    reference in the prose (a link, an autolink, a bare URL that GitHub links, a reference definition;
+    a URL in code is a value, such as the local API's address), and a relative path, in a link or in
+    code, that climbs out of the repository or names nothing in it (``../shared/...`` written from
+    docs/ means a sibling of the repository)."""
+    found = []
+    prose = CODE_SPAN.sub("", ANY_FENCE.sub("", text))
+    found += [f"{source.name}: {prose[m.start() : m.start() + 60]!r}" for m in WEB_LINK.finditer(prose)]
+    for match in PARENT_PATH.finditer(text):
+        path = (source.parent / match.group(1).partition("#")[0]).resolve()
+        if not path.is_relative_to(ROOT) or not path.exists():  # out, or a sibling of it meant
+            found.append(f"{source.name}: {match.group(1)}")
+    return found
+
+
+def test_the_docs_stand_alone() -> None:
+    """Nothing in the docs leads outside the repository: another site or a sibling directory is
+    cited by name, in the text."""
+    assert [found for source in DOCS for found in escaping(source, source.read_text())] == []
+
+
+def test_what_leads_outside_the_repository_is_found() -> None:
+    source = ROOT / "docs" / "x.md"
+    assert (
+        escaping(source, "see [the README](../README.md), `.../<lease owner>` and `http://127.0.0.1`") == []
+    )
+    found = [
+        "[a](https://example.com)",
+        "<https://example.com>",
+        "see www.example.com",
+        "[a]: https://example.com",
+        "[a](mailto:someone)",
+        "the model (`../shared/cost-model.md`)",
+        "[the notes](../../notes.md)",
+        "```\ncat ../../outside.txt\n```\n",
+    ]
+    assert [len(escaping(source, text)) for text in found] == [1] * len(found)
+
+
 def test_the_links_of_the_docs_resolve() -> None:
     """Relative links (docs/deployment.md became docs/deploy.md): the file exists, and so does the anchor."""
     broken = []
-    for source in [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for source in DOCS:
         for match in re.finditer(r"\]\(([^)\s]+)\)", FENCE.sub("", source.read_text())):
             target = match.group(1)
             if re.match(r"[a-z]+:", target):

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from moto import mock_aws
 
 from tests.unit import harness
+from tests.unit.test_batch_checks import *  # noqa: F403 - batch results read back from DynamoDB and S3
 from tests.unit.test_callbacks import (  # the sends at the moment a callback times out
     test_a_crash_after_the_timeouts_first_write_settles_it_on_replay,  # noqa: F401
     test_a_result_sent_at_the_deadline_after_the_timeout_was_recorded_is_refused,  # noqa: F401

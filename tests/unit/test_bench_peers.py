@@ -129,3 +129,17 @@ def test_the_full_render_and_the_splice_agree() -> None:
     full = perfdoc.render({"sections": []}, _doc(), images)
     assert full.count(HEADING) == 1
     assert splice(full, workloads_section(_doc())) == full
+
+
+def test_the_rendered_doc_leads_nowhere_outside_the_repository() -> None:
+    """docs/performance.md stands alone (tests/e2e/test_docs_commands.py checks the file): its
+    generator cites the design notes by name, with no path out of the repository and no web link."""
+    import re
+
+    from bench import perfdoc
+
+    images = perfdoc._Images(perfdoc.IMG)
+    images.problem = "not drawn in tests"
+    full = perfdoc.render({"sections": []}, _doc(), images)
+    assert "cost model" in full
+    assert re.findall(r"\.\./|https?://|www\.", full) == []

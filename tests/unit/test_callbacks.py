@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from typing import Any
 
 import pytest
@@ -285,6 +286,29 @@ def test_wait_for_callback_takes_a_submit_of_one_parameter_and_callbacks_run_con
     h.client.send_callback_success(ids["a"], "A")
     h.advance(0)
     assert inst.status().output == ["A", "B"]
+
+
+def test_a_submit_is_given_the_context_as_its_positional_parameters_take_it() -> None:
+    """Counted as every other function of workflow code is (``positional_count``): keyword-only
+    parameters take no context, ``*args`` takes it."""
+    got: dict[str, Any] = {}
+
+    def keyword_only(callback_id: str, *, note: str = "n") -> None:
+        got["keyword_only"] = note
+
+    def star(*args: Any) -> None:
+        got["star"] = [type(a).__name__ for a in args]
+
+    @wf("cb-submit-params")
+    def flow(event: Any, step: Any) -> Any:
+        for name, submit in (("k", keyword_only), ("s", star)):
+            with contextlib.suppress(WorkflowTimeoutError):  # no one answers
+                step.wait_for_callback(name, submit, timeout="1 second")
+
+    h = Harness(flow)
+    h.start("cb-submit-params")
+    h.run_until_idle()
+    assert got == {"keyword_only": "n", "star": ["str", "StepContext"]}
 
 
 def test_result_checks_as_for_event_payloads() -> None:

@@ -575,21 +575,19 @@ def test_a_pause_during_a_batch_lets_running_items_be_recorded() -> None:
 
 
 def test_a_map_with_more_items_than_the_history_allows_fails_before_any_item_runs() -> None:
-    from framework.errors import HistoryLimitError
-
     ran: list[int] = []
 
     def flow(event: Any, step: Any) -> Any:
         try:
-            step.map("too many", list(range(6)), lambda step, item: ran.append(item))
-        except HistoryLimitError as exc:
+            step.map("too many", list(range(10)), lambda step, item: ran.append(item))
+        except InvalidConfigError as exc:
             return str(exc)
         return "ran"
 
     h = Harness(Workflow(name="too-many", fn=flow), settings=Settings(max_history=10))
     inst = h.start("too-many")
     h.run_until_idle()
-    assert "has 6 items" in inst.status().output and ran == []
+    assert "needs at least 11 durable calls" in inst.status().output and ran == []
 
 
 def test_a_map_item_with_star_args_gets_the_item_its_index_and_the_items() -> None:

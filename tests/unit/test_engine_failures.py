@@ -110,7 +110,9 @@ class Plan:
 
 
 # Engine functions that only pass a call on: a site is named by the first function out from them.
-PLUMBING = frozenset({"call", "engine_call", "write_entry", "_put", "write", "flush", "load", "store"})
+PLUMBING = frozenset(
+    {"call", "engine_call", "write_entry", "_put", "write", "flush", "load", "load_text", "store"}
+)
 PLUMBING |= {"send_wake", "release"}
 
 

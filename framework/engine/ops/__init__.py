@@ -1,18 +1,23 @@
-"""The durable operations, one module each: ``step`` (step.do), ``sleep`` (step.sleep, sleep_until) and
-``wait`` (step.wait_for_event).
+"""The durable operations, one module each: ``step`` (step.do), ``sleep`` (step.sleep, sleep_until),
+``wait`` (step.wait_for_event), ``callback``, ``condition``, ``invoke`` and ``fanout``.
 
 Each operation first *checks* the journal: a recorded call returns (or raises) what was recorded, and
 nothing runs. Otherwise it *executes*, as a generator that yields what it needs from its driver: a
 :class:`Wait` until a time, or a :class:`RunBody` of a step's function. The sync driver
 (``framework.engine.step``) serves them inline on the workflow's thread; the async one
 (``framework.engine.scheduler``) lets other branches run meanwhile. The logic is one for both.
+A wait on an event (``wait``, and ``callback``'s ``cb.result()``) is :func:`until_taken`'s loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from framework.core.records import JournalEntry
+    from framework.engine.replay import Replay
 
 IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time allows
 
@@ -52,4 +57,38 @@ def advance(operation: Operation, value: Any, error: Exception | None) -> tuple[
     return False, request
 
 
-__all__ = ["IN_PROCESS_WAIT", "Operation", "Request", "RunBody", "Wait", "advance"]
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a wait on an event took, and returns: ``value`` (which may be None)."""
+
+    value: Any
+
+
+def until_taken(
+    r: Replay,
+    entry: JournalEntry,
+    event_type: str,
+    reason: str,
+    *,
+    take: Callable[[JournalEntry], Taken | None],
+    deadline: Callable[[JournalEntry], float],
+    timed_out: Callable[[JournalEntry, float], Any],
+) -> Operation:
+    """The loop of a wait on an event for the waiting ``entry``: return what ``take(entry)`` took (it
+    records it in the entry, or raises what the entry recorded); else, once ``deadline(entry)`` has
+    passed, return what ``timed_out(entry, deadline)`` gives (it records the timeout, and raises it);
+    else wait until the deadline, cut short by an event of ``event_type`` not seen yet, and try again
+    with the entry as the journal holds it then."""
+    while True:
+        taken = take(entry)
+        if taken is not None:
+            return taken.value
+        at = deadline(entry)
+        if r.inv.now() >= at:
+            return timed_out(entry, at)
+        seen = frozenset(e.key for e in r.inv.events(event_type))
+        yield Wait(at, reason, event_type=event_type, seen=seen)
+        entry = r.journal.get(entry.op_id) or entry
+
+
+__all__ = ["IN_PROCESS_WAIT", "Operation", "Request", "RunBody", "Taken", "Wait", "advance", "until_taken"]

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 ERROR_CHARS = 512  # an item's error message as a batch entry keeps it
 
 
-def stored_item(item: BatchItem, what: str) -> dict[str, Any]:
-    """An item as a batch entry stores it: its result as JSON text."""
-    text = serde.encode(item.result, what=what) if item.status is BatchItemStatus.SUCCEEDED else None
+def stored_item(item: BatchItem, text: str | None) -> dict[str, Any]:
+    """An item as a batch entry stores it: ``text``, its result's JSON text as its child scope stored
+    it (encoded once, not again here), when it succeeded."""
     return {
         "index": item.index,
         "status": item.status.value,
-        "text": text,
+        "text": text if item.status is BatchItemStatus.SUCCEEDED else None,
         "error": item.error.to_dict() if item.error else None,
     }
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from framework.core.callbacks import CALLBACK_EVENT, HEARTBEAT_EVENT, CallbackId, new_token
 from framework.core.logs import logger
 from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEntry
-from framework.engine.ops import Operation, Wait
+from framework.engine.ops import Operation, Taken, until_taken
 from framework.errors import CallbackFailedError, WorkflowTimeoutError
 
 if TYPE_CHECKING:
@@ -94,48 +94,64 @@ def wait(r: Replay, op: str) -> Operation:
     r.boundary()
     entry = r.journal.get(op)
     assert entry is not None and entry.kind is EntryKind.CALLBACK
-    while True:
-        closing = entry.status is EntryStatus.TIMED_OUT and entry.extra.get(CLOSING)
-        if entry.status is not EntryStatus.WAITING and not closing:
-            return _recorded(entry)
-        cid = CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"])
-        # A closing timeout reads the outcomes again: one stored before the timeout's write counts.
-        outcomes = r.inv.events(CALLBACK_EVENT, fresh=bool(closing))
-        sent = next((e for e in outcomes if e.key == cid.outcome_key), None)
-        if sent is not None:
-            if closing:  # the timeout is undone: what it added goes
-                extra = {k: v for k, v in entry.extra.items() if k not in (CLOSING, "timed_out")}
-                entry = replace(entry, status=EntryStatus.WAITING, ended_at=None, extra=extra)
-            entry = r.write(entry, _completed(entry, json.loads(sent.payload), r.inv.now()))
-            r.inv.taken.append(sent.key)
-            logger.info("callback completed", extra={"step": entry.name, "status": entry.status.value})
-            continue
-        if closing:  # no outcome came before the timeout: it stands. Written with the next write.
-            extra = {k: v for k, v in entry.extra.items() if k != CLOSING}
-            entry = r.write(entry, replace(entry, extra=extra), defer=True)
-            continue
-        deadline, why = _deadline(r, entry, cid)
-        if r.inv.now() >= deadline:
-            extra = entry.extra | {"timed_out": why, CLOSING: True}
-            entry = r.write(
-                entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=deadline, extra=extra)
-            )
-            continue
-        seen = frozenset(e.key for e in outcomes)
-        yield Wait(deadline, f"callback {entry.name!r}", event_type=CALLBACK_EVENT, seen=seen)
-        entry = r.journal.get(op) or entry
+
+    def timed_out(entry: JournalEntry, at: float) -> Any:
+        # The first write of a timeout: from now on the entry refuses sends. What came before it
+        # counts (``_take`` reads the outcomes again); without one, the timeout is raised.
+        why = "heartbeat" if entry.wake_at is not None and at < entry.wake_at else "timeout"
+        extra = entry.extra | {"timed_out": why, CLOSING: True}
+        entry = r.write(entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=at, extra=extra))
+        taken = _take(r, entry)
+        assert taken is not None  # a closing entry always ends
+        return taken.value
+
+    result = yield from until_taken(
+        r,
+        entry,
+        CALLBACK_EVENT,
+        f"callback {entry.name!r}",
+        take=lambda entry: _take(r, entry),
+        deadline=lambda entry: _deadline(r, entry),
+        timed_out=timed_out,
+    )
+    return result
 
 
-def _deadline(r: Replay, entry: JournalEntry, cid: CallbackId) -> tuple[float, str]:
+def _take(r: Replay, entry: JournalEntry) -> Taken | None:
+    """The callback's outcome: the one recorded (raised if it is a failure or a timeout), or the one a
+    sender stored, recorded now; None while there is none. A closing timeout reads the outcomes again:
+    one stored before the timeout's first write counts; without one, the timeout stands."""
+    closing = entry.status is EntryStatus.TIMED_OUT and entry.extra.get(CLOSING)
+    if entry.status is not EntryStatus.WAITING and not closing:
+        return Taken(_recorded(entry))
+    cid = CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"])
+    outcomes = r.inv.events(CALLBACK_EVENT, fresh=bool(closing))
+    sent = next((e for e in outcomes if e.key == cid.outcome_key), None)
+    if sent is not None:
+        if closing:  # the timeout is undone: what it added goes
+            extra = {k: v for k, v in entry.extra.items() if k not in (CLOSING, "timed_out")}
+            entry = replace(entry, status=EntryStatus.WAITING, ended_at=None, extra=extra)
+        entry = r.write(entry, _completed(entry, json.loads(sent.payload), r.inv.now()))
+        r.inv.taken.append(sent.key)
+        logger.info("callback completed", extra={"step": entry.name, "status": entry.status.value})
+        return Taken(_recorded(entry))
+    if closing:  # no outcome came before the timeout: it stands. Written with the next write.
+        extra = {k: v for k, v in entry.extra.items() if k != CLOSING}
+        entry = r.write(entry, replace(entry, extra=extra), defer=True)
+        return Taken(_recorded(entry))
+    return None
+
+
+def _deadline(r: Replay, entry: JournalEntry) -> float:
     """The earlier of the timeout and the heartbeat deadline (the last heartbeat, or the creation, plus
-    ``heartbeat_timeout``), and which one it is."""
+    ``heartbeat_timeout``)."""
     assert entry.wake_at is not None
-    heartbeat = entry.extra.get("heartbeat_timeout")
+    heartbeat: float | None = entry.extra.get("heartbeat_timeout")
     if heartbeat is None:
-        return entry.wake_at, "timeout"
+        return entry.wake_at
+    cid = CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"])
     beats = [e.sent_at for e in r.inv.events(HEARTBEAT_EVENT) if e.key == cid.heartbeat_key]
-    beat_deadline = max([entry.started_at, *beats]) + heartbeat
-    return (beat_deadline, "heartbeat") if beat_deadline < entry.wake_at else (entry.wake_at, "timeout")
+    return min(max([entry.started_at, *beats]) + heartbeat, entry.wake_at)
 
 
 def _completed(entry: JournalEntry, outcome: dict[str, Any], now: float) -> JournalEntry:

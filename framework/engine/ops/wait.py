@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from framework.api.calls import Event, event_of, timeout_message
 from framework.core.records import EntryKind, EntryStatus, JournalEntry
-from framework.engine.ops import Operation, Wait
+from framework.engine.ops import Operation, Taken, until_taken
 from framework.errors import WorkflowTimeoutError
 
 if TYPE_CHECKING:
@@ -38,21 +38,29 @@ def run(r: Replay, claim: Claim, name: str, event_type: str, seconds: float) -> 
             op=op,
         )
         entry = r.write(None, waiting)
-    while True:
-        taken = _take(r, entry, event_type)
-        if taken is not None:
-            return taken
-        assert entry.wake_at is not None
-        if r.inv.now() >= entry.wake_at:
-            timed_out = r.write(entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=entry.wake_at))
-            raise WorkflowTimeoutError(timeout_message(timed_out))
-        events = r.inv.events(event_type)
-        seen = frozenset(e.key for e in events)
-        yield Wait(entry.wake_at, f"wait {name!r} for {event_type!r}", event_type=event_type, seen=seen)
-        entry = r.journal.get(entry.op_id) or entry
+
+    def timed_out(entry: JournalEntry, at: float) -> Event:
+        ended = r.write(entry, replace(entry, status=EntryStatus.TIMED_OUT, ended_at=at))
+        raise WorkflowTimeoutError(timeout_message(ended))
+
+    event: Event = yield from until_taken(
+        r,
+        entry,
+        event_type,
+        f"wait {name!r} for {event_type!r}",
+        take=lambda entry: _take(r, entry, event_type),
+        deadline=_wake_at,
+        timed_out=timed_out,
+    )
+    return event
 
 
-def _take(r: Replay, entry: JournalEntry, event_type: str) -> Event | None:
+def _wake_at(entry: JournalEntry) -> float:
+    assert entry.wake_at is not None
+    return entry.wake_at
+
+
+def _take(r: Replay, entry: JournalEntry, event_type: str) -> Taken | None:
     """The oldest event of the type that no wait of this run took yet, recorded as taken by ``entry``."""
     taken = {e.extra["event_key"] for e in r.journal.completed_waits()} | set(r.inv.taken)
     event = next((e for e in r.inv.events(event_type) if e.key not in taken), None)
@@ -66,4 +74,4 @@ def _take(r: Replay, entry: JournalEntry, event_type: str) -> Event | None:
     )
     written = r.write(entry, done)
     r.inv.taken.append(event.key)
-    return event_of(written)
+    return Taken(event_of(written))
