@@ -30,6 +30,7 @@ SECTIONS = (
     ("concurrency", "bench.concurrency", "concurrency_section"),
     ("children", "bench.children", "children_section"),
     ("fanout", "bench.fanout", "fanout_section"),
+    ("fanout-dev", "bench.fanout_dev", "fanout_dev_section"),
 )
 
 

@@ -31,3 +31,18 @@ def slow(event: Any, step: Any) -> dict[str, Any]:
     for i in range(int(event.payload.get("steps", 6))):
         total += step.do(f"step {i}", lambda i=i: _slow(i))
     return {"total": total}
+
+
+@workflow("dev-square")
+def square(event: Any, step: Any) -> dict[str, int]:
+    """One item of ``dev-fanout``: one step."""
+    i = int(event.payload["i"])
+    return {"square": step.do("square", lambda: i * i)}
+
+
+@workflow("dev-fanout")
+def fanout(event: Any, step: Any) -> dict[str, int]:
+    """A map of ``items`` items over ``dev-square``, each a child instance, ``concurrency`` at once."""
+    items = [{"i": i} for i in range(int(event.payload["items"]))]
+    batch = step.map("squares", items, "dev-square", max_concurrency=int(event.payload["concurrency"]))
+    return {"succeeded": batch.success_count, "sum": sum(r["square"] for r in batch.get_results())}

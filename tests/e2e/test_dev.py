@@ -4,19 +4,15 @@ and killed with SIGKILL and started again against the same moto server."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,81 +24,13 @@ from framework.local import LocalRuntime
 from framework.local.apigw import http_api_event, http_api_response
 from framework.local.dev import DevError, refuse_cross_site, schedule_seconds
 from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
+from framework.local.devprocess import DevProcess as Dev
+from framework.local.devprocess import until
 from tests.conftest import free_port
 from tests.e2e import devflows
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = "tests.e2e.devflows"
-
-
-class Dev:
-    """One `workflows dev` process; its output goes to files (a full pipe would block it)."""
-
-    def __init__(self, tmp_path: Path, name: str, *args: str, modules: str = MODULES, **env: str) -> None:
-        self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), POWERTOOLS_LOG_LEVEL="WARNING") | env
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "framework.cli", "dev", "--modules", modules, *args],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-        self.url = self._wait_for(r"API:\s+(http://\S+)")
-        self.worker_pids = [int(p) for p in self._wait_for(r"pids ([\d, ]+)\)").split(", ")]
-
-    def _wait_for(self, pattern: str) -> str:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.out.read_text())
-            if found:
-                return found.group(1)
-            assert self.proc.poll() is None, f"dev exited: {self.err.read_text()}"
-            time.sleep(0.1)
-        raise AssertionError(f"no {pattern!r} in the output:\n{self.out.read_text()}")
-
-    def send(self, method: str, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-        """``data`` with ``headers`` and no others (urllib would add a Content-Type)."""
-        parts = urllib.parse.urlsplit(self.url)
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-        try:
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            return response.status, json.loads(response.read())
-        finally:
-            connection.close()
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"content-type": "application/json"} if data is not None else {}
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, json.loads(error.read())
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def gone(pid: int) -> bool:
@@ -121,8 +49,8 @@ def gone(pid: int) -> bool:
 def start_dev(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
     started: list[Dev] = []
 
-    def start(*args: str, **kwargs: str) -> Dev:
-        dev = Dev(tmp_path, f"dev{len(started)}", *args, **kwargs)
+    def start(*args: str, modules: str = MODULES, **env: str) -> Dev:
+        dev = Dev(tmp_path, f"dev{len(started)}", *args, modules=modules, cwd=ROOT, **env)
         started.append(dev)
         return dev
 
@@ -460,3 +388,30 @@ def test_the_workflows_own_clients_under_dev_reach_the_endpoint_only(
     assert done[0]["result"] == "three words here"
     worker = {str(pid) for pid in dev.worker_pids}
     assert any(pid in worker and "/uploads/a.txt" in url for pid, _, url in sent()), sent()
+
+
+def test_a_fan_out_map_over_a_workflow_completes_on_dev(start_dev: Callable[..., Dev]) -> None:
+    """Each item a child instance, run by dev's worker processes, joined exactly once."""
+    items, concurrency = 150, 20
+    dev = start_dev("--port", "0", "--workers", "2")
+    body = {"id": "map-1", "params": {"items": items, "concurrency": concurrency}}
+    created = dev.call("POST", "/workflows/dev-fanout/instances", body)
+    assert created == (201, {"id": "map-1", "status": "queued"})
+
+    def ended() -> Any:
+        view = dev.call("GET", "/instances/map-1")[1]
+        return view["status"] not in ("queued", "running", "waiting") and view
+
+    view = until("the map's parent to end", ended, timeout=110, every=1)
+    assert (view["status"], view["output"]) == (
+        "complete",
+        {"succeeded": items, "sum": sum(i * i for i in range(items))},
+    ), view
+    children = list(dev.instances("dev-square", page=40))  # pages: the cursor is followed
+    assert len(children) == items
+    assert {c["parent_id"] for c in children} == {"map-1"}
+    assert len({c["id"] for c in children}) == items
+    assert {c["status"] for c in children} == {"complete"}
+    assert [i["id"] for i in dev.instances("dev-fanout")] == ["map-1"]
+    assert dev.stop(signal.SIGINT) == 0
+    assert "Traceback" not in dev.err.read_text(), dev.err.read_text()

@@ -282,3 +282,21 @@ def test_the_fanout_section_shows_the_concurrency_and_a_join_that_does_not_grow(
         assert figures[f"{at}: virtual seconds to run the map"] == -(-items // concurrency) * ITEM_SECONDS
         assert figures[f"{at}: DynamoDB reads of the parent's replay after the join"] <= 1
         assert 6 < figures[f"{at}: DynamoDB calls per item"] < 20
+
+
+def test_the_fanout_dev_section_runs_the_map_on_dev_and_counts_at_the_endpoint() -> None:
+    from bench.fanout_dev import MESSAGES, fanout_dev_section
+
+    items, concurrency = 30, 10
+    section = fanout_dev_section(items=items, concurrency=concurrency)
+    at = f"{items}-item map at max_concurrency {concurrency}"
+    done = next(c for c in section.checks if c.name.startswith(f"{at} on workflows dev: completed"))
+    assert (done.value, done.passed) == (1, True), done.note
+    assert section.data["local_completed"] and section.data["dev_exit_code"] == 0
+    figures = {c.name: c.value for c in section.checks}
+    assert figures[f"{at}: wall time on workflows dev / on LocalRuntime"] > 0
+    # Counted at the endpoint: every child is created (a PutItem) and started (a message) at least once.
+    assert figures[f"{at} on workflows dev: DynamoDB calls per item (at the endpoint)"] > 2
+    assert figures[f"{at} on workflows dev: SQS messages sent per item (at the endpoint)"] >= 1
+    calls = section.data["dev_calls"]
+    assert calls["dynamodb.PutItem"] >= items and calls[MESSAGES] >= calls["sqs.SendMessage"]
