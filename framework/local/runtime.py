@@ -29,6 +29,7 @@ from framework.backends.store import WATCHED, Store
 from framework.core.clock import Clock, SystemClock, VirtualClock
 from framework.core.durations import Duration, parse_duration
 from framework.core.faults import CHILD_POINTS, POINTS, injected
+from framework.core.logs import logger
 from framework.engine.sweeper import parked
 from framework.local.eventsource import Handler, LocalContext, Poller, delete_done, import_handler, sqs_record
 from framework.local.resources import create_resources
@@ -53,7 +54,12 @@ class _Fault:
 
 
 class LocalRuntime:
-    """The local harness for tests, the demo and users. Use it as a context manager."""
+    """The local harness for tests, the demo and users. Use it as a context manager.
+
+    The framework logs at ``log_level`` while the runtime is open (default: ``POWERTOOLS_LOG_LEVEL``,
+    else WARNING, so a local run prints only what went wrong), and at its previous
+    level after.
+    """
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class LocalRuntime:
         region: str = "us-east-1",
         prefix: str | None = None,
         settings: Settings | None = None,
+        log_level: str | None = None,
     ) -> None:
         clock = clock or ("real" if endpoint_url else "virtual")
         if clock == "virtual" and endpoint_url:
@@ -80,6 +87,10 @@ class LocalRuntime:
         self._region = region
         self._registry = Registry(workflows) if workflows is not None else REGISTRY
         self._settings = settings or Settings()
+        # Local runs are quiet: WARNING unless asked for here or through Powertools' variables.
+        self._log_level = (log_level or os.environ.get("POWERTOOLS_LOG_LEVEL") or "WARNING").upper()
+        if not isinstance(logging.getLevelName(self._log_level), int):
+            raise ValueError(f"log_level must be a logging level name such as 'INFO', not {log_level!r}")
         self._stack = load_stack(template, prefix=prefix or f"local-{uuid.uuid4().hex[:8]}")
         self._exit = ExitStack()
         self._due: list[float] = []  # times at which some message may become visible
@@ -107,6 +118,9 @@ class LocalRuntime:
         self._exit.close()
 
     def _start(self) -> None:
+        was = logger.log_level
+        logger.setLevel(self._log_level)
+        self._exit.callback(logger.setLevel, was)
         for key, value in {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

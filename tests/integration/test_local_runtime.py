@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 
@@ -179,3 +180,20 @@ def test_real_clock_honours_sqs_delays() -> None:
 def test_virtual_clock_rejects_an_external_endpoint() -> None:
     with pytest.raises(ValueError, match="virtual clock"):
         LocalRuntime(endpoint_url="http://127.0.0.1:1", clock="virtual")
+
+
+def test_a_local_run_logs_at_warning_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.core.logs import logger
+
+    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
+    before = logger.log_level
+    with LocalRuntime(workflows=[]):
+        assert logger.log_level == logging.WARNING
+    assert logger.log_level == before
+    with LocalRuntime(workflows=[], log_level="debug"):
+        assert logger.log_level == logging.DEBUG
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
+    with LocalRuntime(workflows=[]):
+        assert logger.log_level == logging.INFO
+    with pytest.raises(ValueError, match="log_level"):
+        LocalRuntime(workflows=[], log_level="loud")

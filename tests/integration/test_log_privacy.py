@@ -71,9 +71,14 @@ def captured(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest) -
         logger.registered_handler.setStream(old_stream)  # type: ignore[attr-defined]
 
 
+def _level() -> str:
+    """The level the ``captured`` fixture set, kept by the runtime (which defaults to WARNING)."""
+    return logging.getLevelName(logger.log_level)
+
+
 @pytest.mark.parametrize("captured", ["INFO", "DEBUG"], indirect=True)
 def test_payloads_are_never_logged(captured: io.StringIO, caplog: pytest.LogCaptureFixture) -> None:
-    with LocalRuntime(workflows=[Workflow("it-private", private), w.typed]) as rt:
+    with LocalRuntime(workflows=[Workflow("it-private", private), w.typed], log_level=_level()) as rt:
 
         def call(method: str, path: str, body: Any = None, raw: str | None = None) -> tuple[int, Any]:
             context = LocalContext("ApiFunction", rt.clock, rt.clock.now() + 30)
@@ -198,7 +203,7 @@ def test_user_values_are_never_logged_on_error_paths(
     stale = Workflow("lp-stale", lambda event, step: event.payload.secret, params=Stale)
     workflows = [stale, Workflow("lp-results", results), Workflow("lp-old-result", old_result)]
     workflows += [Workflow("lp-rates", lambda event, step: None, params=Rates), w.chain, w.approval]
-    with LocalRuntime(workflows=workflows) as rt:
+    with LocalRuntime(workflows=workflows, log_level=_level()) as rt:
 
         def call(method: str, path: str, raw: str) -> tuple[int, str]:
             context = LocalContext("ApiFunction", rt.clock, rt.clock.now() + 30)
