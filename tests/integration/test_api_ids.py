@@ -1,6 +1,7 @@
 """Ids with ``/ : @ .`` over the HTTP API, sent as a client sends them and passed on as API Gateway's
 HTTP APIs pass them (the path decoded once: ``framework.local.apigw.gateway_path``); and creates of an
-existing id: 200 with that instance for the same workflow and params, 409 otherwise. On moto."""
+existing id: 200 with that instance for the same workflow and params, 409 otherwise; the same in the
+CLI. On moto."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from framework import cli
 from framework.core.ids import path_segment
 from framework.local import LocalContext, LocalRuntime
 from framework.local.apigw import gateway_path
@@ -133,3 +135,26 @@ def test_the_openapi_document_gives_both_answers_of_a_create(rt: LocalRuntime) -
     assert code == 200
     responses = document["paths"]["/workflows/{name}/instances"]["post"]["responses"]
     assert {"200", "201", "409"} <= set(responses)
+
+
+def test_the_cli_takes_the_ids_and_starting_an_existing_one_is_success(
+    rt: LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = ["--table", rt.table_name, "--queue-url", rt.queue_url]
+    start = ["start", "it-chain", "--id", "orders/2024/7", "--params", '{"steps": 1}', *stack]
+    assert cli.main(start) == 0 and capsys.readouterr().out == "orders/2024/7\n"
+    rt.run_until_idle()
+    assert cli.main([*start, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "id": "orders/2024/7",
+        "status": "complete",
+        "created": False,
+    }
+    assert cli.main(start) == 0
+    shown = capsys.readouterr()
+    assert shown.out == "orders/2024/7\n" and "exists with the same workflow and params" in shown.err
+    assert cli.main(["status", "orders/2024/7", *stack]) == 0
+    assert capsys.readouterr().out.startswith("orders/2024/7  it-chain  complete")
+    other = ["start", "it-chain", "--id", "orders/2024/7", "--params", '{"steps": 2}', *stack]
+    assert cli.main(other) == 1
+    assert capsys.readouterr().err.startswith("workflows: InstanceAlreadyExistsError: ")
