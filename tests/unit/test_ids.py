@@ -143,3 +143,13 @@ def test_default_child_ids_are_ids(parent_id: str, run: int, op: str) -> None:
 def test_callback_ids_carry_any_instance_id(instance_id: str) -> None:
     cid = CallbackId(instance_id, 3, 7, new_token())
     assert parse_callback_id(str(cid)) == cid
+
+
+def test_the_encoding_example_of_the_http_api_doc_runs() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "http-api.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "path_segment" in b]
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/http-api.md", "exec"), {})
