@@ -77,7 +77,14 @@ def _accepted(args: argparse.Namespace, instance_id: str, what: str) -> None:
 def cmd_start(args: argparse.Namespace) -> None:
     client = _client(args)
     inst = client.create(args.name, _read_json(args.params, "--params"), id=args.id)
-    print(json.dumps({"id": inst.id, "status": "queued"}) if args.json else inst.id)
+    # An id that holds the same workflow and params already is success too: that instance, as it is.
+    status = "queued" if inst.created else inst.status().status.value
+    if not inst.created and not args.json:
+        print(
+            f"{inst.id} exists with the same workflow and params ({status}): not started again",
+            file=sys.stderr,
+        )
+    print(json.dumps({"id": inst.id, "status": status, "created": inst.created}) if args.json else inst.id)
 
 
 def cmd_status(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ import sys
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -36,8 +37,8 @@ from framework import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from framework.api.calls import check_instance_id
 from framework.core.callbacks import parse_callback_id
+from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
 
@@ -64,6 +65,19 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflows API")
+
+
+def _decoded_ids(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every route's ``instance_id``, percent-decoded once more (``ids.from_path``): API Gateway
+    decoded the path once already, so an id that holds ``/`` reaches a route as one segment only if
+    the client encoded it twice (``ids.path_segment``). Ids hold no ``%``: nothing is decoded twice."""
+    args = resolver.context.get("_route_args") or {}
+    if "instance_id" in args:
+        resolver.context["_route_args"] = {**args, "instance_id": from_path(args["instance_id"])}
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[_decoded_ids])
 
 
 # -- request and response models ---------------------------------------------------------------------
@@ -115,8 +129,12 @@ class HistoryView(BaseModel):
     entries: list[dict[str, Any]]
 
 
+class BatchItem(Created):
+    created: bool = Field(description="false: the id held the same workflow and params already")
+
+
 class CreatedBatch(BaseModel):
-    instances: list[Created]
+    instances: list[BatchItem]
 
 
 class Accepted(BaseModel):
@@ -167,7 +185,7 @@ ERRORS = {
     400: "bad request: malformed JSON, a bad body, id, query or cursor",
     404: "unknown workflow, instance or callback",
     405: "a known path with a method it does not take",
-    409: "duplicate id, or an operation the instance's state does not allow",
+    409: "an id that holds another workflow or other params, or an operation the state does not allow",
     413: "body over 1 MiB, or a payload over its limit",
     415: "body not sent as application/json",
     422: "params that fail the workflow's model (details: pydantic's errors)",
@@ -190,25 +208,33 @@ def _responses(code: int, model: type[BaseModel], description: str, *errors: int
 
 # -- routes -----------------------------------------------------------------------------------------------
 @app.post(
-    "/workflows/<name>/instances", responses=_responses(201, Created, "created", 404, 409, 413, 415, 422)
+    "/workflows/<name>/instances",
+    responses=_responses(201, Created, "created", 404, 409, 413, 415, 422)
+    | _responses(200, Created, "the id holds the same workflow and params already: that instance"),
 )
 def create(name: Annotated[str, Path()], body: Annotated[CreateRequest, Body()]) -> Response[str]:
+    """201 for a new instance; 200 for an id that holds the same workflow and params (idempotent)."""
     inst = default_client().create(name, body.params, id=body.id)
+    if not inst.created:
+        return _json(200, Created(id=inst.id, status=inst.status().status.value))
     return _json(201, Created(id=inst.id, status="queued"))
 
 
 @app.post(
     "/workflows/<name>/instances/batch",
-    responses=_responses(201, CreatedBatch, "created", 404, 409, 413, 415, 422),
+    responses=_responses(201, CreatedBatch, "created", 404, 409, 413, 415, 422)
+    | _responses(200, CreatedBatch, "every id held the same workflow and params already"),
 )
 def create_batch(name: Annotated[str, Path()], body: Annotated[BatchRequest, Body()]) -> Response[str]:
+    """201 if any instance is new, else 200; an item whose id held it already has ``created`` false."""
     items = [item.model_dump(exclude_unset=True) for item in body.instances]
     made = default_client().create_batch(name, items)
-    return Response(
-        status_code=201,
-        content_type=content_types.APPLICATION_JSON,
-        body=CreatedBatch(instances=[Created(id=i.id, status="queued") for i in made]).model_dump_json(),
-    )
+    listed = [
+        BatchItem(id=i.id, status="queued" if i.created else i.status().status.value, created=i.created)
+        for i in made
+    ]
+    code = 201 if any(i.created for i in made) else 200
+    return _json(code, CreatedBatch(instances=listed))
 
 
 @app.get("/workflows/<name>/instances", responses=_responses(200, InstanceList, "a page of instances", 404))
@@ -393,7 +419,7 @@ def not_found(exc: Exception) -> Response[str]:
             segments = match.groupdict()
             try:
                 if "instance_id" in segments:
-                    check_instance_id(segments["instance_id"])
+                    check_instance_id(from_path(segments["instance_id"]))
                 if "name" in segments:
                     default_client().registry.get(segments["name"])
                 if "callback_id" in segments:
@@ -405,7 +431,10 @@ def not_found(exc: Exception) -> Response[str]:
     if allowed:
         message = f"{method} is not allowed on {shown}; allowed: {', '.join(allowed)}"
         return _error(405, "MethodNotAllowed", message, headers={"Allow": ", ".join(allowed)})
-    return _error(404, "NotFound", f"no route {method} {shown}")
+    hint = ""
+    if path.startswith("/instances/"):  # most likely an id with "/" sent encoded once, or not at all
+        hint = "; in a path, an instance id is percent-encoded twice ('/' as %252F, see docs/http-api.md)"
+    return _error(404, "NotFound", f"no route {method} {shown}{hint}")
 
 
 def _routes() -> list[Any]:

@@ -17,12 +17,11 @@ from typing import Any, TypeVar
 
 from framework.core.durations import from_epoch
 from framework.core.records import JournalEntry
-from framework.errors import AttemptInterrupted, InvalidConfigError, InvalidInstanceIdError, StepTimeoutError
+from framework.errors import AttemptInterrupted, InvalidConfigError, StepTimeoutError
 
 T = TypeVar("T")
 MAX_STEP_NAME = 256
 EVENT_TYPE = re.compile(r"[a-zA-Z0-9_.:-]{1,100}")
-ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
 
 
 def check_event_type(event_type: Any) -> str:
@@ -31,24 +30,6 @@ def check_event_type(event_type: Any) -> str:
             f"event type {event_type!r} is invalid: use 1 to 100 letters, digits, '_', '.', ':' or '-'"
         )
     return event_type
-
-
-def check_instance_id(instance_id: Any) -> str:
-    """An id is 1 to 100 ASCII letters, digits, ``_`` or ``-``, compared as is: no case folding and no
-    Unicode normalisation (no id needs any, since every character it may hold is ASCII)."""
-    if not isinstance(instance_id, str) or not ID_PATTERN.fullmatch(instance_id):
-        raise InvalidInstanceIdError(
-            f"instance id {shown(instance_id)} is invalid: use 1 to 100 letters, digits, '_' or '-', "
-            "not starting with '-'"
-        )
-    return instance_id
-
-
-def shown(value: Any, limit: int = 120) -> str:
-    """``repr(value)``, cut to ``limit`` characters: repr escapes control and invisible characters
-    (NUL, newlines, bidi overrides), and the cut keeps a hostile value from filling an error message."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 @dataclass(frozen=True, slots=True)

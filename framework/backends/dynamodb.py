@@ -37,6 +37,7 @@ from framework.backends.dynamodb_manage import LIST_INDEX
 from framework.backends.store import (
     WATCHED,
     DueInstance,
+    InstanceTaken,
     LeaseConflict,
     LeaseLost,
     Release,
@@ -54,7 +55,7 @@ from framework.core.records import (
     Status,
     new_version,
 )
-from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
+from framework.errors import InstanceNotFoundError, InvalidStateError
 
 DUE_INDEX = "due-index"
 QUERY_PAGE = 1000  # items per sweeper Query page
@@ -97,6 +98,7 @@ class DynamoStore(CallbackTable):
                     "Item": self._new_item(r),
                     "ConditionExpression": INSTANCE_IS_NEW,
                     "ExpressionAttributeNames": {"#pk": "pk"},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
             for r in records
@@ -106,12 +108,15 @@ class DynamoStore(CallbackTable):
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons", [])
             taken = [
-                r.id
+                (r.id, why.get("Item"))
                 for r, why in zip(records, reasons, strict=False)
                 if why.get("Code") == "ConditionalCheckFailed"
             ]
             if taken:
-                raise InstanceAlreadyExistsError(f"instances already exist: {', '.join(taken)}") from None
+                existing = self._taken(taken)
+                raise InstanceTaken(
+                    f"instances already exist: {', '.join(i for i, _ in taken)}", existing
+                ) from None
             raise
 
     def create_instance(self, record: InstanceRecord) -> None:
@@ -121,11 +126,19 @@ class DynamoStore(CallbackTable):
                 Item=self._new_item(record),
                 ConditionExpression=INSTANCE_IS_NEW,
                 ExpressionAttributeNames={"#pk": "pk"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if conflict(exc):
-                raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists") from None
+                existing = self._taken([(record.id, exc.response.get("Item"))])
+                raise InstanceTaken(f"instance {record.id!r} already exists", existing) from None
             raise
+
+    def _taken(self, taken: list[tuple[str, dict[str, Any] | None]]) -> dict[str, InstanceRecord]:
+        """The instances that hold the taken ids, from the items the failed write returned. A DynamoDB
+        that returns none (dynalite ignores ReturnValuesOnConditionCheckFailure) costs a read."""
+        found = {i: instance_from(item) if item else self.get_instance(i) for i, item in taken}
+        return {i: record for i, record in found.items() if record is not None}
 
     def _new_item(self, record: InstanceRecord) -> dict[str, Any]:
         return instance_to(record, shard_of(record.id, self._shards), new_version())

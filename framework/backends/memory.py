@@ -9,6 +9,7 @@ from framework.backends.callbacks import already_sent, check_callback
 from framework.backends.store import (
     WATCHED,
     DueInstance,
+    InstanceTaken,
     LeaseConflict,
     LeaseLost,
     Release,
@@ -28,7 +29,7 @@ from framework.core.records import (
     Status,
     new_version,
 )
-from framework.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidStateError
+from framework.errors import InstanceNotFoundError, InvalidStateError
 
 
 class MemoryStore:
@@ -46,15 +47,16 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             if record.id in self._instances:
-                raise InstanceAlreadyExistsError(f"instance {record.id!r} already exists")
+                existing = {record.id: self._instances[record.id]}
+                raise InstanceTaken(f"instance {record.id!r} already exists", existing)
             self._set(record)
 
     def create_instances(self, records: list[InstanceRecord]) -> None:
         with self._lock:
             self.calls += 1
-            taken = [r.id for r in records if r.id in self._instances]
+            taken = {r.id: self._instances[r.id] for r in records if r.id in self._instances}
             if taken:
-                raise InstanceAlreadyExistsError(f"instances already exist: {', '.join(taken)}")
+                raise InstanceTaken(f"instances already exist: {', '.join(taken)}", taken)
             for r in records:
                 self._set(r)
 

@@ -22,7 +22,18 @@ from framework.core.records import (
     RunKey,
     Status,
 )
-from framework.errors import InvalidStateError
+from framework.errors import InstanceAlreadyExistsError, InvalidStateError
+
+
+class InstanceTaken(InstanceAlreadyExistsError):
+    """A create found ids taken. ``existing`` maps each taken id to its instance as stored when the
+    write failed (DynamoDB returns it with the failure itself, so no write can come in between); an id
+    whose instance is gone by the time it could be read is left out (a TTL delete), and is free again.
+    The client turns it into success or a plain InstanceAlreadyExistsError (``WorkflowClient.create``)."""
+
+    def __init__(self, message: str, existing: dict[str, InstanceRecord]) -> None:
+        super().__init__(message)
+        self.existing = existing
 
 
 class LeaseConflict(Exception):
@@ -100,11 +111,12 @@ def shard_of(instance_id: str, shards: int) -> str:
 
 class Store(Protocol):
     def create_instance(self, record: InstanceRecord) -> None:
-        """Write a new instance. Raise InstanceAlreadyExistsError if the id is taken."""
+        """Write a new instance. Raise InstanceTaken (an InstanceAlreadyExistsError) if the id is
+        taken, with the instance that holds it."""
 
     def create_instances(self, records: list[InstanceRecord]) -> None:
-        """Write up to 100 new instances, all or none. Raise InstanceAlreadyExistsError naming the
-        ids that are taken."""
+        """Write up to 100 new instances, all or none. Raise InstanceTaken naming the ids that are
+        taken, with the instances that hold them."""
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 

@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from framework.core.ids import is_instance_id
 from framework.errors import CallbackNotFoundError
 
 CALLBACK_EVENT = "$callback"  # the outcome: success or failure, one per callback
@@ -23,7 +24,6 @@ HEARTBEAT_EVENT = "$heartbeat"  # the latest heartbeat, one per callback, replac
 TOKEN_BYTES = 16
 MAX_ID_CHARS = 400
 _ID = re.compile(r"([A-Za-z0-9_-]{1,136})\.([1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,5})\.([A-Za-z0-9_-]{22})")
-_INSTANCE_ID = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
 
 
 def new_token() -> str:
@@ -65,6 +65,6 @@ def parse_callback_id(text: Any) -> CallbackId:
         instance_id = ""
     parsed = CallbackId(instance_id, int(run), int(seq), token)
     # One spelling per id: the instance part must be the canonical encoding of a valid instance id.
-    if not _INSTANCE_ID.fullmatch(instance_id) or str(parsed) != text:
+    if not is_instance_id(instance_id) or str(parsed) != text:
         raise CallbackNotFoundError("the callback id is malformed: it is not one that create_callback issued")
     return parsed

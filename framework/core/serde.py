@@ -128,6 +128,19 @@ def decode(text: str) -> Any:
     return data[_VALUE_KEY]
 
 
+def same_json(a: str, b: str) -> bool:
+    """Whether two stored JSON texts (as ``dumps`` writes them) hold the same value: equal texts, or
+    equal once each object's keys are sorted. Numbers keep their spelling (``1`` is not ``1.0``), and
+    ``true`` is not ``1``; only the order of an object's keys does not count."""
+    if a == b:
+        return True
+
+    def canonical(text: str) -> str:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    return canonical(a) == canonical(b)
+
+
 def roundtrip(value: Any, *, what: str) -> tuple[str, Any]:
     """Encode ``value`` and decode it again: what replay will return, returned on first run too."""
     text = encode(value, what=what)

@@ -16,6 +16,7 @@ from framework.backends.queue import MAX_DELAY_SECONDS
 from framework.backends.store import LeaseConflict, LeaseLost, Release
 from framework.core.durations import from_epoch
 from framework.core.faults import point
+from framework.core.ids import key_segment
 from framework.core.logs import logger
 from framework.core.records import (
     ErrorInfo,
@@ -397,9 +398,10 @@ class Invocation:
     def blob_key(self, kind: str, *parts: object) -> str:
         """Where this invocation puts a large value: under the instance's incarnation and run, and under
         its own lease. Two invocations that overlap (a lease that expired early) never put to one key,
-        so the one whose journal write or release loses cannot overwrite what the winner recorded."""
+        so the one whose journal write or release loses cannot overwrite what the winner recorded.
+        The id is one segment, escaped (``ids.key_segment``): an id that holds ``/`` splits no key."""
         where = "/".join(str(p) for p in (*parts, self.lease.owner))
-        return f"{kind}/{self.instance.id}/{self.instance.incarnation}/{self.run_number}/{where}"
+        return f"{kind}/{key_segment(self.instance.id)}/{self.instance.incarnation}/{self.run_number}/{where}"
 
     def _forget_taken(self) -> None:
         """Delete the events that waits took, now that their entries are written and the run goes on:

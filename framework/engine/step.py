@@ -19,11 +19,11 @@ from framework.api.calls import (
     StepContext,
     call_with_timeout,
     check_event_type,
-    check_instance_id,
     check_name,
 )
 from framework.core.config import step_config
 from framework.core.durations import Duration, parse_duration, to_epoch
+from framework.core.ids import check_instance_id
 from framework.core.records import EntryKind, JournalEntry
 from framework.engine import saga
 from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance

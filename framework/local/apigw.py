@@ -20,6 +20,15 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
+def gateway_path(path: str) -> str:
+    """The ``rawPath`` an HTTP API passes for a request ``path`` as the client sent it (no query):
+    percent-decoded once, every escape included. ``%2F`` arrives as ``/``, so that no route can tell
+    it from a separator, and ``%252F`` as ``%2F``; ``%40`` arrives as ``@``. An escape that is not
+    UTF-8 arrives as U+FFFD. So an instance id with ``/`` is sent encoded twice
+    (``framework.core.ids.path_segment``), and the API decodes it once more."""
+    return urllib.parse.unquote(path or "/")
+
+
 def http_api_event(
     method: str,
     raw_path: str,

@@ -48,7 +48,7 @@ from pydantic import ValidationError
 
 from framework.api.registry import REGISTRY, load_modules
 from framework.backends.environment import Settings
-from framework.local.apigw import http_api_event, http_api_response
+from framework.local.apigw import gateway_path, http_api_event, http_api_response
 from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
 from framework.local.runtime import WORK_QUEUE, LocalRuntime
 from framework.local.template import load_stack
@@ -182,7 +182,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         try:
             event = http_api_event(
                 self.command,
-                urllib.parse.unquote(url.path or "/"),  # HTTP APIs pass the path percent-decoded
+                gateway_path(url.path),  # HTTP APIs pass the path percent-decoded
                 raw_query=url.query,
                 headers=self.headers.items(),
                 body=body,

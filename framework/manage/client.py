@@ -14,16 +14,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from framework.api.calls import check_event_type, check_instance_id, shown
+from framework.api.calls import check_event_type
 from framework.api.registry import Registry, Workflow
 from framework.backends.blobs import S3Blobs
 from framework.backends.dynamodb import DynamoStore
 from framework.backends.dynamodb_items import event_key
 from framework.backends.environment import Environment, Settings, current, from_env
 from framework.backends.queue import SqsQueue
+from framework.backends.store import InstanceTaken
 from framework.core import serde
 from framework.core.clock import Clock, SystemClock
 from framework.core.durations import LATEST_EPOCH, from_epoch
+from framework.core.ids import check_instance_id, shown
 from framework.core.records import Control, EventRecord, InstanceRecord, Status, new_incarnation
 from framework.engine import payloads
 from framework.engine.invocation import send_wake
@@ -97,9 +99,12 @@ class InstancePage:
 class Instance:
     """A handle on one instance. Each method reads or writes the store; nothing is cached."""
 
-    def __init__(self, client: WorkflowClient, instance_id: str) -> None:
+    def __init__(self, client: WorkflowClient, instance_id: str, *, created: bool = False) -> None:
         self._client = client
         self.id = instance_id
+        # True only on a handle that ``create`` or ``create_batch`` returned for an instance that call
+        # wrote; False for one that existed already (same workflow and params), and on every other handle.
+        self.created = created
 
     def status(self) -> InstanceStatus:
         return self._client._status(self._client._record(self.id))
@@ -192,17 +197,50 @@ class WorkflowClient:
 
     # -- creating ----------------------------------------------------------------------------------
     def create(self, workflow: str | Workflow, params: Any = None, *, id: str | None = None) -> Instance:
-        """Validate, write and enqueue a new instance. Nothing is written if validation fails."""
+        """Validate, write and enqueue a new instance; return its handle, ``created`` True. Nothing is
+        written if validation fails.
+
+        Idempotent, as Step Functions' StartExecution is: if ``id`` exists with the same workflow and
+        the same params (compared as stored, see ``serde.same_json``), that instance's handle is
+        returned, ``created`` False, whatever its status, and nothing is written or sent. With another
+        workflow or other params: InstanceAlreadyExistsError. The existing instance comes back with the
+        failed conditional write itself, so two creates that race on one id both succeed if they agree.
+        """
         record = self._new_record(workflow, params, id, self._env.clock.now())
-        self._env.store.create_instance(record)
+        if not self._write([record], batch=False):
+            return Instance(self, record.id)
         # The start carries its due time, like every wake-up: a duplicate delivered after the instance
         # has moved on to a later wait fails the lease's due check and costs one write, no replay.
         send_wake(self._env, record.id, record.created_at)
-        return Instance(self, record.id)
+        return Instance(self, record.id, created=True)
+
+    def _write(self, records: builtins.list[InstanceRecord], *, batch: bool) -> set[str]:
+        """Write the records whose ids are free (a conditional put, or a transaction for a batch),
+        leave those whose ids hold the same instance already, and return the ids written. Raise
+        InstanceAlreadyExistsError, writing nothing, if an id holds another instance."""
+        pending = records
+        for _ in range(len(records) + 2):  # each round drops an id, but for ids that TTL just freed
+            try:
+                if batch:
+                    self._env.store.create_instances(pending)
+                else:
+                    self._env.store.create_instance(pending[0])
+                return {r.id for r in pending}
+            except InstanceTaken as taken:
+                for r in pending:
+                    if r.id in taken.existing:
+                        _check_same(r, taken.existing[r.id])
+                pending = [r for r in pending if r.id not in taken.existing]
+            if not pending:
+                return set()
+        raise InstanceAlreadyExistsError("the ids were taken and freed again on every try; try again")
 
     def create_batch(self, workflow: str | Workflow, items: list[dict[str, Any]]) -> list[Instance]:
         """Create up to 100 instances of one workflow: ``[{"id": ..., "params": ...}, ...]`` (both
-        optional). All are validated first and written in one transaction: all, or none."""
+        optional). All are validated first and written in one transaction: all, or none. As for
+        ``create``, an id that holds the same workflow and params already is success (its handle has
+        ``created`` False) and the others are written; one that holds another instance raises
+        InstanceAlreadyExistsError, and nothing is written."""
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
             raise InvalidConfigError(f"a batch holds 1 to {MAX_BATCH} instances")
         now = self._env.clock.now()
@@ -220,10 +258,11 @@ class WorkflowClient:
         ids = [r.id for r in records]
         if len(set(ids)) != len(ids):
             raise InstanceAlreadyExistsError("the batch names one id twice")
-        self._env.store.create_instances(records)
+        written = self._write(records, batch=True)
         for record in records:
-            send_wake(self._env, record.id, now)
-        return [Instance(self, r.id) for r in records]
+            if record.id in written:
+                send_wake(self._env, record.id, now)
+        return [Instance(self, r.id, created=r.id in written) for r in records]
 
     def _new_record(
         self, workflow: str | Workflow, params: Any, instance_id: str | None, now: float
@@ -368,6 +407,14 @@ def default_client() -> WorkflowClient:
     if _default is None or _default._env is not env:
         _default = WorkflowClient(environment=env)
     return _default
+
+
+def _check_same(record: InstanceRecord, existing: InstanceRecord) -> None:
+    """Raise InstanceAlreadyExistsError unless ``existing`` is what ``record`` would create."""
+    if existing.workflow != record.workflow or not serde.same_json(existing.params, record.params):
+        raise InstanceAlreadyExistsError(
+            f"instance {shown(record.id)} exists with another workflow or other params"
+        )
 
 
 def _encode_cursor(record: InstanceRecord) -> str:

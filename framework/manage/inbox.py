@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from framework.core import serde
-from framework.errors import CallbackCompletedError, InstanceAlreadyExistsError, WorkflowError
+from framework.errors import CallbackCompletedError, WorkflowError
 from framework.manage import callbacks
 from framework.manage.client import WorkflowClient
 
@@ -87,17 +87,10 @@ def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float)
     if message.id is None:
         # A redelivered message must not start a second instance: name it after the SQS message.
         message = message.model_copy(update={"id": f"inbox-{message_id}"})
-    try:
-        client.create(message.workflow, message.params, id=message.id)
-    except InstanceAlreadyExistsError:
-        existing = client._record(message.id or "")
-        same_params = client.registry.get(message.workflow).encode_params(message.params) == existing.params
-        if existing.workflow != message.workflow or not same_params:
-            raise InstanceAlreadyExistsError(
-                f"instance {message.id!r} exists with another workflow or other params"
-            ) from None
-        return "duplicate create"
-    return "create"
+    # An id that holds the same workflow and params is success (a redelivery): the client says so.
+    # Another instance under the id raises InstanceAlreadyExistsError, and the message is retried.
+    created = client.create(message.workflow, message.params, id=message.id).created
+    return "create" if created else "duplicate create"
 
 
 def _callback(client: WorkflowClient, message: InboxCallback, sent_at: float) -> str:

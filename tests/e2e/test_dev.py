@@ -110,6 +110,14 @@ def test_dev_serves_the_stack_over_http_and_stops_on_ctrl_c(start_dev: Callable[
     assert all(len(e["attempts"]) == 1 for e in entries if e["kind"] == "step")
     listed = dev.call("GET", "/workflows/dev-order/instances")[1]["instances"]
     assert [i["id"] for i in listed] == ["o-1"]
+    # An id with "/" over HTTP: sent encoded twice, decoded once by dev as by API Gateway, once by the API.
+    slash = {"id": "orders/2024/7", "params": {"item": "pen"}}
+    assert dev.call("POST", create, slash)[0] == 201
+    status, again = dev.call("POST", create, slash)  # the same id, workflow and params: that instance
+    assert (status, again["id"]) == (200, "orders/2024/7")
+    assert dev.call("GET", "/instances/orders%252F2024%252F7")[1]["id"] == "orders/2024/7"
+    assert dev.call("GET", "/instances/orders%2F2024%2F7")[1]["error"] == "NotFound"  # "/" once: a separator
+    assert dev.call("POST", "/instances/orders%252F2024%252F7/terminate")[0] == 202
 
     started = time.monotonic()
     assert dev.stop(signal.SIGINT) == 0

@@ -79,7 +79,9 @@ def test_batch(rt: LocalRuntime, call: Api) -> None:
     )
     assert code == 201 and [i["status"] for i in body["instances"]] == ["queued", "queued"]
     code, body = call(
-        "POST", "/workflows/it-chain/instances/batch", {"instances": [{"id": "b2"}, {"id": "b1"}]}
+        "POST",
+        "/workflows/it-chain/instances/batch",
+        {"instances": [{"id": "b2"}, {"id": "b1", "params": {"steps": 5}}]},
     )
     assert code == 409 and body["error"] == "InstanceAlreadyExistsError"
     assert call("GET", "/instances/b2")[0] == 404  # all or nothing
@@ -236,7 +238,11 @@ def test_errors_are_json_with_the_right_code(
 
 def test_duplicate_id_is_409_and_bad_params_write_nothing(rt: LocalRuntime, call: Api) -> None:
     assert call("POST", "/workflows/it-chain/instances", {"id": "dup"})[0] == 201
-    code, body = call("POST", "/workflows/it-chain/instances", {"id": "dup"})
+    code, body = call("POST", "/workflows/it-chain/instances", {"id": "dup", "params": {"steps": 2}})
+    assert (code, body["error"]) == (409, "InstanceAlreadyExistsError")
+    code, body = call(
+        "POST", "/workflows/it-typed/instances", {"id": "dup", "params": {"sku": "a", "quantity": 1}}
+    )
     assert (code, body["error"]) == (409, "InstanceAlreadyExistsError")
     rt.aws_calls.clear()
     code, body = call("POST", "/workflows/it-typed/instances", {"params": {"sku": "a", "quantity": "x"}})

@@ -331,7 +331,7 @@ CASES = [
     ),
     P(Req("POST", CREATE, b64=b'{"id": "\xff\xfe"}'), 400, "MalformedJSON", id="base64-not-utf8"),
     P(Req("POST", CREATE, b64='{"id": "x"}'.encode("utf-16")), 400, "MalformedJSON", id="base64-utf16"),
-    P(Req("POST", CREATE, b64=b'{"id": "a/b"}'), 400, "InvalidInstanceIdError", id="base64-decoded-and-read"),
+    P(Req("POST", CREATE, b64=b'{"id": "a#b"}'), 400, "InvalidInstanceIdError", id="base64-decoded-and-read"),
     P(Req("POST", CREATE, raw='{"id": "\\ud800"}'), 400, "MalformedJSON", id="lone-surrogate-id"),
     P(
         Req("POST", CREATE, raw='{"params": {"k": "a\\udc00"}}'),
@@ -378,7 +378,9 @@ CASES = [
     ),
     # -- ids in bodies ------------------------------------------------------------------------------------
     P(Req("POST", CREATE, body={"id": "../etc/passwd"}), 400, "InvalidInstanceIdError", id="body-id-dotdot"),
-    P(Req("POST", CREATE, body={"id": "a/b"}), 400, "InvalidInstanceIdError", id="body-id-slash"),
+    P(Req("POST", CREATE, body={"id": "a#b"}), 400, "InvalidInstanceIdError", id="body-id-hash"),
+    P(Req("POST", CREATE, body={"id": "/a"}), 400, "InvalidInstanceIdError", id="body-id-leading-slash"),
+    P(Req("POST", CREATE, body={"id": "a%2Fb"}), 400, "InvalidInstanceIdError", id="body-id-percent"),
     P(Req("POST", CREATE, body={"id": "a\x00b"}), 400, "InvalidInstanceIdError", id="body-id-NUL"),
     P(Req("POST", CREATE, body={"id": "known2\n"}), 400, "InvalidInstanceIdError", id="body-id-trailing-LF"),
     P(Req("POST", CREATE, body={"id": "a\tb"}), 400, "InvalidInstanceIdError", id="body-id-tab"),

@@ -142,3 +142,22 @@ def _partition(rt: LocalRuntime, instance_id: str) -> list[dict[str, Any]]:
         ExpressionAttributeValues={":pk": {"S": instance_id}},
     )
     return [item for item in page["Items"] if item["sk"]["S"] != "instance"]
+
+
+def test_the_cleanup_of_an_id_leaves_the_blobs_of_ids_that_begin_with_it() -> None:
+    """Ids "a" and "a/b": blob keys escape the id ("results/a/..." and "results/a%2Fb/..."), so the
+    purge of "a", which lists "results/a/", finds none of the blobs of "a/b"."""
+    with LocalRuntime(workflows=[w.big]) as rt:
+        for instance_id in ("a", "a/b", "a/b/c"):
+            rt.client.create("it-big", id=instance_id)
+        rt.run_until_idle()
+        assert len(_blobs(rt)) == 6  # two large results each
+        ttl_remove(rt, "a")
+        context = LocalContext("CleanupFunction", rt.clock, rt.clock.now() + 60)
+        assert cleanup.handler({"Records": [stream_record("a", "instance")]}, context) == {
+            "batchItemFailures": []
+        }
+        left = _blobs(rt)
+        assert len(left) == 4 and all(k.split("/")[1] in ("a%2Fb", "a%2Fb%2Fc") for k in left)
+        for instance_id in ("a/b", "a/b/c"):
+            assert rt.client.get(instance_id).history()[0].result == "z" * 500_000

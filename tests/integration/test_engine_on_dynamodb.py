@@ -20,6 +20,7 @@ from tests.unit.test_deadline_cuts import *  # noqa: F403
 from tests.unit.test_engine import *  # noqa: F403 - collect every engine test here too
 from tests.unit.test_engine_failures import *  # noqa: F403
 from tests.unit.test_fanout import *  # noqa: F403
+from tests.unit.test_idempotent_create import *  # noqa: F403 - the put returns the existing item
 from tests.unit.test_invoke import *  # noqa: F403
 from tests.unit.test_management import *  # noqa: F403
 from tests.unit.test_robustness import *  # noqa: F403

@@ -97,3 +97,13 @@ def test_a_redelivered_create_without_an_id_starts_one_instance(rt: LocalRuntime
     for _ in range(2):
         assert inbox.handler({"Records": [record]}, context) == {"batchItemFailures": []}
     assert [i.id for i in rt.client.list().instances] == [f"inbox-{record['messageId']}"]
+
+
+def test_a_create_with_the_new_id_characters_and_its_duplicate_in_another_key_order(rt: LocalRuntime) -> None:
+    message = {"action": "create", "workflow": "it-typed", "id": "orders/2024/7"}
+    put(rt, message | {"params": {"sku": "s", "quantity": 1}})
+    put(rt, message | {"params": {"quantity": 1, "sku": "s"}})  # the same params, keys in another order
+    put(rt, {"action": "event", "instance_id": "ana@example.com", "type": "x"})  # a valid id, no instance
+    rt.run_until_idle()
+    assert rt.client.get("orders/2024/7").status().output == {"sku": "s", "total": 3}
+    assert len(dead_letters(rt)) == 1  # the event for an unknown instance only

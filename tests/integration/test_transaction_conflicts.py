@@ -210,11 +210,11 @@ def test_create_and_create_batch_retry_a_conflict_then_answer_409_busy(rt: Confl
     status, body = call(rt, "POST", "/workflows/it-chain/instances/batch", {"instances": [{"id": "b3"}]})
     assert (status, body["error"]) == (409, "InstanceBusyError"), body
     assert _missing(rt, "b3")  # nothing written
-    # A taken id is the answer, even when another item of the batch conflicted.
+    # A taken id is the answer, even when another item of the batch conflicted (b1 holds other params:
+    # the cancellation carries no item here, so the store reads it).
     rt.conflict("TransactWriteItems", 1, reasons=["ConditionalCheckFailed", "TransactionConflict"])
-    status, body = call(
-        rt, "POST", "/workflows/it-chain/instances/batch", {"instances": [{"id": "b1"}, {"id": "b4"}]}
-    )
+    taken = {"instances": [{"id": "b1", "params": {"steps": 3}}, {"id": "b4"}]}
+    status, body = call(rt, "POST", "/workflows/it-chain/instances/batch", taken)
     assert (status, body["error"]) == (409, "InstanceAlreadyExistsError")
 
 

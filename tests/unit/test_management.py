@@ -261,7 +261,7 @@ def test_create_batch_is_all_or_nothing(h: Harness) -> None:
     made = h.client.create_batch("sleeper", [{"id": "b1"}, {"id": "b2", "params": {"x": 1}}, {}])
     assert [m.id for m in made][:2] == ["b1", "b2"] and len(made) == 3
     with pytest.raises(InstanceAlreadyExistsError, match="b1"):
-        h.client.create_batch("sleeper", [{"id": "b9"}, {"id": "b1"}])
+        h.client.create_batch("sleeper", [{"id": "b9"}, {"id": "b1", "params": {"x": 2}}])
     with pytest.raises(InstanceNotFoundError):
         h.client.get("b9")  # nothing of the failed batch was written
     with pytest.raises(InstanceAlreadyExistsError):

@@ -12,9 +12,10 @@ import pytest
 from pydantic import BaseModel
 
 from framework import InvalidConfigError, InvalidInstanceIdError, RetryPolicy, SerializationError, StepConfig
-from framework.api.calls import check_instance_id, check_name
+from framework.api.calls import check_name
 from framework.core.config import step_config
 from framework.core.durations import parse_duration, to_epoch
+from framework.core.ids import check_instance_id
 from framework.core.serde import decode, encode, roundtrip
 
 
@@ -201,12 +202,16 @@ def test_bad_step_names(name: Any) -> None:
         check_name(name)
 
 
-@pytest.mark.parametrize("instance_id", ["a", "A_1-b", "_x", "9" * 100])
+@pytest.mark.parametrize(
+    "instance_id", ["a", "A_1-b", "_x", "9" * 100, "a/b", "order:123", "ana@example.com", "a.", "x/../y"]
+)
 def test_good_ids(instance_id: str) -> None:
     assert check_instance_id(instance_id) == instance_id
 
 
-@pytest.mark.parametrize("instance_id", ["", "-a", "a" * 101, "a/b", "../x", "a b", "é", "a\n", 7])
+@pytest.mark.parametrize(
+    "instance_id", ["", "-a", "a" * 101, "../x", "/a", ".", "a#b", "a%2F", "a b", "é", "a\n", "a\ud800", 7]
+)
 def test_bad_ids(instance_id: Any) -> None:
     with pytest.raises(InvalidInstanceIdError) as info:
         check_instance_id(instance_id)
