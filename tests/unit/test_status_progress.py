@@ -318,3 +318,68 @@ def test_a_mark_never_outlives_its_lease(kind: str) -> None:
         h.clock.set(lease_until + 1)  # the invocation is as good as dead: its lease ran out
         assert inst.status().running_step is None  # the mark is still stored, but not shown
         gate.opened.set()
+
+
+def test_the_cli_prints_the_wait_the_running_step_and_the_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import json
+
+    from framework import cli
+    from framework.manage.client import RunningStatus, WaitStatus
+
+    at = from_epoch(1_800_000_000)
+    status = InstanceStatus(
+        "i1",
+        "wf",
+        Status.WAITING,
+        None,
+        None,
+        at,
+        at,
+        waits=(
+            WaitStatus("event", "approval", at, event_type="approved"),
+            WaitStatus("retry", "charge", at, attempt=3),
+            WaitStatus("invoke", "ship", at, child_id="kid"),
+            WaitStatus("map", "all", None),
+        ),
+        running_steps=(RunningStatus("fetch", 2, at),),
+        counts={"steps_done": 4, "steps_failed": 1, "retries": 2, "failures": 3},
+    )
+    cli._print_status(argparse.Namespace(json=False), status)
+    assert capsys.readouterr().out.splitlines() == [
+        "i1  wf  waiting",
+        "waiting: event 'approval' for event 'approved', until 2027-01-15T08:00:00+00:00",
+        "waiting: retry 'charge', attempt 3 next, until 2027-01-15T08:00:00+00:00",
+        "waiting: invoke 'ship', child kid, until 2027-01-15T08:00:00+00:00",
+        "waiting: map 'all', no deadline",
+        "running: step 'fetch', attempt 2, since 2027-01-15T08:00:00+00:00",
+        "steps: 4 done, 1 failed; 2 retries, 3 failures",
+    ]
+    cli._print_status(argparse.Namespace(json=True), status)
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["wait"]["event_type"] == "approved" and len(shown["waits"]) == 4
+    assert shown["running_step"] == {"name": "fetch", "attempt": 2, "started_at": at.isoformat()}
+    assert shown["counts"] == status.counts
+
+
+def test_replay_marks_no_recorded_step() -> None:
+    gate = Gate()
+    marked: list[str] = []
+
+    def wf(event: Any, step: Any) -> Any:
+        step.do("long", gate("x"))
+        step.sleep("nap", "1 minute")
+        step.sleep("nap again", "1 minute")
+        return "done"
+
+    h = Harness(Workflow(name="replayed", fn=wf), settings=MARK_AT_ONCE)
+    real = h.store.inner.mark_running
+    h.store.inner.mark_running = lambda i, o, s: marked.append(s.name) or real(i, o, s)
+    inst = h.start("replayed", id="p1")
+    with delivering(h):
+        gate.wait_begun()
+        eventually(inst.status, lambda s: s.running_step is not None)
+        gate.opened.set()
+    h.run_until_idle()  # two more invocations, each replaying the recorded step
+    assert inst.status().status is Status.COMPLETE
+    assert marked == ["long"]
