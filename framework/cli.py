@@ -20,7 +20,7 @@ from typing import Any
 
 from framework.api.registry import load_modules
 from framework.errors import WorkflowError
-from framework.manage.client import InstanceStatus, WorkflowClient
+from framework.manage.client import InstanceStatus, WaitStatus, WorkflowClient
 from framework.manage.timeline import format_timeline
 
 
@@ -55,11 +55,34 @@ def _client(args: argparse.Namespace) -> WorkflowClient:
     return WorkflowClient(table, queue, bucket_name=bucket, endpoint_url=args.endpoint_url)
 
 
+def _wait_line(wait: WaitStatus) -> str:
+    """One wait, as ``workflows status`` prints it."""
+    line = f"{wait.kind} {wait.name!r}"
+    if wait.event_type is not None:
+        line += f" for event {wait.event_type!r}"
+    if wait.attempt is not None:
+        line += f", attempt {wait.attempt} next"
+    if wait.child_id is not None:
+        line += f", child {wait.child_id}"
+    if wait.until is None:
+        return f"{line}, no deadline"
+    return f"{line}, until {wait.until.isoformat(timespec='seconds')}"
+
+
 def _print_status(args: argparse.Namespace, status: InstanceStatus) -> None:
     if args.json:
         print(json.dumps(status.as_dict(), default=str))
         return
     print(f"{status.id}  {status.workflow}  {status.status}")
+    for wait in status.waits:
+        print(f"waiting: {_wait_line(wait)}")
+    for step in status.running_steps:
+        since = step.started_at.isoformat(timespec="seconds")
+        print(f"running: step {step.name!r}, attempt {step.attempt}, since {since}")
+    c = status.counts
+    if any(c.values()):
+        print(f"steps: {c['steps_done']} done, {c['steps_failed']} failed; {c['retries']} retries, "
+              f"{c['failures']} failures")  # fmt: skip
     if status.error:
         print(f"error: {status.error['name']}: {status.error['message']}")
     elif status.output is not None:

@@ -41,6 +41,7 @@ from framework.core.callbacks import parse_callback_id
 from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
+from handlers.status_views import ProgressFields
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 2000  # an error message echoes input: cut it, so that a response stays small
@@ -108,7 +109,7 @@ class ErrorBody(BaseModel):
     message: str
 
 
-class InstanceView(BaseModel):
+class InstanceView(ProgressFields):
     id: str
     workflow: str
     status: str

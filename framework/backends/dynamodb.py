@@ -44,6 +44,7 @@ from framework.backends.store import (
     released,
     shard_of,
 )
+from framework.core.progress import RunningStep, StepCounts
 from framework.core.records import (
     FINISHED,
     RUNNABLE,
@@ -153,9 +154,12 @@ class DynamoStore(CallbackTable):
             names["#due_at"] = "due_at"
         values: dict[str, Any] = {f":st_{s.name.lower()}": s.value for s in RUNNABLE}
         values |= {":now": now, ":until": until, ":owner": owner, ":running": Status.RUNNING.value}
+        # An empty map of running steps: mark_running sets its keys, and a crashed invocation's go.
+        names["#steps"], values[":no_steps"] = "running", {}
         expression, names, values = self._versioned(
             "SET #status = :running, #lease_owner = :owner, #lease_until = :until, "
-            "#updated_at = :now" + ("" if require_due else ", #due_at = :until REMOVE #wake_at"),
+            "#updated_at = :now, #steps = :no_steps"
+            + ("" if require_due else ", #due_at = :until REMOVE #wake_at"),
             names,
             values,
         )
@@ -208,10 +212,24 @@ class DynamoStore(CallbackTable):
         self._owned_update(
             instance_id,
             owner,
-            "SET #lease_until = :now, #due_at = :due_at, #backoff = :backoff",
-            {"#lease_until": "lease_until", "#due_at": "due_at", "#backoff": "backoff"},
+            "SET #lease_until = :now, #due_at = :due_at, #backoff = :backoff REMOVE #steps",
+            {"#lease_until": "lease_until", "#due_at": "due_at", "#backoff": "backoff", "#steps": "running"},
             {":now": now, ":due_at": due_at, ":backoff": backoff},
         )
+
+    def mark_running(self, instance_id: str, owner: str, step: RunningStep) -> None:
+        # The map exists while the lease does: acquire_lease set it.
+        names, values = {"#steps": "running", "#op": step.op}, {":step": step.as_item()}
+        self._owned_update(instance_id, owner, "SET #steps.#op = :step", names, values)
+
+    def clear_running(self, instance_id: str, owner: str, op: str, counts: StepCounts) -> None:
+        names = {"#steps": "running", "#op": op, "#counts": "counts"}
+        stored = counts.as_item()
+        if stored is None:
+            self._owned_update(instance_id, owner, "REMOVE #steps.#op, #counts", names, {})
+        else:
+            expression = "SET #counts = :counts REMOVE #steps.#op"
+            self._owned_update(instance_id, owner, expression, names, {":counts": stored})
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         self._owned_update(

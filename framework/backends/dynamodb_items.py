@@ -8,6 +8,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from framework.core.progress import RunningStep, StepCounts, WaitInfo
 from framework.core.records import (
     Attempt,
     EntryKind,
@@ -96,6 +97,9 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         released_by=d.get("released_by"),
         version=d.get("ver", ""),
         parent=_parent(d),
+        waits=tuple(WaitInfo.of_item(w) for w in d.get("waits", [])),
+        running=tuple(RunningStep.of_item(op, r) for op, r in d.get("running", {}).items()),
+        counts=StepCounts.of_item(d.get("counts")),
     )
 
 
@@ -142,6 +146,9 @@ def instance_to(r: InstanceRecord, shard: str, version: str) -> dict[str, Any]:
         "parent_id": r.parent.instance_id if r.parent else None,
         "parent_run": str(r.parent.run) if r.parent else None,
         "parent_op": r.parent.op if r.parent else None,
+        "waits": [w.as_item() for w in r.waits] or None,
+        "running": {s.op: s.as_item() for s in r.running} or None,
+        "counts": r.counts.as_item(),
     }
     return to_av(values | {k: v for k, v in optional.items() if v is not None})
 

@@ -156,6 +156,9 @@ class TableBase:
                 "released_by": r.released_by,
                 TTL_ATTRIBUTE: r.expires_at,
                 "tail": len(r.tail) or None,  # only ever removed here (restart)
+                "waits": len(r.waits) or None,  # likewise
+                "running": len(r.running) or None,  # likewise
+                "counts": r.counts.as_item(),
             }
 
         before, changed = fields(current), fields(after)

@@ -47,6 +47,9 @@ class Settings:
     control_check_seconds: float = 1.0  # how often a running invocation looks for pause/terminate
     max_history: int = 10_000  # durable calls one run may make (HistoryLimitError beyond)
     journal_cache_mb: int = 64  # a warm container keeps the journals it replayed: resumes read less
+    # A step attempt that runs this long is marked in the instance item, for its status to show
+    # (framework.engine.running): two writes for such a step, none for a shorter one.
+    running_mark_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_history <= MAX_HISTORY:
@@ -58,6 +61,10 @@ class Settings:
             raise InvalidConfigError(
                 f"WORKFLOWS_PARK_LEAD + WORKFLOWS_SWEEP_GRACE must be under {MAX_DELAY_SECONDS} s, not "
                 f"{self.park_lead + self.sweep_grace:g}"
+            )
+        if self.running_mark_seconds < 0:
+            raise InvalidConfigError(
+                f"WORKFLOWS_RUNNING_MARK_SECONDS must be 0 or more, not {self.running_mark_seconds}"
             )
         if self.journal_cache_mb < 0:
             raise InvalidConfigError(

@@ -17,6 +17,7 @@ from framework.backends.store import (
     released,
 )
 from framework.core.callbacks import CallbackId
+from framework.core.progress import RunningStep, StepCounts
 from framework.core.records import (
     FINISHED,
     RUNNABLE,
@@ -88,6 +89,7 @@ class MemoryStore:
                 # this invocation decides, not that old deadline.
                 wake_at=current.wake_at if require_due else None,
                 updated_at=now,
+                running=(),
             )
             return Lease(owner=owner, until=until, previous=current)
 
@@ -111,7 +113,20 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             current = self._owned(instance_id, owner)
-            self._set(current, lease_until=now, due_at=due_at, backoff=backoff)
+            self._set(current, lease_until=now, due_at=due_at, backoff=backoff, running=())
+
+    def mark_running(self, instance_id: str, owner: str, step: RunningStep) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(instance_id, owner)
+            others = tuple(s for s in current.running if s.op != step.op)
+            self._set(current, running=(*others, step))
+
+    def clear_running(self, instance_id: str, owner: str, op: str, counts: StepCounts) -> None:
+        with self._lock:
+            self.calls += 1
+            current = self._owned(instance_id, owner)
+            self._set(current, running=tuple(s for s in current.running if s.op != op), counts=counts)
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         with self._lock:

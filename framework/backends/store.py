@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from framework.core.callbacks import CallbackId
+from framework.core.progress import RunningStep, StepCounts, WaitInfo
 from framework.core.records import (
     FINISHED,
     Control,
@@ -62,6 +63,8 @@ class Release:
     error: ErrorInfo | None = None
     expires_at: int | None = None  # finished instances: the TTL
     tail: tuple[JournalEntry, ...] = ()  # entries kept in the instance item (InstanceRecord.tail)
+    waits: tuple[WaitInfo, ...] = ()  # WAITING: what the run suspended on (framework.core.progress)
+    counts: StepCounts | None = None  # the run's step counts now (None: keep the stored ones)
 
     def due_on_wait(self) -> float | None:
         return self.due_at if self.due_at is not None else self.wake_at
@@ -86,6 +89,9 @@ def released(lease: Lease, release: Release) -> InstanceRecord:
         error=release.error,
         expires_at=release.expires_at,
         tail=release.tail,
+        waits=release.waits,
+        running=(),  # no step runs once the lease is let go
+        counts=lease.previous.counts if release.counts is None else release.counts,
         released_by=lease.owner,  # lets this container's journal cache know nobody wrote since
         lease_owner=None,
         lease_until=None,
@@ -124,7 +130,8 @@ class Store(Protocol):
         self, instance_id: str, owner: str, now: float, until: float, *, require_due: bool
     ) -> Lease:
         """Take the lease if the instance is runnable, unleased (or the lease expired) and, with
-        ``require_due``, has no ``wake_at`` after ``now``. Set status running. Raise LeaseConflict.
+        ``require_due``, has no ``wake_at`` after ``now``. Set status running and forget the marks of
+        running steps (``mark_running``) a crashed invocation left. Raise LeaseConflict.
 
         A due wake-up leaves ``due_at`` (and ``wake_at``) as they are: ``due_at`` is then at most one
         sweep grace ahead, so the sweeper finds a crashed invocation, and leaving the due-index key
@@ -142,7 +149,16 @@ class Store(Protocol):
     def expire_lease(self, instance_id: str, owner: str, now: float, due_at: float, backoff: int) -> None:
         """End ``owner``'s lease at ``now`` without releasing it, as a crash would (the next invocation
         counts one); remember ``backoff`` failed hand-overs in a row; the sweeper looks again at
-        ``due_at``. Raise LeaseLost."""
+        ``due_at``; forget the marks of running steps. Raise LeaseLost."""
+
+    def mark_running(self, instance_id: str, owner: str, step: RunningStep) -> None:
+        """Show ``step`` as running (``InstanceRecord.running``, by its op id), only while ``owner``
+        holds the lease, else raise LeaseLost. ``acquire_lease`` forgets every mark, and so does the
+        release: no mark outlives the lease that made it."""
+
+    def clear_running(self, instance_id: str, owner: str, op: str, counts: StepCounts) -> None:
+        """Forget the mark of the step at ``op`` (it ended) and store ``counts``, only while ``owner``
+        holds the lease, else raise LeaseLost."""
 
     def record_crash(self, instance_id: str, owner: str, mark: str, count: int) -> None:
         """Remember ``count`` crashes in a row at journal position ``mark``. Raise LeaseLost."""
@@ -281,6 +297,7 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
                 rollback_requested=True,
                 pause_requested=False,
                 wake_at=None,
+                waits=(),  # it waits no more: it runs the undos next
                 due_at=now,
                 lease_owner=None,
                 lease_until=None,
@@ -306,6 +323,9 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             backoff=0,  # failed hand-overs of the old run say nothing about the new one
             expires_at=None,
             tail=(),
+            waits=(),
+            running=(),
+            counts=StepCounts(),  # a new run: its own counts
         )
     raise InvalidStateError(f"cannot {action.value} instance {current.id!r}: it is {current.shown_status}")
 

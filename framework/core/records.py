@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from framework.core import serde
+from framework.core.progress import NO_COUNTS, RunningStep, StepCounts, WaitInfo
 from framework.errors import StepFailedError
 
 MAX_ERROR_MESSAGE = 4096
@@ -200,6 +201,12 @@ class InstanceRecord:
     version: str = ""
     parent: ParentLink | None = None  # set on the child instances that ``step.invoke`` starts
     rollback_requested: bool = False  # terminate(rollback=True): undo, then end terminated
+    # What the run is doing (framework.core.progress): the waits it suspended on (written by the
+    # release), the step attempts of the leased invocation that run long (marked while they run), and
+    # the counts over its steps (written by the release and by the unmarking of a long step).
+    waits: tuple[WaitInfo, ...] = ()
+    running: tuple[RunningStep, ...] = ()
+    counts: StepCounts = NO_COUNTS
 
     @property
     def run_key(self) -> RunKey:

@@ -17,6 +17,7 @@ import contextvars
 from collections import Counter
 from dataclasses import dataclass, field
 
+from framework.core.progress import NO_COUNTS, StepCounts
 from framework.core.records import SCOPES, EntryKind, EntryStatus, JournalEntry
 from framework.errors import HistoryLimitError, NonDeterminismError
 
@@ -55,6 +56,8 @@ class Journal:
         self._max_calls = max_calls
         self._next_seq = max(self._seqs, default=-1) + 1
         self.calls = 0
+        # Over the run's step entries, kept up to date by ``put``: the instance's status shows them.
+        self.counts = sum((counts_of(e) for e in entries), NO_COUNTS)
 
     def claim(self, op: str, kind: EntryKind, name: str) -> JournalEntry | None:
         """Record that this replay reached durable call ``op``; return its entry, if recorded."""
@@ -86,6 +89,7 @@ class Journal:
         return self._by_op.get(op)
 
     def put(self, entry: JournalEntry) -> None:
+        self.counts = self.counts - counts_of(self._by_op.get(entry.op_id)) + counts_of(entry)
         self._by_op[entry.op_id] = entry
         self._seqs[entry.seq] = entry
 
@@ -107,3 +111,17 @@ class Journal:
 
     def completed_waits(self) -> list[JournalEntry]:
         return [e for e in self._seqs.values() if e.kind is EntryKind.WAIT and "event_key" in e.extra]
+
+
+def counts_of(entry: JournalEntry | None) -> StepCounts:
+    """What one journal entry adds to the run's counts: only step entries add anything."""
+    if entry is None or entry.kind is not EntryKind.STEP:
+        return NO_COUNTS
+    failures = sum(1 for a in entry.attempts if a.error is not None)
+    failed = entry.status is EntryStatus.FAILED
+    return StepCounts(
+        steps_done=int(entry.status is EntryStatus.COMPLETE),
+        steps_failed=int(failed),
+        retries=max(failures - int(failed), 0),
+        failures=failures,
+    )

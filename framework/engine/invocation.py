@@ -7,8 +7,8 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework.api.registry import WorkflowEvent
 from framework.backends.environment import Environment, current
@@ -28,7 +28,7 @@ from framework.core.records import (
     Status,
     tail_bytes,
 )
-from framework.engine import children, ending
+from framework.engine import children, ending, running
 from framework.engine.ending import Outcome
 from framework.engine.step import Step
 from framework.errors import (
@@ -39,6 +39,9 @@ from framework.errors import (
     Suspend,
     WorkflowError,
 )
+
+if TYPE_CHECKING:
+    from framework.engine.replay import Replay
 
 T = TypeVar("T")
 # The largest step result that goes with the finishing write of the instance item instead of a journal
@@ -196,6 +199,8 @@ class Invocation:
         # terminate(rollback=True): the first new durable call raises RollbackRequested (engine.saga)
         self.rollback_requested = lease.previous.rollback_requested
         self.rolling_back = False  # the undos run: durable calls go on
+        self.replay: Replay | None = None  # this invocation's replay, once it began (engine.replay)
+        self.marks: set[running.Mark] = set()  # step attempts to mark as running, if they run long
 
     @property
     def instance_id(self) -> str:
@@ -287,6 +292,7 @@ class Invocation:
         except Exception as exc:  # an AWS call of the engine failed
             return self._retry_soon(exc)
         finally:
+            running.cancel_all(self)  # (each was ended or cancelled already, but for a crash)
             logger.remove_keys(["instance_id", "workflow"])
 
     def _replay(self) -> Outcome:
@@ -350,6 +356,7 @@ class Invocation:
         return (*kept, *pending)
 
     def _lost(self, lost: LeaseLost) -> Outcome:
+        running.cancel_all(self)
         current = self.env.store.get_instance(self.instance.id)
         if current is None or current.status is Status.TERMINATED or current.run_key != self.run_key:
             logger.info("stopped: the instance was terminated or restarted")
@@ -367,6 +374,7 @@ class Invocation:
                 "engine call after the release failed", extra={"error": f"{type(error).__name__}: {error}"}
             )
             raise error
+        running.cancel_all(self)  # expire_lease forgets the marks: none may be written after it
         backoff = self.lease.previous.backoff + 1
         wake_at = self.now() + min(5.0 * 2**backoff, 900.0)
         logger.warning(
@@ -416,6 +424,9 @@ class Invocation:
 
     def release(self, release: Release) -> Status:
         """Write the release, once: from then on the lease is no longer this invocation's."""
+        running.cancel_all(self)  # the release drops the marks: none may be written after it
+        if self.replay is not None and release.counts is None:
+            release = replace(release, counts=self.replay.journal.counts)
         point("instance.before_release", instance_id=self.instance.id, status=release.status)
         status = self.env.store.release(self.lease, release)
         self._released = True
@@ -432,7 +443,9 @@ class Invocation:
         parked = due is not None
         # A sleep's entry rides along, while the instance item stays small (about 1 KB: one write unit).
         tail = self._tail(step, CARRY_BYTES - len(self.instance.params))
-        status = self.release(Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail))
+        waits = self.replay.waits if self.replay is not None else ()  # what the status shows
+        release = Release(Status.WAITING, now, wake_at=wake_at, due_at=due, tail=tail, waits=waits)
+        status = self.release(release)
         self.env.journal_cache().keep(self.instance, step.entries(), self.lease.owner)  # all written
         self._forget_taken()
         if status is Status.PAUSED:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from framework.core.faults import point
+from framework.core.progress import WaitInfo
 from framework.core.records import EntryKind, EntryStatus, JournalEntry, tail_bytes
 from framework.engine.identity import CURRENT, Journal, Scope
 from framework.errors import (
@@ -65,6 +66,7 @@ class Replay:
 
     def __init__(self, invocation: Invocation, journal: list[JournalEntry], crash_charge: int) -> None:
         self.inv = invocation
+        invocation.replay = self  # its release reads the counts and waits below
         self.journal = Journal(journal, invocation.env.settings.max_history)
         self.root = Scope("")
         self.crash_charge = crash_charge
@@ -76,6 +78,8 @@ class Replay:
         # they go with the release instead (``take_pending``): one write less per sleep. Only a sleep
         # waits so: running it again has no effect but on its wake time.
         self._pending: list[JournalEntry] = []
+        # What the run waits on when it suspends on waits (the drivers set it): the release keeps it.
+        self.waits: tuple[WaitInfo, ...] = ()
 
     # -- the boundary of every durable call ---------------------------------------------------------
     def claim(self, kind: EntryKind, name: str, *, op: str | None = None) -> Claim:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from framework.core.progress import shown_waits
 from framework.engine import bodies
 from framework.engine.identity import CURRENT, Scope
 from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
@@ -326,6 +327,7 @@ class Scheduler:
         for w in self._waiting:
             if w.wait.event_type is not None:
                 events[w.wait.event_type] = events.get(w.wait.event_type, frozenset()) | w.wait.seen
+        self.r.waits = shown_waits([w.wait.shown for w in self._waiting if w.wait.shown is not None])
         return Suspend(due, "; ".join(reasons), events=events)
 
     def _close(self) -> None:

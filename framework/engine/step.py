@@ -445,6 +445,7 @@ class Step:
             inv.env.clock.sleep(gap)
             return None
         events = {request.event_type: request.seen} if request.event_type is not None else None
+        self._r.waits = () if request.shown is None else (request.shown,)
         self._r.stop(Suspend(request.wake_at, request.reason, events=events))
         return None
 

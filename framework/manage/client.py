@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from framework.core import serde
 from framework.core.clock import Clock, SystemClock
 from framework.core.durations import LATEST_EPOCH, from_epoch
 from framework.core.ids import check_instance_id, shown
+from framework.core.progress import StepCounts, WaitInfo
 from framework.core.records import Control, EventRecord, InstanceRecord, Status, new_incarnation
 from framework.engine import payloads
 from framework.engine.invocation import send_wake
@@ -46,7 +47,16 @@ MAX_EVENT_BYTES = 256 * 1024
 _SENDS = itertools.count()
 MAX_LIST = 1000
 
-__all__ = ["HistoryAttempt", "HistoryEntry", "Instance", "InstancePage", "InstanceStatus", "WorkflowClient"]
+__all__ = [
+    "HistoryAttempt",
+    "HistoryEntry",
+    "Instance",
+    "InstancePage",
+    "InstanceStatus",
+    "RunningStatus",
+    "WaitStatus",
+    "WorkflowClient",
+]
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)  # an unclosed string runs to the end
@@ -63,8 +73,50 @@ def json_depth(text: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitStatus:
+    """What a waiting (or paused) instance waits for: ``kind`` (sleep, retry, event, callback, invoke,
+    condition, map), the durable call's ``name``, ``until`` when it ends at the latest (None: no
+    deadline, a map's children), and as the kind has them the ``event_type``, the retry's next
+    ``attempt``, the invoked ``child_id``."""
+
+    kind: str
+    name: str
+    until: datetime | None
+    event_type: str | None = None
+    attempt: int | None = None
+    child_id: str | None = None
+
+    @classmethod
+    def of(cls, wait: WaitInfo) -> WaitStatus:
+        until = None if wait.until is None else from_epoch(wait.until)
+        return cls(wait.kind.value, wait.name, until, wait.event_type, wait.attempt, wait.child_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        shown = {"kind": self.kind, "name": self.name, "until": _iso(self.until)}
+        return shown | {"event_type": self.event_type, "attempt": self.attempt, "child_id": self.child_id}
+
+
+@dataclass(frozen=True, slots=True)
+class RunningStatus:
+    """A step attempt that runs now, and has run longer than ``running_mark_seconds``."""
+
+    name: str
+    attempt: int
+    started_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "attempt": self.attempt, "started_at": self.started_at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceStatus:
-    """A snapshot of an instance. ``error`` is ``{"name", "message"}`` or None."""
+    """A snapshot of an instance. ``error`` is ``{"name", "message"}`` or None.
+
+    What it is doing (docs/execution-model.md#status): ``wait``, the first of ``waits`` (earliest
+    deadline first; several in an async run), set while it is waiting or paused; ``running_step``, the
+    first of ``running_steps`` (earliest start first), set while an invocation runs a step attempt that
+    has run longer than ``running_mark_seconds``; ``counts`` over the current run's steps (steps_done,
+    steps_failed, retries, failures), as of the instance item's last write by the engine."""
 
     id: str
     workflow: str
@@ -74,6 +126,17 @@ class InstanceStatus:
     created_at: datetime
     updated_at: datetime
     parent_id: str | None = None  # the instance whose ``step.invoke`` started this one
+    waits: tuple[WaitStatus, ...] = ()
+    running_steps: tuple[RunningStatus, ...] = ()
+    counts: dict[str, int] = field(default_factory=StepCounts().as_dict)
+
+    @property
+    def wait(self) -> WaitStatus | None:
+        return self.waits[0] if self.waits else None
+
+    @property
+    def running_step(self) -> RunningStatus | None:
+        return self.running_steps[0] if self.running_steps else None
 
     def as_dict(self) -> dict[str, Any]:
         shown_parent = {} if self.parent_id is None else {"parent_id": self.parent_id}
@@ -85,7 +148,16 @@ class InstanceStatus:
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "wait": self.wait.as_dict() if self.wait else None,
+            "waits": [w.as_dict() for w in self.waits],
+            "running_step": self.running_step.as_dict() if self.running_step else None,
+            "running_steps": [r.as_dict() for r in self.running_steps],
+            "counts": dict(self.counts),
         }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +401,21 @@ class WorkflowClient:
             created_at=from_epoch(record.created_at),
             updated_at=from_epoch(record.updated_at),
             parent_id=record.parent.instance_id if record.parent else None,
+            **self._progress(record),
         )
+
+    def _progress(self, record: InstanceRecord) -> dict[str, Any]:
+        """What the instance is doing: its waits while it waits (or is paused), the steps marked
+        running while the invocation that marked them holds a live lease, the run's counts."""
+        waits = record.waits if record.status in (Status.WAITING, Status.PAUSED) else ()
+        live = record.lease_until is not None and record.lease_until >= self._env.clock.now()
+        marked = record.running if live and record.lease_owner else ()
+        steps = sorted(marked, key=lambda s: (s.started_at, s.op))
+        return {
+            "waits": tuple(WaitStatus.of(w) for w in waits),
+            "running_steps": tuple(RunningStatus(s.name, s.attempt, from_epoch(s.started_at)) for s in steps),
+            "counts": record.counts.as_dict(),
+        }
 
     def _history(self, instance_id: str) -> builtins.list[HistoryEntry]:
         record = self._record(instance_id)

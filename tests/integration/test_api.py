@@ -59,7 +59,14 @@ def test_create_status_history_and_list(rt: LocalRuntime, call: Api) -> None:
         "created_at",
         "updated_at",
         "parent_id",
+        "wait",
+        "waits",
+        "running_step",
+        "running_steps",
+        "counts",
     }
+    assert body["counts"] == {"steps_done": 1, "steps_failed": 0, "retries": 0, "failures": 0}
+    assert (body["wait"], body["waits"], body["running_step"], body["running_steps"]) == (None, [], None, [])
     assert body["parent_id"] is None  # set on child instances (step.invoke)
     code, body = call("GET", "/instances/o1/history")
     assert code == 200 and [e["name"] for e in body["entries"]] == ["price"]
@@ -71,6 +78,23 @@ def test_create_status_history_and_list(rt: LocalRuntime, call: Api) -> None:
     assert body["instances"][0]["id"] != body2["instances"][0]["id"]
     code, body = call("GET", "/workflows/it-typed/instances", query={"status": "errored"})
     assert (code, body["instances"]) == (200, [])
+
+
+def test_status_says_what_the_instance_waits_for(rt: LocalRuntime, call: Api) -> None:
+    from framework.core.durations import from_epoch
+
+    assert call("POST", "/workflows/it-approval/instances", {"id": "wt"})[0] == 201
+    asked = rt.clock.now()
+    rt.advance(0)
+    code, body = call("GET", "/instances/wt")
+    until = from_epoch(asked + 86400).isoformat()
+    wait = {"kind": "event", "name": "approval", "until": until, "event_type": "approved"}
+    wait |= {"attempt": None, "child_id": None}
+    assert code == 200 and body["status"] == "waiting"
+    assert (body["wait"], body["waits"]) == (wait, [wait])
+    assert body["counts"] == {"steps_done": 1, "steps_failed": 0, "retries": 0, "failures": 0}
+    code, listed = call("GET", "/workflows/it-approval/instances")
+    assert code == 200 and listed["instances"][0]["wait"] == wait  # the list shows it too, at no cost
 
 
 def test_batch(rt: LocalRuntime, call: Api) -> None:

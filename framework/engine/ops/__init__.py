@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from framework.core.progress import WaitInfo
     from framework.core.records import JournalEntry
     from framework.engine.replay import Replay
 
@@ -25,12 +26,14 @@ IN_PROCESS_WAIT = 1.0  # waits shorter than this are slept in-process, when time
 @dataclass(frozen=True, slots=True)
 class Wait:
     """Resume at ``wake_at`` (epoch seconds). For an event wait, ``event_type`` and the keys of the
-    events of that type already seen: an arrival wakes the instance once it has suspended."""
+    events of that type already seen: an arrival wakes the instance once it has suspended. ``shown``:
+    the wait as the instance's status shows it, if the run suspends on it."""
 
     wake_at: float
     reason: str
     event_type: str | None = None
     seen: frozenset[str] = field(default_factory=frozenset)
+    shown: WaitInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ def until_taken(
     take: Callable[[JournalEntry], Taken | None],
     deadline: Callable[[JournalEntry], float],
     timed_out: Callable[[JournalEntry, float], Any],
+    shown: Callable[[float], WaitInfo] | None = None,
 ) -> Operation:
     """The loop of a wait on an event for the waiting ``entry``: return what ``take(entry)`` took (it
     records it in the entry, or raises what the entry recorded); else, once ``deadline(entry)`` has
@@ -87,7 +91,7 @@ def until_taken(
         if r.inv.now() >= at:
             return timed_out(entry, at)
         seen = frozenset(e.key for e in r.inv.events(event_type))
-        yield Wait(at, reason, event_type=event_type, seen=seen)
+        yield Wait(at, reason, event_type=event_type, seen=seen, shown=shown(at) if shown else None)
         entry = r.journal.get(entry.op_id) or entry
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from framework.core.callbacks import CALLBACK_EVENT, HEARTBEAT_EVENT, CallbackId, new_token
 from framework.core.logs import logger
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEntry
 from framework.engine.ops import Operation, Taken, until_taken
 from framework.errors import CallbackFailedError, WorkflowTimeoutError
@@ -113,6 +114,7 @@ def wait(r: Replay, op: str) -> Operation:
         take=lambda entry: _take(r, entry),
         deadline=lambda entry: _deadline(r, entry),
         timed_out=timed_out,
+        shown=lambda at: WaitInfo(WaitKind.CALLBACK, entry.name, at),
     )
     return result
 

@@ -16,6 +16,7 @@ from framework.api.calls import StepContext
 from framework.core import serde
 from framework.core.config import DEFAULTS, config_view
 from framework.core.durations import parse_duration
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import EntryKind, EntryStatus, ErrorInfo, JournalEntry
 from framework.engine import payloads
 from framework.engine.ops import Operation, RunBody, Wait
@@ -53,7 +54,8 @@ def run(
     else:
         text, checks = entry.extra["state"], entry.extra["checks"]
         assert entry.wake_at is not None
-        yield Wait(entry.wake_at, f"condition {name!r}")
+        shown = WaitInfo(WaitKind.CONDITION, name, entry.wake_at)
+        yield Wait(entry.wake_at, f"condition {name!r}", shown=shown)
     seq = entry.seq if entry is not None else r.journal.new_seq()
     started = entry.started_at if entry is not None else r.inv.now()
     new = functools.partial(JournalEntry, seq, EntryKind.CONDITION, name, started_at=started, op=op)
@@ -89,7 +91,7 @@ def run(
         wake_at = r.inv.now() + parse_duration(delay, what=f"wait of condition {name!r}")
         waiting = new(EntryStatus.WAITING, wake_at=wake_at, extra={"state": text, "checks": checks})
         entry = r.write(entry, waiting)
-        yield Wait(wake_at, f"condition {name!r}")
+        yield Wait(wake_at, f"condition {name!r}", shown=WaitInfo(WaitKind.CONDITION, name, wake_at))
 
 
 def _failed(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from framework.api.batch import BatchError, BatchItemStatus, CompletionPolicy
 from framework.core import serde
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import (
     Control,
     EntryKind,
@@ -97,7 +98,9 @@ def run(
             return batches.outcome(batches.load_batch(r, ended, name), EntryKind.MAP)
         seen = frozenset(e.key for e in r.inv.events(children.REPORTS))
         reason = f"map {name!r}: {entry.extra['state'].count(RUNNING)} children running"
-        yield Wait(r.inv.now() + RECHECK_SECONDS, reason, event_type=children.REPORTS, seen=seen)
+        shown = WaitInfo(WaitKind.MAP, name, None)  # the recheck is no deadline
+        at = r.inv.now() + RECHECK_SECONDS
+        yield Wait(at, reason, event_type=children.REPORTS, seen=seen, shown=shown)
         entry = r.journal.get(entry.op_id) or entry
 
 

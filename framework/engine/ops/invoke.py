@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from framework.core import serde
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import Control, EntryKind, EntryStatus, JournalEntry, ParentLink, Status
 from framework.engine import children, payloads
 from framework.engine.ops import Operation, Wait
@@ -54,7 +55,8 @@ def run(
             timed_out = replace(entry, status=EntryStatus.TIMED_OUT, ended_at=entry.wake_at)
             return _recorded(r, r.write(entry, timed_out))
         seen = frozenset(e.key for e in r.inv.events(children.REPORTS))
-        yield Wait(entry.wake_at, f"invoke {name!r}", event_type=children.REPORTS, seen=seen)
+        shown = WaitInfo(WaitKind.INVOKE, name, entry.wake_at, child_id=entry.extra["child_id"])
+        yield Wait(entry.wake_at, f"invoke {name!r}", event_type=children.REPORTS, seen=seen, shown=shown)
         entry = r.journal.get(entry.op_id) or entry
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from framework.core.logs import logger
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import EntryKind, EntryStatus, JournalEntry
 from framework.engine.ops import Operation, Wait
 
@@ -28,4 +29,4 @@ def run(r: Replay, claim: Claim, name: str, wake_of: Callable[[float], float]) -
         logger.info("sleep started", extra={"step": name, "wake_at": entry.wake_at})
     assert entry.wake_at is not None
     if entry.wake_at > r.inv.now():
-        yield Wait(entry.wake_at, f"sleep {name!r}")
+        yield Wait(entry.wake_at, f"sleep {name!r}", shown=WaitInfo(WaitKind.SLEEP, name, entry.wake_at))

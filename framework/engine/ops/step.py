@@ -12,8 +12,9 @@ from framework.core import serde
 from framework.core.config import config_view
 from framework.core.faults import point
 from framework.core.logs import logger
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import Attempt, EntryKind, EntryStatus, ErrorInfo, JournalEntry
-from framework.engine import payloads
+from framework.engine import payloads, running
 from framework.engine.ops import Operation, RunBody, Wait
 from framework.errors import (
     NonRetryableError,
@@ -58,7 +59,7 @@ def run(
     attempts = _attempts_so_far(r, entry)
     cuts: int = entry.extra.get("cuts", 0) if entry is not None else 0
     if entry is not None and entry.status is EntryStatus.RETRYING and entry.wake_at is not None:
-        yield Wait(entry.wake_at, f"retry of step {name!r}")
+        yield _retry(name, entry.wake_at, len(attempts) + 1)
     policy = cfg.retries
     new = functools.partial(JournalEntry, seq, EntryKind.STEP, name, op=op)
     while True:
@@ -77,6 +78,8 @@ def run(
         # The entry also holds one record per attempt: leave room for them under 400 KB.
         room = r.inv.env.settings.inline_result_bytes - ATTEMPT_BYTES * attempt_no
         logger.append_keys(step=name, attempt=attempt_no)
+        # Marked as running in the instance item only if it runs long (framework.engine.running).
+        mark = running.start(r.inv, op, name, attempt_no, started)
         try:
             value, text = yield from _attempt(r, seq, name, body, context, cfg, room, is_async)
         except Exception as exc:
@@ -91,17 +94,25 @@ def run(
             logger.warning("step attempt failed", extra=where | {"error": f"{error.name}: {error.message}"})
             retryable = not isinstance(exc, NEVER_RETRY) and policy.may_retry(exc)
             if not retryable or len(attempts) > policy.limit:
-                raise failed(_record_failure(r, new, entry, attempts)) from None
+                raise failed(_record_failure(r, new, entry, attempts, mark)) from None
             wake_at = now + policy.delay_before_retry(len(attempts))
             retrying = new(
                 EntryStatus.RETRYING, attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at
             )
             entry = r.write(entry, _with_cuts(retrying, cuts))
-            yield Wait(wake_at, f"retry of step {name!r}")
+            running.end(mark)  # its outcome is in the journal
+            yield _retry(name, wake_at, len(attempts) + 1)
             continue
         finally:
             logger.remove_keys(["step", "attempt"])
-        return _record_success(r, new, entry, attempts, started, attempt_no, text, value, room)
+            running.cancel(mark)  # the attempt is over: no mark may be written from now on
+        return _record_success(r, new, entry, attempts, (started, attempt_no), text, value, room, mark)
+
+
+def _retry(name: str, wake_at: float, attempt: int) -> Wait:
+    """The backoff before attempt ``attempt`` of step ``name``."""
+    shown = WaitInfo(WaitKind.RETRY, name, wake_at, attempt=attempt)
+    return Wait(wake_at, f"retry of step {name!r}", shown=shown)
 
 
 def _record_success(
@@ -109,13 +120,14 @@ def _record_success(
     new: functools.partial[JournalEntry],
     entry: JournalEntry | None,
     attempts: list[Attempt],
-    started: float,
-    attempt_no: int,
+    attempt: tuple[float, int],
     text: str,
     value: Any,
     room: int,
+    mark: running.Mark | None,
 ) -> Any:
     seq, _, name = new.args
+    started, attempt_no = attempt
     # A large result goes to the blob store under a key of its own per attempt; a failure there
     # is the engine's, not the step's.
     key = r.inv.blob_key("results", seq, attempt_no)
@@ -135,6 +147,7 @@ def _record_success(
     # must not run this body again. (Deferring it to the next durable call would save the run's
     # last write, but a crash in between would then re-run the step: measured, and not done.)
     r.write(entry, done)
+    running.end(mark)  # its outcome is in the journal
     logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
     return value
 
@@ -221,7 +234,11 @@ def _cut(
 
 
 def _record_failure(
-    r: Replay, new: Callable[..., JournalEntry], entry: JournalEntry | None, attempts: list[Attempt]
+    r: Replay,
+    new: Callable[..., JournalEntry],
+    entry: JournalEntry | None,
+    attempts: list[Attempt],
+    mark: running.Mark | None = None,
 ) -> JournalEntry:
     last = attempts[-1]
     failed_entry = new(
@@ -232,7 +249,9 @@ def _record_failure(
         error=last.error,
     )
     logger.warning("step failed", extra={"step": failed_entry.name, "attempts": len(attempts)})
-    return r.write(entry, failed_entry)
+    written = r.write(entry, failed_entry)
+    running.end(mark)  # its outcome is in the journal
+    return written
 
 
 def failed(entry: JournalEntry) -> Exception:

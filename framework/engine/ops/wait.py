@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from framework.api.calls import Event, event_of, timeout_message
+from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import EntryKind, EntryStatus, JournalEntry
 from framework.engine.ops import Operation, Taken, until_taken
 from framework.errors import WorkflowTimeoutError
@@ -51,6 +52,7 @@ def run(r: Replay, claim: Claim, name: str, event_type: str, seconds: float) -> 
         take=lambda entry: _take(r, entry, event_type),
         deadline=_wake_at,
         timed_out=timed_out,
+        shown=lambda at: WaitInfo(WaitKind.EVENT, name, at, event_type=event_type),
     )
     return event
 
