@@ -96,6 +96,7 @@ def read_page(
         raise InvalidConfigError("results must be true or false")
     pos = _Position(0, -1.0, None) if cursor is None else decode_cursor(cursor, record)
     stored, more = env.store.load_journal_page(record.id, record.run_key, pos.seq, limit + 1)
+    more = more and bool(stored)  # a page with no entry and more to come would never move on
     last = stored[-1].seq if stored else MAX_SEQ
     journal = [e for e in record.with_tail(stored) if e.seq >= pos.seq and (not more or e.seq <= last)]
     events = [e for e in env.store.load_events(record.id, record.run_key) if not e.type.startswith("$")]

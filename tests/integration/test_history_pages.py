@@ -276,3 +276,14 @@ def test_the_cli_pages_with_limit_cursor_and_results(
     capsys.readouterr()
     assert main(["history", "big", "--cursor", "tampered"]) == 1
     assert capsys.readouterr().err.startswith("workflows: InvalidConfigError: cursor is not one")
+
+
+def test_the_openapi_document_gives_the_query_parameters() -> None:
+    document = json.loads(api.openapi_document())
+    operation = document["paths"]["/instances/{instance_id}/history"]["get"]
+    parameters = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, history_pages.MAX_LIMIT)
+    assert parameters["limit"]["default"] == history_pages.DEFAULT_LIMIT
+    assert parameters["results"]["type"] == "boolean" and parameters["results"]["default"] is False
+    assert "cursor" in parameters and {"200", "400", "404", "409"} <= set(operation["responses"])
+    assert "cursor" in document["components"]["schemas"]["HistoryView"]["required"]
