@@ -30,6 +30,17 @@ def big(event: Any, step: Any) -> str:
     return "done"
 
 
+@workflow("hp-events")
+def events(event: Any, step: Any) -> str:
+    step.do("a", lambda: 1)
+    step.sleep("nap", "10 seconds")
+    step.wait_for_event("first", event_type="go", timeout="1 hour")
+    step.wait_for_event("second", event_type="go", timeout="1 hour")
+    step.sleep("rest", "10 seconds")
+    step.do("b", lambda: 2)
+    return "done"
+
+
 @workflow("hp-small")
 def small(event: Any, step: Any) -> int:
     for i in range(event.payload["steps"]):
@@ -61,7 +72,7 @@ class Calls:
 
 @pytest.fixture
 def rt() -> Iterator[LocalRuntime]:
-    with LocalRuntime(workflows=[big, small]) as runtime:
+    with LocalRuntime(workflows=[big, small, events]) as runtime:
         yield runtime
 
 
@@ -176,6 +187,38 @@ def test_a_buffered_event_and_one_left_over_find_their_places(rt: LocalRuntime) 
         assert [(e["kind"], e["name"], e.get("payload")) for e in entries] == [
             (e["kind"], e["name"], e.get("payload")) for e in whole
         ], limit
+
+
+def test_deleted_events_beside_their_waits_match_the_history(rt: LocalRuntime) -> None:
+    inst = rt.client.create("hp-events", id="ev")
+    rt.advance("5 seconds")
+    inst.send_event("go", {"n": 1})  # during the nap: buffered, taken by "first" as it begins
+    rt.advance("10 seconds")
+    inst.send_event("go", {"n": 2})  # "second" waits for it
+    rt.advance("1 minute")
+    assert inst.status().status == "complete"
+    stored = rt.env.store.load_events("ev", rt.env.store.get_instance("ev").run_key)  # type: ignore[union-attr]
+    assert stored == []  # both taken, and deleted as the run suspended: only the waits hold them
+    order = [
+        ("step", "a"),
+        ("sleep", "nap"),
+        ("event", "go"),  # sent during the nap, before "first" began
+        ("wait", "first"),
+        ("wait", "second"),
+        ("event", "go"),  # sent after "second" began: just after it
+        ("sleep", "rest"),
+        ("step", "b"),
+    ]
+    (one,) = inst.history_pages(1000)
+    whole = [_plain(e.as_dict()) for e in one.entries]
+    assert [(e["kind"], e["name"]) for e in whole] == order
+    assert [e["payload"] for e in whole if e["kind"] == "event"] == [{"n": 1}, {"n": 2}]
+    # history() places the second by time alone: "rest" began at the same virtual instant, so after it.
+    assert [(e.kind, e.name) for e in inst.history()] == [*order[:5], order[6], order[5], order[7]]
+    for limit in range(1, 10):
+        pages = list(inst.history_pages(limit))
+        assert [_plain(e.as_dict()) for p in pages for e in p.entries] == whole, limit
+        assert all(len(p.entries) <= max(limit, 2) for p in pages)
 
 
 def _plain(entry: dict[str, Any]) -> dict[str, Any]:
