@@ -21,6 +21,7 @@ from typing import Any
 from framework.api.registry import load_modules
 from framework.errors import WorkflowError
 from framework.manage.client import InstanceStatus, WaitStatus, WorkflowClient
+from framework.manage.history_pages import DEFAULT_LIMIT, MAX_LIMIT
 from framework.manage.timeline import format_timeline
 
 
@@ -115,12 +116,28 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> None:
+    """With ``--limit`` or ``--cursor``: one page, and the cursor of the next. Else every page, printed
+    as it is read. Results only with ``--results``."""
     inst = _client(args).get(args.id)
-    history = inst.history()
-    if args.json:
-        print(json.dumps({"id": args.id, "entries": [e.as_dict() for e in history]}, default=str))
+    status = inst.status()
+    if args.limit is not None or args.cursor is not None:
+        pages: Any = [inst.history_page(args.limit or DEFAULT_LIMIT, args.cursor, results=args.results)]
     else:
-        print(format_timeline(inst.status(), history))
+        pages = inst.history_pages(results=args.results)
+    entries: list[dict[str, Any]] = []
+    cursor = args.cursor
+    for page in pages:
+        if args.json:
+            entries += [e.as_dict() for e in page.entries]
+        else:
+            text = format_timeline(status, page.entries, first=cursor is None, last=page.cursor is None)
+            if text:
+                print(text)
+        cursor = page.cursor
+    if args.json:
+        print(json.dumps({"id": args.id, "entries": entries, "cursor": cursor}, default=str))
+    elif cursor is not None:
+        print(f"more: workflows history {args.id} --cursor {cursor}")
 
 
 def cmd_event(args: argparse.Namespace) -> None:
@@ -273,7 +290,13 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--id")
     start.add_argument("--params", help="JSON, or @file")
     command("status", cmd_status, "show an instance's status").add_argument("id")
-    command("history", cmd_history, "show an instance's timeline").add_argument("id")
+    history = command("history", cmd_history, "show an instance's timeline")
+    history.add_argument("id")
+    history.add_argument(
+        "--limit", type=_number(int, 1, MAX_LIMIT), help="one page of at most this many entries"
+    )
+    history.add_argument("--cursor", help="the page after the one that printed this cursor")
+    history.add_argument("--results", action="store_true", help="show results (default: their sizes)")
     event = command("event", cmd_event, "send an event")
     event.add_argument("id")
     event.add_argument("type")

@@ -128,6 +128,7 @@ class InstanceList(BaseModel):
 class HistoryView(BaseModel):
     id: str
     entries: list[dict[str, Any]]
+    cursor: str | None = Field(description="the next page's ?cursor=; null on the last page")
 
 
 class BatchItem(Created):
@@ -257,10 +258,21 @@ def get_instance(instance_id: Annotated[str, Path()]) -> InstanceView:
     return _view(instance_id)
 
 
-@app.get("/instances/<instance_id>/history", responses=_responses(200, HistoryView, "the journal", 404))
-def get_history(instance_id: Annotated[str, Path()]) -> HistoryView:
-    entries = _handle(instance_id).history()
-    return HistoryView(id=instance_id, entries=[e.as_dict() for e in entries])
+@app.get(
+    "/instances/<instance_id>/history",
+    responses=_responses(200, HistoryView, "a page of the journal, at most 2 MiB", 404, 409),
+)
+def get_history(
+    instance_id: Annotated[str, Path()],
+    limit: Annotated[int, Query(ge=1, le=1000, description="entries per page at most")] = 100,
+    cursor: Annotated[str | None, Query(max_length=2000, description="the last page's cursor")] = None,
+    results: Annotated[bool, Query(description="include results (else each gives result_bytes)")] = False,
+) -> Response[str]:
+    """A page of the history (framework.manage.history_pages). 409: the instance restarted since the
+    cursor was returned. The body is encoded here: its size is what the page's byte budget counted."""
+    page = _handle(instance_id).history_page(limit, cursor, results=results)
+    body = json.dumps(page.as_dict(instance_id), default=str)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 @app.post(

@@ -11,6 +11,9 @@ class BlobStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def size(self, key: str) -> int:
+        """How many bytes the blob holds, without reading it."""
+
     def keys(self, prefix: str) -> list[str]:
         """The keys of every blob under ``prefix``."""
 
@@ -29,6 +32,9 @@ class S3Blobs:
     def get(self, key: str) -> bytes:
         body: bytes = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         return body
+
+    def size(self, key: str) -> int:
+        return int(self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
 
     def keys(self, prefix: str) -> list[str]:
         pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
@@ -53,6 +59,10 @@ class MemoryBlobs:
     def get(self, key: str) -> bytes:
         with self._lock:
             return self._data[key]
+
+    def size(self, key: str) -> int:
+        with self._lock:
+            return len(self._data[key])
 
     def keys(self, prefix: str) -> list[str]:
         with self._lock:

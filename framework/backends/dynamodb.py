@@ -187,6 +187,21 @@ class DynamoStore(CallbackTable):
         between = (entry_key(run, from_seq), entry_key(run, MAX_SEQ))
         return [entry_from(item) for item in self._query_partition(instance_id, "", between=between)]
 
+    def load_journal_page(
+        self, instance_id: str, run: RunKey, from_seq: int, limit: int
+    ) -> tuple[list[JournalEntry], bool]:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :low AND :high",
+            ExpressionAttributeNames={"#pk": "pk", "#sk": "sk"},
+            ExpressionAttributeValues=to_av(
+                {":pk": instance_id, ":low": entry_key(run, from_seq), ":high": entry_key(run, MAX_SEQ)}
+            ),
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [entry_from(item) for item in page.get("Items", [])], "LastEvaluatedKey" in page
+
     def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
         if entry.rev == 1:
             extra: dict[str, Any] = {

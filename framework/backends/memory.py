@@ -29,8 +29,11 @@ from framework.core.records import (
     RunKey,
     Status,
     new_version,
+    tail_bytes,
 )
 from framework.errors import InstanceNotFoundError, InvalidStateError
+
+QUERY_PAGE_BYTES = 1024 * 1024  # what one DynamoDB Query page holds at most
 
 
 class MemoryStore:
@@ -98,6 +101,22 @@ class MemoryStore:
             self.calls += 1
             entries = self._journals.get((instance_id, run), {})
             return [entries[seq] for seq in sorted(entries) if seq >= from_seq]
+
+    def load_journal_page(
+        self, instance_id: str, run: RunKey, from_seq: int, limit: int
+    ) -> tuple[list[JournalEntry], bool]:
+        with self._lock:
+            self.calls += 1
+            entries = self._journals.get((instance_id, run), {})
+            found = [entries[seq] for seq in sorted(entries) if seq >= from_seq]
+            page: list[JournalEntry] = []
+            size = 0
+            for entry in found[:limit]:  # as a Query page: up to 1 MB of items
+                size += tail_bytes((entry,))
+                if page and size > QUERY_PAGE_BYTES:
+                    break
+                page.append(entry)
+            return page, len(found) > len(page)
 
     def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
         with self._lock:

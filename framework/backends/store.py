@@ -142,6 +142,13 @@ class Store(Protocol):
         """The run's entries from ``from_seq`` on, in order, read strongly consistent. Entries of any
         other run, or of another instance that had the same id, are never returned."""
 
+    def load_journal_page(
+        self, instance_id: str, run: RunKey, from_seq: int, limit: int
+    ) -> tuple[list[JournalEntry], bool]:
+        """Up to ``limit`` of the run's entries from ``from_seq`` on, in order, in one strongly
+        consistent read (on DynamoDB one Query page: fewer entries if they pass 1 MB). True if more
+        may follow (history pages, ``framework.manage.history_pages``)."""
+
     def write_entry(self, instance_id: str, run: RunKey, entry: JournalEntry) -> None:
         """Put the entry if ``entry.rev == 1`` and none exists at its seq, or replace it if the stored
         rev is ``entry.rev - 1``. Raise LeaseLost otherwise: someone else wrote there."""

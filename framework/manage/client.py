@@ -9,7 +9,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,7 @@ from framework.errors import (
 )
 from framework.manage import callbacks
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
+from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, read_page
 
 MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
 MAX_BATCH = 100
@@ -50,6 +51,7 @@ MAX_LIST = 1000
 __all__ = [
     "HistoryAttempt",
     "HistoryEntry",
+    "HistoryPage",
     "Instance",
     "InstancePage",
     "InstanceStatus",
@@ -184,6 +186,31 @@ class Instance:
     def history(self) -> list[HistoryEntry]:
         """The journal of the current run, oldest first, with the events sent to the instance."""
         return self._client._history(self.id)
+
+    def history_page(
+        self, limit: int = DEFAULT_LIMIT, cursor: str | None = None, *, results: bool = False
+    ) -> HistoryPage:
+        """One page of the history: at most ``limit`` entries (1 to 1,000) and 2 MiB encoded, from
+        ``cursor`` (None: the start; else the ``cursor`` of the page before). Results are left out
+        unless ``results``: each entry that has one gives ``result_bytes`` and ``result_omitted``. An
+        entry that alone passes 2 MiB comes with ``result_omitted="too_large"`` (``history()`` still
+        returns it whole). The page's ``cursor`` is None on the last page. Raise InvalidConfigError for
+        a bad limit or cursor, InvalidStateError for a cursor of a run that was restarted since. Costs
+        three DynamoDB reads, plus one S3 call per result stored there. See
+        framework.manage.history_pages for how events are placed."""
+        return read_page(
+            self._client._env, self._client._record(self.id), limit=limit, cursor=cursor, results=results
+        )
+
+    def history_pages(self, limit: int = DEFAULT_LIMIT, *, results: bool = False) -> Iterator[HistoryPage]:
+        """Every page of the history, first to last, following the cursors (as ``history_page``)."""
+        cursor: str | None = None
+        while True:
+            page = self.history_page(limit, cursor, results=results)
+            yield page
+            if page.cursor is None:
+                return
+            cursor = page.cursor
 
     def pause(self) -> None:
         """Pause at the next durable-call boundary (``waitingForPause`` until then)."""

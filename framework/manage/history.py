@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,12 @@ class HistoryEntry:
     waits and events have ``event_type`` and ``payload``; callbacks have ``result`` (what was sent),
     ``error`` (a failure sent) and ``wake_at`` (the timeout); invokes (``step.invoke``) ``child_id``,
     ``result`` (the child's output), ``error`` (how the child ended, if not complete) and ``wake_at``
-    (the timeout)."""
+    (the timeout).
+
+    A paged history (``framework.manage.history_pages``) also gives ``result_bytes``, the stored size
+    of a result that exists (UTF-8 JSON as recorded; a batch's: its BatchResult document), and
+    ``result_omitted`` when the result is left out: ``"not_requested"`` (results were not asked for)
+    or ``"too_large"`` (the entry alone would pass a page's byte budget). ``history()`` gives neither."""
 
     kind: str
     name: str
@@ -47,6 +52,8 @@ class HistoryEntry:
     child_id: str | None = None
     # A map over a workflow: its workflow, item count, and how many items wait, run, succeeded, failed.
     progress: dict[str, Any] | None = None
+    result_bytes: int | None = None
+    result_omitted: str | None = None  # "not_requested" or "too_large": then ``result`` is absent
 
     def as_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
@@ -80,6 +87,11 @@ class HistoryEntry:
             data["child_id"] = self.child_id
         if self.progress is not None:
             data["progress"] = self.progress
+        if self.result_bytes is not None:
+            data["result_bytes"] = self.result_bytes
+        if self.result_omitted is not None:
+            data.pop("result", None)
+            data["result_omitted"] = self.result_omitted
         return data
 
 
@@ -87,7 +99,30 @@ def _when(epoch: float | None) -> datetime | None:
     return None if epoch is None else from_epoch(epoch)
 
 
-def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEntry:
+def has_result(entry: JournalEntry) -> bool:
+    """Whether the entry holds a result: a finished batch, a completed step, child, condition or
+    invoke, a callback that was sent its result."""
+    if entry.kind in (EntryKind.MAP, EntryKind.PARALLEL):
+        return entry.status in (EntryStatus.COMPLETE, EntryStatus.FAILED)
+    if entry.kind is EntryKind.CALLBACK:
+        return "payload" in entry.extra
+    return entry.kind in RESULT_KINDS and entry.status is EntryStatus.COMPLETE
+
+
+def _result_bytes(env: Environment, entry: JournalEntry) -> int:
+    if entry.kind is EntryKind.CALLBACK:
+        return len(str(entry.extra["payload"]).encode())
+    if entry.result_ref is not None and env.blobs is not None:
+        return env.blobs.size(entry.result_ref)
+    return len((entry.result or "").encode())
+
+
+def from_entry(
+    env: Environment, entry: JournalEntry, now: float, *, results: bool = True, sizes: bool = False
+) -> HistoryEntry:
+    """One journal entry as users read it. With ``sizes``, an entry that has a result gives its
+    ``result_bytes``; without ``results`` the result is not read (an S3 one costs a HeadObject for its
+    size) and the entry says it was left out."""
     status, ended = entry.status.value, entry.ended_at
     if entry.kind is EntryKind.SLEEP:
         done = entry.wake_at is not None and entry.wake_at <= now
@@ -95,8 +130,16 @@ def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEnt
     elif entry.status is EntryStatus.STARTED:
         status = "running"
     payload = json.loads(entry.extra["payload"]) if "payload" in entry.extra else None
+    result, size = _result(env, entry) if results else (None, None)
+    if sizes and has_result(entry):
+        size = _result_bytes(env, entry) if size is None else size
+        omitted = None if results else "not_requested"
+    else:
+        size = omitted = None
     if entry.kind is EntryKind.CALLBACK:  # what the sender sent is the callback's result
-        return _from_callback(entry, payload)
+        return replace(
+            _from_callback(entry, payload if results else None), result_bytes=size, result_omitted=omitted
+        )
     return HistoryEntry(
         kind=entry.kind.value,
         name=entry.name,
@@ -109,13 +152,15 @@ def _from_entry(env: Environment, entry: JournalEntry, now: float) -> HistoryEnt
             )
             for a in entry.attempts
         ),
-        result=_result(env, entry),
+        result=result,
         error=_error(entry),
         wake_at=_when(entry.wake_at),
         event_type=entry.extra.get("event_type") if entry.kind is not EntryKind.INVOKE else None,
         payload=payload,
         child_id=entry.extra.get("child_id") if entry.kind is EntryKind.INVOKE else None,
         progress=_progress(entry),
+        result_bytes=size,
+        result_omitted=omitted,
     )
 
 
@@ -134,23 +179,25 @@ def _error(entry: JournalEntry) -> dict[str, str] | None:
     return entry.error.as_dict() if entry.error else None
 
 
-def _result(env: Environment, entry: JournalEntry) -> Any:
+def _result(env: Environment, entry: JournalEntry) -> tuple[Any, int | None]:
     """What a finished entry returned: a step's, child's or condition's value; a batch's result in
-    BatchResult's shape (``all``, ``completionReason``)."""
+    BatchResult's shape (``all``, ``completionReason``). With it, the stored size of the result
+    (a batch's: its document's), or None if it has none (a callback's result is its payload)."""
     if entry.kind in (EntryKind.MAP, EntryKind.PARALLEL) and entry.status in (
         EntryStatus.COMPLETE,
         EntryStatus.FAILED,
     ):
-        data = payloads.load(env, entry.result, entry.result_ref)
+        text, data = payloads.load_text(env, entry.result, entry.result_ref)
         items = [
             {k: v for k, v in item.items() if k not in ("text", "ref")}
             | {"result": payloads.load(env, item.get("text"), item.get("ref"))}
             for item in data["all"]
         ]
-        return {"all": items, "completionReason": data["completionReason"]}
+        return {"all": items, "completionReason": data["completionReason"]}, len((text or "").encode())
     if entry.kind in RESULT_KINDS and entry.status is EntryStatus.COMPLETE:
-        return payloads.load(env, entry.result, entry.result_ref)
-    return None
+        text, value = payloads.load_text(env, entry.result, entry.result_ref)
+        return value, len((text or "").encode())
+    return None, None
 
 
 def _from_callback(entry: JournalEntry, result: Any) -> HistoryEntry:
@@ -166,7 +213,7 @@ def _from_callback(entry: JournalEntry, result: Any) -> HistoryEntry:
     )
 
 
-def _from_event(event: EventRecord, taken: set[str]) -> HistoryEntry:
+def from_event(event: EventRecord, taken: set[str]) -> HistoryEntry:
     sent = from_epoch(event.sent_at)
     return HistoryEntry(
         kind=EntryKind.EVENT.value,
@@ -192,9 +239,9 @@ def build_history(
         for e in journal
         if "event_key" in e.extra and e.extra["event_key"] not in stored
     ]
-    entries = [_from_entry(env, e, now) for e in journal]
+    entries = [from_entry(env, e, now) for e in journal]
     for event in sorted(events, key=lambda e: (e.sent_at, e.key)):
-        item = _from_event(event, taken)
+        item = from_event(event, taken)
         index = next(
             (i for i, e in enumerate(entries) if e.kind != "event" and e.started_at > item.started_at),
             len(entries),

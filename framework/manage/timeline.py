@@ -24,10 +24,21 @@ def _short(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def format_timeline(status: InstanceStatus, history: list[HistoryEntry]) -> str:
-    """Times are offsets from the instance's creation."""
+def _result(entry: HistoryEntry) -> str:
+    if entry.result_omitted == "not_requested":
+        return f"{entry.result_bytes:,} bytes (--results shows it)"
+    if entry.result_omitted is not None:
+        return f"{entry.result_bytes:,} bytes (too large for a page)"
+    return _short(entry.result)
+
+
+def format_timeline(
+    status: InstanceStatus, history: list[HistoryEntry], *, first: bool = True, last: bool = True
+) -> str:
+    """Times are offsets from the instance's creation. A page of a paged history: the heading only on
+    the ``first``, the output or error only on the ``last``."""
     start = status.created_at
-    lines = [f"instance {status.id} ({status.workflow}): {status.status}"]
+    lines = [f"instance {status.id} ({status.workflow}): {status.status}"] if first else []
     for entry in history:
         lines.append(f"{_offset(entry.started_at, start)} {entry.kind:<5} {entry.name!r}: {entry.status}")
         for number, attempt in enumerate(entry.attempts, 1):
@@ -49,15 +60,15 @@ def format_timeline(status: InstanceStatus, history: list[HistoryEntry]) -> str:
             )
             lines.append(f"{'':11}   {p['items']} children of {p['workflow']}: {counts}")
         if entry.kind in ("step", "callback", "invoke") and entry.status == "complete":
-            lines.append(f"{'':11}   result: {_short(entry.result)}")
+            lines.append(f"{'':11}   result: {_result(entry)}")
         if entry.kind == "invoke" and entry.error:
             lines.append(f"{'':11}   child ended: {entry.error['name']}: {_short(entry.error['message'])}")
         if entry.kind == "callback" and entry.error:
             lines.append(f"{'':11}   failure sent: {entry.error['name']}: {_short(entry.error['message'])}")
-    if status.error:
+    if last and status.error:
         lines.append(
             f"{_offset(status.updated_at, start)} error: {status.error['name']}: {status.error['message']}"
         )
-    elif status.status == "complete":
+    elif last and status.status == "complete":
         lines.append(f"{_offset(status.updated_at, start)} output: {_short(status.output, 100)}")
     return "\n".join(lines)

@@ -73,6 +73,7 @@ def test_blobs_roundtrip(backend: dict[str, Any]) -> None:
     data = b"x" * 2_000_000
     blobs.put("results/i/1/0", data)
     assert blobs.get("results/i/1/0") == data
+    assert blobs.size("results/i/1/0") == 2_000_000  # without reading it
     with pytest.raises(Exception):
         blobs.get("missing")
 

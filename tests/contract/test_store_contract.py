@@ -203,6 +203,27 @@ def test_load_journal_from_a_position(store: Store) -> None:
     assert store.load_journal("i1", R2, from_seq=0) == []  # another run's entries are not included
 
 
+def test_load_journal_page_reads_at_most_limit(store: Store) -> None:
+    for seq in range(12):
+        store.write_entry("i1", R1, entry(seq))
+    store.write_entry("i1", R2, entry(0))
+    entries, more = store.load_journal_page("i1", R1, 9, 2)
+    assert ([e.seq for e in entries], more) == ([9, 10], True)
+    entries, more = store.load_journal_page("i1", R1, 9, 3)  # exactly the rest: may say more
+    assert [e.seq for e in entries] == [9, 10, 11]
+    assert store.load_journal_page("i1", R1, 10, 5) == ([entry(10), entry(11)], False)
+    assert store.load_journal_page("i1", R1, 12, 5) == ([], False)
+
+
+def test_a_journal_page_stops_at_one_megabyte(store: Store) -> None:
+    big = "x" * 300_000
+    for seq in range(8):
+        store.write_entry("i1", R1, replace(entry(seq), result=big))
+    entries, more = store.load_journal_page("i1", R1, 0, 8)
+    assert more and 3 <= len(entries) < 8  # DynamoDB: 1 MB of items per Query page
+    assert [e.seq for e in entries] == list(range(len(entries)))
+
+
 def test_journal_entries_are_written_once_per_rev(store: Store) -> None:
     store.write_entry("i1", R1, entry(0))
     with pytest.raises(LeaseLost):

@@ -143,7 +143,7 @@ def test_terminate_with_rollback_runs_the_undos_then_terminates(rt: LocalRuntime
     assert code == 202 and body["status"] != "terminated"  # the undos run first, in the worker
     rt.advance(0)
     assert call("GET", "/instances/rf")[1]["status"] == "terminated"
-    entries = call("GET", "/instances/rf/history")[1]["entries"]
+    entries = call("GET", "/instances/rf/history", query={"results": "true"})[1]["entries"]
     assert [e["name"] for e in entries] == ["charge", "ship", "charge (undo)"]
     assert entries[-1]["status"] == "complete"
     assert entries[-1]["result"] == {"refunded": 30, "because": "RollbackRequested"}
@@ -309,7 +309,7 @@ def test_a_child_workflow_is_an_instance_of_the_api_with_its_parent() -> None:
             "label": "courier-7/o9",
             "courier": "courier-7",
         }
-        code, history = call("GET", "/instances/o9/history")
+        code, history = call("GET", "/instances/o9/history", query={"results": "true"})
         (invoke,) = [e for e in history["entries"] if e["kind"] == "invoke"]
         assert invoke["child_id"] == "o9-ship" and invoke["result"]["label"] == "courier-7/o9"
         code, listed = call("GET", "/workflows/shipping/instances")

@@ -51,7 +51,7 @@ def test_success_over_http_completes_the_instance_and_a_second_is_409(rt: LocalR
     assert rt.client.get("cb-http").status().output == {"paid": 12.5}
     code, body = call("POST", f"/callbacks/{cid}/failure", {"error": "Late"})
     assert code == 409 and body["error"] == "CallbackCompletedError"
-    code, body = call("GET", "/instances/cb-http/history")
+    code, body = call("GET", "/instances/cb-http/history", query={"results": "true"})
     assert body["entries"][0]["kind"] == "callback" and body["entries"][0]["result"] == {"paid": 12.5}
 
 

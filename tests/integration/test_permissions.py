@@ -217,7 +217,8 @@ def exercise(rt: LocalRuntime) -> None:
     call("POST", "/instances/c1/restart")
     call("GET", "/workflows/it-chain/instances", query={"limit": "1"})
     call("GET", "/instances/out")  # its output is read back from S3
-    call("GET", "/instances/big/history")
+    call("GET", "/instances/big/history")  # each result's size: HeadObject
+    call("GET", "/instances/big/history", query={"results": "true"})  # the results: GetObject
     sqs = rt.boto3_client("sqs")
     for message in (
         {"action": "create", "workflow": "it-approval", "id": "a2"},
