@@ -21,7 +21,7 @@ from framework.backends.dynamodb import DynamoStore
 from framework.backends.dynamodb_items import event_key
 from framework.backends.environment import Environment, Settings, current, from_env
 from framework.backends.queue import SqsQueue
-from framework.core import serde
+from framework.core import metrics, serde
 from framework.core.clock import Clock, SystemClock
 from framework.core.durations import LATEST_EPOCH, from_epoch
 from framework.core.records import Control, EventRecord, InstanceRecord, Status, new_incarnation
@@ -198,6 +198,7 @@ class WorkflowClient:
         # The start carries its due time, like every wake-up: a duplicate delivered after the instance
         # has moved on to a later wait fails the lease's due check and costs one write, no replay.
         send_wake(self._env, record.id, record.created_at)
+        metrics.record(record.workflow, "InstancesCreated")
         return Instance(self, record.id)
 
     def create_batch(self, workflow: str | Workflow, items: list[dict[str, Any]]) -> list[Instance]:
@@ -223,6 +224,7 @@ class WorkflowClient:
         self._env.store.create_instances(records)
         for record in records:
             send_wake(self._env, record.id, now)
+        metrics.record(records[0].workflow, "InstancesCreated", len(records))
         return [Instance(self, r.id) for r in records]
 
     def _new_record(

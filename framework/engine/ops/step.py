@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from framework.api.calls import DeadlineCut, StepContext
-from framework.core import serde
+from framework.core import metrics, serde, tracing
 from framework.core.config import config_view
 from framework.core.faults import point
 from framework.core.logs import logger
@@ -86,12 +86,14 @@ def run(
             now = r.inv.now()
             error = ErrorInfo.of(exc, limit=512)  # as stored: UTF-8, no pydantic input values
             attempts.append(Attempt(started, now, error))
+            _observe(r, name, attempt_no, started, now, error.name)
             # step and attempt in the line itself: in an async run, steps interleave on one logger
             where = {"step": name, "attempt": attempt_no}
             logger.warning("step attempt failed", extra=where | {"error": f"{error.name}: {error.message}"})
             retryable = not isinstance(exc, NEVER_RETRY) and policy.may_retry(exc)
             if not retryable or len(attempts) > policy.limit:
                 raise failed(_record_failure(r, new, entry, attempts)) from None
+            metrics.record(r.inv.instance.workflow, "StepRetries")
             wake_at = now + policy.delay_before_retry(len(attempts))
             retrying = new(
                 EntryStatus.RETRYING, attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at
@@ -135,8 +137,17 @@ def _record_success(
     # must not run this body again. (Deferring it to the next durable call would save the run's
     # last write, but a crash in between would then re-run the step: measured, and not done.)
     r.write(entry, done)
-    logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
+    _observe(r, name, attempt_no, started, now, None)
+    metrics.record(r.inv.instance.workflow, "StepsCompleted")
+    extra = {"step": name, "attempt": attempt_no, "attempts": len(done.attempts)}
+    logger.info("step completed", extra=extra)
     return value
+
+
+def _observe(r: Replay, name: str, attempt: int, started: float, ended: float, error: str | None) -> None:
+    """One attempt that ran now (never a replayed one): its duration metric and its span."""
+    metrics.seconds(r.inv.instance.workflow, "StepDuration", ended - started)
+    tracing.step(name, attempt, started, ended, error)
 
 
 def _context(r: Replay, name: str, count: int, op: str, attempt: int, cfg: StepConfig) -> StepContext:
@@ -231,7 +242,9 @@ def _record_failure(
         attempts=tuple(attempts),
         error=last.error,
     )
-    logger.warning("step failed", extra={"step": failed_entry.name, "attempts": len(attempts)})
+    metrics.record(r.inv.instance.workflow, "StepsFailed")
+    where = {"step": failed_entry.name, "attempt": len(attempts), "attempts": len(attempts)}
+    logger.warning("step failed", extra=where)
     return r.write(entry, failed_entry)
 
 
