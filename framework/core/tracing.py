@@ -2,9 +2,10 @@
 
 Contract:
 
-- Off unless turned on: on Lambda when ``POWERTOOLS_TRACE_DISABLED`` is false (the template's
-  ``Tracing`` parameter sets it), or in-process by :func:`use` (a test, a local run). Off, every
-  function here is a no-op and nothing of Powertools' Tracer or the X-Ray SDK is imported.
+- Off unless turned on: on Lambda when ``WORKFLOWS_TRACING`` is ``Active`` (the template's ``Tracing``
+  parameter, which also sets the functions' X-Ray mode) and ``POWERTOOLS_TRACE_DISABLED`` is not true,
+  or in-process by :func:`use` (a test, a local run). Off, every function here is a no-op and nothing
+  of Powertools' Tracer or the X-Ray SDK is imported.
 - The instance's trace: :func:`trace_id` derives an X-Ray trace id from what the instance item holds
   from its create on (its id, its incarnation and its creation time), so every invocation of every run
   names the same trace, with no attribute or write of its own.
@@ -51,8 +52,9 @@ def tracer() -> Tracer | None:
     """The Tracer in use, or None when tracing is off. Built on first use on Lambda."""
     if not _state["checked"]:
         _state["checked"] = True
-        flag = os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").strip().lower()
-        if flag not in _TRUE and os.environ.get("LAMBDA_TASK_ROOT"):
+        active = os.environ.get("WORKFLOWS_TRACING", "").strip() == "Active"
+        disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in _TRUE
+        if active and not disabled and os.environ.get("LAMBDA_TASK_ROOT"):
             from aws_lambda_powertools import Tracer
 
             # boto3's calls become subsegments too; their metadata names tables, queues and keys only.

@@ -264,6 +264,10 @@ def test_tracing_is_off_by_default_off_lambda_and_when_disabled(monkeypatch: pyt
         tracing.reset()
         assert tracing.tracer() is None
         monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")  # on Lambda, the template's default
+        monkeypatch.setenv("WORKFLOWS_TRACING", "PassThrough")
+        tracing.reset()
+        assert tracing.tracer() is None
+        monkeypatch.setenv("WORKFLOWS_TRACING", "Active")  # on, but Powertools' switch says off
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         tracing.reset()
         assert tracing.tracer() is None
