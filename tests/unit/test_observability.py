@@ -308,3 +308,24 @@ def test_replays_log_nothing_about_recorded_steps_and_lines_carry_instance_step_
         2: [("step attempt failed", "doomed", 1), ("step failed", "doomed", 1)],
     }
     assert MARK not in json.dumps([line for batch in parsed for line in batch if line["level"] == "INFO"])
+
+
+def test_the_parallel_steps_of_an_async_workflow_are_children_of_their_invocation(
+    recorded: tuple[Tracer, Collector],
+) -> None:
+    import asyncio
+
+    _, collector = recorded
+
+    async def flow(event: Any, step: Any) -> Any:
+        return await asyncio.gather(*(step.do(f"part {i}", lambda i=i: i) for i in range(3)))
+
+    h = Harness(Workflow("obs-async", flow))
+    h.start("obs-async", id="obs-3")
+    h.run_until_idle()
+    assert h.client.get("obs-3").status().output == [0, 1, 2]
+    spans = _spans(collector.sent)
+    (invocation,) = [s for s in spans.values() if s["name"] == "invocation"]
+    parts = sorted(c["annotations"]["step"] for c in _children(spans, invocation["id"]))
+    assert parts == ["part 0", "part 1", "part 2"]
+    assert {c["trace_id"] for c in _children(spans, invocation["id"])} == {invocation["trace_id"]}
