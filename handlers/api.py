@@ -37,6 +37,7 @@ from framework import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from framework.core import metrics
 from framework.core.callbacks import parse_callback_id
 from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
@@ -476,6 +477,7 @@ class Rejected(Exception):
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event holds the body (params, payloads).
 @logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.flushed  # one EMF line per workflow per invocation (framework/core/metrics.py)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         event = _checked(event)

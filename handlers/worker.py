@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import framework.backends.dynamodb  # noqa: F401 - the store of every message; environment.from_env uses it
+from framework.core import metrics
 from framework.core.logs import log_failed_record, logger
 from framework.engine.invocation import process_message
 
@@ -32,6 +33,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the log lines name what matters.
 @logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.flushed  # one EMF line per workflow per invocation (framework/core/metrics.py)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dict(
         process_partial_response(

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from framework.backends.store import Release, released
-from framework.core import serde
+from framework.core import metrics, serde
 from framework.core.logs import logger
 from framework.core.records import ErrorInfo, InstanceRecord, JournalEntry, Status
 from framework.engine import children, payloads
@@ -69,9 +69,12 @@ def finish(
     inv.release(release)
     if owed is not None:
         _report(inv, released(inv.lease, release))
+    workflow = inv.instance.workflow
     if error is not None and status is not Status.TERMINATED:
+        metrics.record(workflow, "InstancesErrored")
         logger.warning("instance errored", extra={"error": error.as_dict()})
         return Outcome.ERRORED
+    metrics.record(workflow, "InstancesTerminated" if status is Status.TERMINATED else "InstancesCompleted")
     logger.info("instance terminated" if status is Status.TERMINATED else "instance complete")
     return Outcome.COMPLETED
 

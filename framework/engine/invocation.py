@@ -14,6 +14,7 @@ from framework.api.registry import WorkflowEvent
 from framework.backends.environment import Environment, current
 from framework.backends.queue import MAX_DELAY_SECONDS
 from framework.backends.store import LeaseConflict, LeaseLost, Release
+from framework.core import metrics, tracing
 from framework.core.durations import from_epoch
 from framework.core.faults import point
 from framework.core.ids import key_segment
@@ -176,6 +177,9 @@ def process_message(body: str, context: Any = None, env: Environment | None = No
             return Outcome.SKIPPED
         logger.info("wake-up skipped", extra={"instance_id": msg.id, "status": conflict.current.status})
         return Outcome.SKIPPED
+    if msg.wake_at is not None and lease.previous.status is not Status.QUEUED:
+        # A sleep's or a backoff's wake-up (a start's due time is its creation: not a lag of a wait).
+        metrics.seconds(lease.previous.workflow, "WakeUpLag", now - msg.wake_at)
     return Invocation(env, lease, deadline=now + remaining).run()
 
 
@@ -283,6 +287,18 @@ class Invocation:
     def run(self) -> Outcome:
         """Replay the workflow to its next wait or its end, then write down where it stands."""
         logger.append_keys(instance_id=self.instance.id, workflow=self.instance.workflow)
+        if self.instance.status is Status.QUEUED:
+            metrics.record(self.instance.workflow, "InstancesStarted")
+        with tracing.invocation(self.instance):
+            try:
+                outcome = self._run()
+            except BaseException:
+                tracing.outcome("failed")
+                raise
+            tracing.outcome(outcome.value)
+            return outcome
+
+    def _run(self) -> Outcome:
         try:
             return self._replay()
         except LeaseLost as lost:

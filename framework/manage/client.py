@@ -22,7 +22,7 @@ from framework.backends.dynamodb_items import event_key
 from framework.backends.environment import Environment, Settings, current, from_env
 from framework.backends.queue import SqsQueue
 from framework.backends.store import InstanceTaken
-from framework.core import serde
+from framework.core import metrics, serde
 from framework.core.clock import Clock, SystemClock
 from framework.core.durations import LATEST_EPOCH, from_epoch
 from framework.core.ids import check_instance_id, shown
@@ -311,6 +311,7 @@ class WorkflowClient:
         # The start carries its due time, like every wake-up: a duplicate delivered after the instance
         # has moved on to a later wait fails the lease's due check and costs one write, no replay.
         send_wake(self._env, record.id, record.created_at)
+        metrics.record(record.workflow, "InstancesCreated")
         return Instance(self, record.id, created=True)
 
     def _write(self, records: builtins.list[InstanceRecord], *, batch: bool) -> set[str]:
@@ -361,6 +362,8 @@ class WorkflowClient:
         for record in records:
             if record.id in written:
                 send_wake(self._env, record.id, now)
+        if written:
+            metrics.record(records[0].workflow, "InstancesCreated", len(written))
         return [Instance(self, r.id, created=r.id in written) for r in records]
 
     def _new_record(

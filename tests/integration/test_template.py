@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +89,59 @@ def test_the_template_names_the_ttl_attribute_the_framework_writes() -> None:
 
     table = load_stack(ROOT / "template.yaml").of_type("AWS::DynamoDB::Table")["Table"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+
+
+def _dashboard(namespace: str) -> dict[str, Any]:
+    """The dashboard's body as CloudFormation would render it, with ``namespace`` as MetricsNamespace."""
+    body = parse_template((ROOT / "template.yaml").read_text())["Resources"]["Dashboard"]["Properties"]
+    text = body["DashboardBody"].value  # a !Sub
+    values = {"MetricsNamespace": namespace, "AWS::Region": "us-east-1"}
+    rendered = re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m.group(1), f"<{m.group(1)}>"), text)
+    result: dict[str, Any] = json.loads(rendered)
+    return result
+
+
+def test_the_dashboard_charts_every_metric_the_framework_emits_by_its_namespace_and_dimension() -> None:
+    from framework.core import metrics
+
+    template = parse_template((ROOT / "template.yaml").read_text())
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == metrics.DEFAULT_NAMESPACE
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_METRICS_NAMESPACE"].value == "MetricsNamespace"  # !Ref: the code's namespace
+    widgets = _dashboard("Shop")["widgets"]
+    expressions = [
+        m[0]["expression"]
+        for w in widgets
+        for m in w["properties"]["metrics"]
+        if isinstance(m[0], dict) and "expression" in m[0]
+    ]
+    searched = [re.search(r"SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\"", e) for e in expressions]
+    assert all(searched), expressions
+    assert {s.group(1) for s in searched if s} == {f"Shop,{metrics.DIMENSION}"}
+    assert {s.group(2) for s in searched if s} == set(metrics.UNITS)
+    # Whatever else it charts, it names our own resources: no other function's or queue's metrics.
+    named = [m[3] for w in widgets for m in w["properties"]["metrics"] if isinstance(m[0], str)]
+    assert named and all(
+        n in ("<WorkerFunction>", "<WorkQueue.QueueName>", "<WorkDeadLetterQueue.QueueName>") for n in named
+    )
+
+
+def test_tracing_is_a_template_option_off_by_default() -> None:
+    template = parse_template((ROOT / "template.yaml").read_text())
+    parameter = template["Parameters"]["Tracing"]
+    assert parameter["Default"] == "PassThrough" and set(parameter["AllowedValues"]) == {
+        "PassThrough",
+        "Active",
+    }
+    functions = translated(ROOT / "template.yaml")["Resources"]
+    assert isinstance(functions, dict)
+    lambdas = [r for r in functions.values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(lambdas) == 5
+    for function in lambdas:
+        props = function["Properties"]
+        assert props["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+        assert props["Environment"]["Variables"]["WORKFLOWS_TRACING"] == {"Ref": "Tracing"}
+    # The local stack runs with the default: tracing off.
+    stack = load_stack(ROOT / "template.yaml")
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert stack.resolve(variables["WORKFLOWS_TRACING"]) == "PassThrough"

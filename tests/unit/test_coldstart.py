@@ -135,6 +135,8 @@ def test_the_worker_imports_what_every_message_needs_and_nothing_optional(
     worker = loaded["worker"]
     assert _heavy(worker) == []
     assert sorted(OPTIONAL & worker) == []
+    # Tracing off (the template's default): the X-Ray SDK is never loaded, not even by a message.
+    assert [m for m in loaded["plain step"] if m.startswith("aws_xray_sdk")] == []
     # Imported with the handler, not by the first message: the import-time target is not met by
     # shifting the cost of what every message needs into the first one.
     assert sorted(NEEDED - worker) == []

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from framework.api.calls import DeadlineCut, StepContext
-from framework.core import serde
+from framework.core import metrics, serde, tracing
 from framework.core.config import config_view
 from framework.core.faults import point
 from framework.core.logs import logger
@@ -89,12 +89,11 @@ def run(
             now = r.inv.now()
             error = ErrorInfo.of(exc, limit=512)  # as stored: UTF-8, no pydantic input values
             attempts.append(Attempt(started, now, error))
-            # step and attempt in the line itself: in an async run, steps interleave on one logger
-            where = {"step": name, "attempt": attempt_no}
-            logger.warning("step attempt failed", extra=where | {"error": f"{error.name}: {error.message}"})
+            _attempt_failed(r, name, attempt_no, started, now, error)
             retryable = not isinstance(exc, NEVER_RETRY) and policy.may_retry(exc)
             if not retryable or len(attempts) > policy.limit:
                 raise failed(_record_failure(r, new, entry, attempts, mark)) from None
+            metrics.record(r.inv.instance.workflow, "StepRetries")
             wake_at = now + policy.delay_before_retry(len(attempts))
             retrying = new(
                 EntryStatus.RETRYING, attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at
@@ -107,6 +106,14 @@ def run(
             logger.remove_keys(["step", "attempt"])
             running.cancel(mark)  # the attempt is over: no mark may be written from now on
         return _record_success(r, new, entry, attempts, (started, attempt_no), text, value, room, mark)
+
+
+def _attempt_failed(r: Replay, name: str, attempt: int, started: float, now: float, error: ErrorInfo) -> None:
+    """Trace and log a failed attempt (its error's type and message, which the engine wrote itself)."""
+    _observe(r, name, attempt, started, now, error.name)
+    # step and attempt in the line itself: in an async run, steps interleave on one logger
+    where = {"step": name, "attempt": attempt}
+    logger.warning("step attempt failed", extra=where | {"error": f"{error.name}: {error.message}"})
 
 
 def _retry(name: str, wake_at: float, attempt: int) -> Wait:
@@ -148,8 +155,17 @@ def _record_success(
     # last write, but a crash in between would then re-run the step: measured, and not done.)
     r.write(entry, done)
     running.end(mark)  # its outcome is in the journal
-    logger.info("step completed", extra={"step": name, "attempts": len(done.attempts)})
+    _observe(r, name, attempt_no, started, now, None)
+    metrics.record(r.inv.instance.workflow, "StepsCompleted")
+    extra = {"step": name, "attempt": attempt_no, "attempts": len(done.attempts)}
+    logger.info("step completed", extra=extra)
     return value
+
+
+def _observe(r: Replay, name: str, attempt: int, started: float, ended: float, error: str | None) -> None:
+    """One attempt that ran now (never a replayed one): its duration metric and its span."""
+    metrics.seconds(r.inv.instance.workflow, "StepDuration", ended - started)
+    tracing.step(name, attempt, started, ended, error)
 
 
 def _context(r: Replay, name: str, count: int, op: str, attempt: int, cfg: StepConfig) -> StepContext:
@@ -248,7 +264,9 @@ def _record_failure(
         attempts=tuple(attempts),
         error=last.error,
     )
-    logger.warning("step failed", extra={"step": failed_entry.name, "attempts": len(attempts)})
+    metrics.record(r.inv.instance.workflow, "StepsFailed")
+    where = {"step": failed_entry.name, "attempt": len(attempts), "attempts": len(attempts)}
+    logger.warning("step failed", extra=where)
     written = r.write(entry, failed_entry)
     running.end(mark)  # its outcome is in the journal
     return written
