@@ -47,6 +47,9 @@ class Settings:
     control_check_seconds: float = 1.0  # how often a running invocation looks for pause/terminate
     max_history: int = 10_000  # durable calls one run may make (HistoryLimitError beyond)
     journal_cache_mb: int = 64  # a warm container keeps the journals it replayed: resumes read less
+    # Every new wait (sleep, retry delay, timeout) lasts this fraction of its time: under 1 for local
+    # development only (``workflows dev --fast``), never on AWS.
+    wait_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_history <= MAX_HISTORY:
@@ -58,6 +61,10 @@ class Settings:
             raise InvalidConfigError(
                 f"WORKFLOWS_PARK_LEAD + WORKFLOWS_SWEEP_GRACE must be under {MAX_DELAY_SECONDS} s, not "
                 f"{self.park_lead + self.sweep_grace:g}"
+            )
+        if not 0 < self.wait_scale <= 1:
+            raise InvalidConfigError(
+                f"WORKFLOWS_WAIT_SCALE must be over 0 and at most 1, not {self.wait_scale}"
             )
         if self.journal_cache_mb < 0:
             raise InvalidConfigError(

@@ -200,6 +200,9 @@ class InstanceRecord:
     version: str = ""
     parent: ParentLink | None = None  # set on the child instances that ``step.invoke`` starts
     rollback_requested: bool = False  # terminate(rollback=True): undo, then end terminated
+    # skip_wait() (``workflows dev``): the next invocation ends the waits whose deadline is at or before
+    # this time now, as if the time had passed (framework.engine.skip); its release clears it.
+    skip_to: float | None = None
 
     @property
     def run_key(self) -> RunKey:
@@ -243,6 +246,7 @@ class Control(StrEnum):
     TERMINATE = "terminate"
     RESTART = "restart"
     ROLLBACK = "rollback"  # terminate(rollback=True): the next invocation runs the undos, then terminates
+    SKIP = "skip"  # skip_wait(): the next invocation ends the current wait now (framework.engine.skip)
 
 
 @dataclass(frozen=True, slots=True)

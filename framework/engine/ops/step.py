@@ -92,7 +92,7 @@ def run(
             retryable = not isinstance(exc, NEVER_RETRY) and policy.may_retry(exc)
             if not retryable or len(attempts) > policy.limit:
                 raise failed(_record_failure(r, new, entry, attempts)) from None
-            wake_at = now + policy.delay_before_retry(len(attempts))
+            wake_at = r.inv.wait_until(now, now + policy.delay_before_retry(len(attempts)))
             retrying = new(
                 EntryStatus.RETRYING, attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at
             )
