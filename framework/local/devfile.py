@@ -75,6 +75,11 @@ def _registered(pid: int) -> Path:
     return Path(tempfile.gettempdir()) / f"workflows-dev-{pid}.json"
 
 
+def paths(folder: Path, pid: int) -> list[Path]:
+    """Where the dev process ``pid`` started in ``folder`` writes its discovery file and its copy."""
+    return [path_in(folder), _registered(pid)]
+
+
 def write(folder: Path, stack: DevStack) -> list[Path]:
     """Write ``stack`` as the discovery file of ``folder``, and its copy in the temporary folder;
     return both paths."""

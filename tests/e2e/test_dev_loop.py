@@ -253,8 +253,11 @@ def test_the_command_finds_a_running_dev_by_itself(
 
 def test_a_killed_devs_discovery_file_is_stale(start_dev: Callable[..., Dev], project: Path) -> None:
     dev = start_dev("--workers", "1")
-    dev.stop(signal.SIGKILL)
+    os.kill(dev.proc.pid, signal.SIGKILL)
+    dev.proc.wait()
     assert devfile.path_in(project).exists()  # left behind
     assert devfile.find(project) is None
     stale = workflows(project, "status", "x")
     assert stale.returncode == 1 and "give --table and --queue-url" in stale.stderr
+    dev.kill()  # as a test's clean-up: the files of the killed dev go
+    assert not any(p.exists() for p in devfile.paths(project, dev.proc.pid))
