@@ -50,10 +50,54 @@ def _client(args: argparse.Namespace) -> WorkflowClient:
         load_modules(args.modules or os.environ["WORKFLOW_MODULES"])
     table = args.table or os.environ.get("WORKFLOWS_TABLE")
     queue = args.queue_url or os.environ.get("WORKFLOWS_QUEUE_URL")
-    if not table or not queue:
-        raise CliError("give --table and --queue-url, or set WORKFLOWS_TABLE and WORKFLOWS_QUEUE_URL")
     bucket = args.bucket or os.environ.get("WORKFLOWS_BUCKET")
-    return WorkflowClient(table, queue, bucket_name=bucket, endpoint_url=args.endpoint_url)
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    dev = None
+    if not table or not queue:  # a running `workflows dev` (that serves --endpoint-url): its stack
+        dev = _find_dev(args.endpoint_url)
+        if dev is not None:
+            table, queue, bucket, endpoint = dev.table, dev.queue_url, bucket or dev.bucket, dev.endpoint_url
+    elif endpoint:  # a stack named in full: dev's only if it is on dev's endpoint
+        dev = _find_dev(endpoint)
+        dev = dev if dev is not None and dev.serves(endpoint) else None
+    if not table or not queue:
+        where = f" (no running workflows dev serves {args.endpoint_url})" if args.endpoint_url else ""
+        raise CliError(
+            f"give --table and --queue-url, or set WORKFLOWS_TABLE and WORKFLOWS_QUEUE_URL, or run "
+            f"workflows dev{where}"
+        )
+    if dev is not None:
+        _through_dev(dev)
+    args.dev = dev
+    return WorkflowClient(table, queue, bucket_name=bucket, endpoint_url=endpoint)
+
+
+def _find_dev(url: str | None) -> Any:
+    """The running ``workflows dev`` found from here (``framework.local.devfile``), one that serves
+    ``url`` if given; None without one, or without the local extra."""
+    try:
+        from framework.local import devfile
+    except ImportError:  # pragma: no cover - the local extra is not installed: no dev either
+        return None
+    return devfile.find(url=url)
+
+
+def _through_dev(dev: Any) -> None:
+    """Reach dev's endpoint as dev's own processes do: its region and fake credentials, and each call
+    through its lock (``framework.local.devaws``), so that the command's writes never race dev's on
+    moto."""
+    import boto3
+
+    from framework.local.devaws import SerialSender, lock_path
+
+    for name, value in dev.environment().items():
+        if name.startswith("AWS_"):
+            os.environ[name] = value
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-send", SerialSender(lock_path(dev.endpoint_url)))
 
 
 def _wait_line(wait: WaitStatus) -> str:
@@ -91,7 +135,7 @@ def _print_status(args: argparse.Namespace, status: InstanceStatus) -> None:
 
 
 def _accepted(args: argparse.Namespace, instance_id: str, what: str) -> None:
-    status = _client(args).get(instance_id).status()
+    status = _client(args).get(instance_id).status()  # the same stack: the same options
     if args.json:
         print(json.dumps({"id": instance_id, "status": status.status.value, "done": what}))
     else:
@@ -151,6 +195,14 @@ def cmd_control(args: argparse.Namespace) -> None:
     _accepted(args, args.id, f"{args.command} requested")
 
 
+def cmd_skip(args: argparse.Namespace) -> None:
+    client = _client(args)
+    if args.dev is None and not (args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")):
+        raise CliError("skip is for local stacks: run it against workflows dev (or give --endpoint-url)")
+    client.get(args.id).skip_wait()
+    _accepted(args, args.id, "wait skipped")
+
+
 def cmd_callback(args: argparse.Namespace) -> None:
     client = _client(args)
     if args.action == "success":
@@ -206,13 +258,15 @@ def cmd_dev(args: argparse.Namespace) -> None:
     options = DevOptions(
         port=args.port,
         workers=args.workers,
-        modules=args.modules,
-        endpoint_url=args.endpoint_url,
+        modules=args.dev_modules or args.modules,
+        endpoint_url=args.dev_endpoint_url or args.endpoint_url,
         prefix=args.prefix,
         template=args.template,
         sweep_every=args.sweep_every,
         worker_timeout=args.worker_timeout,
         visibility_timeout=args.visibility_timeout,
+        fast=args.fast,
+        reload=args.reload,
     )
     try:
         run(options)
@@ -269,15 +323,30 @@ def _callback_parser(commands: Any, common: argparse.ArgumentParser) -> None:
             sub.add_argument("--message", default="", help="at most 4096 characters (default: none)")
 
 
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name: on the root parser with their
+    defaults, and on each command's with none (``suppress``), so that an option given before the
+    command is not reset by the command's parser."""
+
+    def add(*names: str, **kwargs: Any) -> None:
+        extra: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+        parser.add_argument(*names, **kwargs, **extra)
+
+    add("--json", action="store_true", help="print JSON")
+    add("--endpoint-url", help="an AWS-compatible endpoint, for example a local stack")
+    add("--table", help="the table (default: $WORKFLOWS_TABLE, else a running workflows dev's)")
+    add("--queue-url", help="the work queue (default: $WORKFLOWS_QUEUE_URL, else a running dev's)")
+    add("--bucket", help="the results bucket (default: $WORKFLOWS_BUCKET, else a running dev's)")
+    add("--modules", help="workflow modules to import (default: $WORKFLOW_MODULES)")
+    return parser
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON")
-    common.add_argument("--endpoint-url", help="an AWS-compatible endpoint, for example a local stack")
-    common.add_argument("--table", help="the table (default: $WORKFLOWS_TABLE)")
-    common.add_argument("--queue-url", help="the work queue (default: $WORKFLOWS_QUEUE_URL)")
-    common.add_argument("--bucket", help="the results bucket (default: $WORKFLOWS_BUCKET)")
-    common.add_argument("--modules", help="workflow modules to import (default: $WORKFLOW_MODULES)")
-    root = argparse.ArgumentParser(prog="workflows", description="Durable workflows on AWS Lambda.")
+    common = _global_options(argparse.ArgumentParser(add_help=False), suppress=True)
+    root = _global_options(
+        argparse.ArgumentParser(prog="workflows", description="Durable workflows on AWS Lambda."),
+        suppress=False,
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     def command(name: str, run: Any, help_text: str) -> argparse.ArgumentParser:
@@ -297,6 +366,9 @@ def parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--cursor", help="the page after the one that printed this cursor")
     history.add_argument("--results", action="store_true", help="show results (default: their sizes)")
+    command(
+        "skip", cmd_skip, "end an instance's current sleep, retry delay or timeout now (dev)"
+    ).add_argument("id")
     event = command("event", cmd_event, "send an event")
     event.add_argument("id")
     event.add_argument("type")
@@ -322,9 +394,15 @@ def parser() -> argparse.ArgumentParser:
     dev.set_defaults(run=cmd_dev)
     dev.add_argument("--port", type=_number(int, 0, 65535), default=8787, help="HTTP port (0: any free)")
     dev.add_argument("--workers", type=_number(int, 1), default=2, help="worker processes (default: 2)")
-    dev.add_argument("--modules", help="workflow modules (default: $WORKFLOW_MODULES, else the template's)")
     dev.add_argument(
-        "--endpoint-url", help="use this running endpoint (a moto_server) instead of starting one"
+        "--modules",
+        dest="dev_modules",
+        help="workflow modules (default: $WORKFLOW_MODULES, else the template's)",
+    )
+    dev.add_argument(
+        "--endpoint-url",
+        dest="dev_endpoint_url",
+        help="use this running endpoint (a moto_server) instead of starting one",
     )
     dev.add_argument("--prefix", type=_prefix, default="dev", help="resource name prefix (default: dev)")
     dev.add_argument("--template", help="the SAM template (default: ./template.yaml or above)")
@@ -338,6 +416,17 @@ def parser() -> argparse.ArgumentParser:
         "--visibility-timeout",
         type=_number(int, 1, 43200),
         help="the work queue's visibility for dev's receives, s (default: the queue's)",
+    )
+    dev.add_argument(
+        "--fast",
+        action="store_true",
+        help="every new wait lasts 1/3600 of its time: an hour, a second (docs/local-testing.md)",
+    )
+    dev.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not reload the workflow modules when their files change",
     )
     demo = command("demo", cmd_demo, "run the demo locally (in-process moto, virtual clock)")
     demo.add_argument(

@@ -150,6 +150,7 @@ class TableBase:
                 "lease_until": r.lease_until,
                 "pause_requested": r.pause_requested or None,
                 "rollback_requested": r.rollback_requested or None,
+                "skip_to": r.skip_to,
                 "crash_mark": r.crash_mark,
                 "crash_count": r.crash_count or None,
                 "backoff": r.backoff or None,

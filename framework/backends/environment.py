@@ -50,6 +50,9 @@ class Settings:
     # A step attempt that runs this long is marked in the instance item, for its status to show
     # (framework.engine.running): two writes for such a step, none for a shorter one.
     running_mark_seconds: float = 1.0
+    # Every new wait (sleep, retry delay, timeout) lasts this fraction of its time: under 1 for local
+    # development only (``workflows dev --fast``), never on AWS.
+    wait_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_history <= MAX_HISTORY:
@@ -65,6 +68,10 @@ class Settings:
         if self.running_mark_seconds < 0:
             raise InvalidConfigError(
                 f"WORKFLOWS_RUNNING_MARK_SECONDS must be 0 or more, not {self.running_mark_seconds}"
+            )
+        if not 0 < self.wait_scale <= 1:
+            raise InvalidConfigError(
+                f"WORKFLOWS_WAIT_SCALE must be over 0 and at most 1, not {self.wait_scale}"
             )
         if self.journal_cache_mb < 0:
             raise InvalidConfigError(

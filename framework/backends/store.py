@@ -99,6 +99,7 @@ def released(lease: Lease, release: Release) -> InstanceRecord:
         crash_count=0,
         pause_requested=False,
         rollback_requested=False,
+        skip_to=None,
         backoff=0,
     )
 
@@ -257,7 +258,7 @@ class Store(Protocol):
 
 
 def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:
-    """What pause, resume, terminate and restart do to an instance. Raise InvalidStateError.
+    """What pause, resume, terminate, restart and skip do to an instance. Raise InvalidStateError.
 
     Both stores follow this: the fake applies it directly, DynamoDB encodes the same cases as
     conditional updates. Each clears ``released_by``: a control may take a lease away (an invocation
@@ -310,6 +311,15 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
                 lease_until=None,
                 updated_at=now,
             )
+    elif action is Control.SKIP:
+        # Only an instance that waits, with no invocation on it: the request and a worker's lease are
+        # then both conditioned on the item as read, and one of the two fails (the skip with this error).
+        if status is Status.WAITING and current.wake_at is not None and not leased:
+            return replace(current, skip_to=current.wake_at, updated_at=now)
+        if status is Status.WAITING and current.wake_at is None:
+            raise InvalidStateError(
+                f"cannot skip the wait of instance {current.id!r}: it waits for an event with no timeout"
+            )
     else:
         return replace(
             current,
@@ -325,6 +335,7 @@ def control_outcome(current: InstanceRecord, action: Control, now: float, expire
             lease_until=None,
             pause_requested=False,
             rollback_requested=False,
+            skip_to=None,
             crash_mark=None,
             crash_count=0,
             backoff=0,  # failed hand-overs of the old run say nothing about the new one

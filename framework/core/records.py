@@ -207,6 +207,9 @@ class InstanceRecord:
     waits: tuple[WaitInfo, ...] = ()
     running: tuple[RunningStep, ...] = ()
     counts: StepCounts = NO_COUNTS
+    # skip_wait() (``workflows dev``): the next invocation ends the waits whose deadline is at or before
+    # this time now, as if the time had passed (framework.engine.skip); its release clears it.
+    skip_to: float | None = None
 
     @property
     def run_key(self) -> RunKey:
@@ -250,6 +253,7 @@ class Control(StrEnum):
     TERMINATE = "terminate"
     RESTART = "restart"
     ROLLBACK = "rollback"  # terminate(rollback=True): the next invocation runs the undos, then terminates
+    SKIP = "skip"  # skip_wait(): the next invocation ends the current wait now (framework.engine.skip)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from framework.core.records import (
     Status,
     tail_bytes,
 )
-from framework.engine import children, ending, running
+from framework.engine import children, ending, running, skip
 from framework.engine.ending import Outcome
 from framework.engine.step import Step
 from framework.errors import (
@@ -221,6 +221,12 @@ class Invocation:
     def now(self) -> float:
         return self.env.clock.now()
 
+    def wait_until(self, now: float, at: float) -> float:
+        """The deadline of a wait that starts at ``now`` and would end at ``at``: ``at``, or sooner
+        with ``WORKFLOWS_WAIT_SCALE`` under 1 (``workflows dev --fast``), which scales what is left."""
+        scale = self.env.settings.wait_scale
+        return at if scale == 1 or at <= now else now + (at - now) * scale
+
     def time_left(self) -> float:
         return self.deadline - self.now()
 
@@ -329,6 +335,7 @@ class Invocation:
             charge = self._count_crash(journal)
         except InvocationCrashedError as exc:
             return ending.finish(self, Status.ERRORED, error=ErrorInfo.of(exc))
+        journal = skip.apply(self, journal)  # a skip_wait() request: its waits end now
         step: Step | None = None
         try:
             step = Step(self, journal, charge, is_async=workflow.is_async)

@@ -29,10 +29,8 @@ import io
 import json
 import os
 import re
-import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -46,23 +44,32 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from framework.api.registry import REGISTRY, load_modules
+from framework.api.registry import REGISTRY
 from framework.backends.environment import Settings
+from framework.errors import InstanceNotFoundError, InvalidStateError, WorkflowError
+from framework.local import devfile, devreload
 from framework.local.apigw import gateway_path, http_api_event, http_api_response
 from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
+from framework.local.devpool import STOP_GRACE, DevError, Workers
 from framework.local.runtime import WORK_QUEUE, LocalRuntime
 from framework.local.template import load_stack
 
-STOP_GRACE = 10.0  # seconds that workers get to finish their batch on Ctrl-C, before they are killed
+__all__ = [
+    "IDLE",
+    "DevError",
+    "DevOptions",
+    "DevRuntime",
+    "refuse_cross_site",
+    "run",
+    "schedule_seconds",
+    "skip",
+]
+
 IDLE = 0.2  # seconds between polls of an empty queue (short polls: see LocalRuntime.run_forever)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-CRASH_LOOP_SECONDS = 5.0  # a worker that exits sooner after its start is broken, not unlucky
-READY_SECONDS = 60.0  # how long a worker may take to import and find the stack
 REGION = "us-east-1"  # the local stack's (LocalRuntime's default): its queue URLs and ARNs name it
-
-
-class DevError(Exception):
-    """A one-line problem for the user: a port in use, an unreachable endpoint, a bad option."""
+FAST_SCALE = 1 / 3600  # --fast: WORKFLOWS_WAIT_SCALE, an hour of waiting lasts a second
+SKIP_ROUTE = re.compile(r"/dev/instances/([^/]+)/skip")  # dev's own route, not the deployed API's
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class DevOptions:
     sweep_every: float | None = None  # default: the sweeper's rate(...) schedule
     worker_timeout: int | None = None  # default: the worker function's Timeout
     visibility_timeout: int | None = None  # default: the work queue's VisibilityTimeout
+    fast: bool = False  # every new wait lasts FAST_SCALE of its time (unless WORKFLOWS_WAIT_SCALE is set)
+    reload: bool = True  # reload the workflow modules when their files change
 
 
 class DevRuntime(LocalRuntime):
@@ -136,6 +145,7 @@ def schedule_seconds(expression: str) -> float:
 class _ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     call: Callable[[dict[str, Any]], Any]
+    skip: Callable[[str], tuple[int, list[tuple[str, str]], bytes]]
 
 
 class _ApiHandler(BaseHTTPRequestHandler):
@@ -179,6 +189,11 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if refused is not None:
             return refused
         url = urllib.parse.urlsplit(self.path)
+        route = SKIP_ROUTE.fullmatch(url.path)
+        if route is not None:  # dev's own route: the deployed API has no such thing
+            if self.command != "POST":
+                return _api_error(405, "MethodNotAllowed", "POST to skip an instance's wait")
+            return self.server.skip(urllib.parse.unquote(route[1]))
         try:
             event = http_api_event(
                 self.command,
@@ -274,82 +289,6 @@ def _check_endpoint(url: str) -> None:
         raise DevError(f"cannot reach --endpoint-url {url}: {exc.strerror or exc}") from None
 
 
-# -- worker processes -------------------------------------------------------------------------------------
-class _Workers:
-    """The worker processes: started, replaced when one dies (as Lambda replaces a container), stopped."""
-
-    def __init__(self, count: int, argv: list[str]) -> None:
-        self._count, self._argv = count, argv
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self._started: list[float] = []
-
-    def _spawn(self, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
-        extra, fds = ([str(ready_fd)], (ready_fd,)) if ready_fd is not None else ([], ())
-        # A session of its own: Ctrl-C in a terminal signals the whole foreground process group, and the
-        # dev process alone decides when its workers stop (SIGTERM, then SIGKILL after STOP_GRACE).
-        return subprocess.Popen(
-            [*self._argv, *extra], stdin=subprocess.DEVNULL, pass_fds=fds, start_new_session=True
-        )
-
-    def start(self, stop: threading.Event) -> None:
-        """Start the workers and wait until each one polls (it writes to a pipe then), so that the stack
-        is ready when dev says so. Return early if ``stop`` is set."""
-        pipes: list[int] = []
-        for _ in range(self._count):
-            read, write = os.pipe()
-            self.procs.append(self._spawn(write))
-            self._started.append(time.monotonic())
-            os.close(write)
-            pipes.append(read)
-        deadline = time.monotonic() + READY_SECONDS
-        try:
-            for proc, read in zip(self.procs, pipes, strict=True):
-                while not select.select([read], [], [], 0.2)[0]:
-                    if stop.is_set():
-                        return
-                    if time.monotonic() > deadline:
-                        raise DevError(f"worker {proc.pid} is not ready after {READY_SECONDS:.0f} s")
-                if not os.read(read, 1):  # the pipe closed: the worker died as it started
-                    raise DevError(
-                        f"worker {proc.pid} exited with code {proc.wait()} as it started (see above)"
-                    )
-        finally:
-            for read in pipes:
-                os.close(read)
-
-    def check(self) -> None:
-        for i, proc in enumerate(self.procs):
-            code = proc.poll()
-            if code is None:
-                continue
-            if time.monotonic() - self._started[i] < CRASH_LOOP_SECONDS:
-                raise DevError(f"worker {proc.pid} exited with code {code} soon after it started (see above)")
-            print(f"workflows dev: worker {proc.pid} exited ({code}); starting another", file=sys.stderr)
-            self.procs[i] = self._spawn()
-            self._started[i] = time.monotonic()
-
-    def stop(self, force: threading.Event) -> None:
-        """Ask every worker to finish its invocation and stop (SIGTERM); kill those still busy after
-        ``STOP_GRACE``, or at once when ``force`` is set (a second Ctrl-C). A killed invocation is a
-        crash: its instance resumes after its lease."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + STOP_GRACE
-        while any(p.poll() is None for p in self.procs) and time.monotonic() < deadline:
-            if force.wait(0.05):
-                break
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-                print(
-                    f"workflows dev: worker {proc.pid} was still busy and was killed; its instance "
-                    "resumes once its lease expires (docs/local-testing.md)",
-                    file=sys.stderr,
-                )
-
-
 # -- the dev process ---------------------------------------------------------------------------------------
 def run(options: DevOptions, out: TextIO | None = None) -> None:
     """Serve the stack until SIGINT or SIGTERM, then stop everything and return. Raise DevError (nothing
@@ -365,14 +304,31 @@ def run(options: DevOptions, out: TextIO | None = None) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with contextlib.ExitStack() as stack:
-            workers = _serve(options, stop, force, stack, out)
+            tick = _serve(options, stop, force, stack, out)
             while not stop.wait(0.2):
-                workers.check()
+                tick()
             print("workflows dev: stopping", file=out, flush=True)
         print("workflows dev: stopped", file=out, flush=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _modules(options: DevOptions) -> str:
+    return (
+        options.modules
+        or os.environ.get("WORKFLOW_MODULES")
+        or str(load_stack(options.template).parameters.get("WorkflowModules") or "")
+    )
+
+
+def _environment(options: DevOptions, endpoint: str) -> dict[str, str | None]:
+    """The environment changes of dev's processes: AWS calls to ``endpoint``; with ``--fast``, short
+    waits (``WORKFLOWS_WAIT_SCALE``, unless it is set)."""
+    changes = local_aws_environment(endpoint, REGION)
+    if options.fast and "WORKFLOWS_WAIT_SCALE" not in os.environ:
+        changes["WORKFLOWS_WAIT_SCALE"] = repr(FAST_SCALE)
+    return changes
 
 
 def _serve(
@@ -381,15 +337,12 @@ def _serve(
     force: threading.Event,
     stack: contextlib.ExitStack,
     out: TextIO,
-) -> _Workers:
-    """Start every part, registering on ``stack`` how to stop it (it unwinds in reverse order)."""
+) -> Callable[[], None]:
+    """Start every part, registering on ``stack`` how to stop it (it unwinds in reverse order). Return
+    what the main loop calls five times a second: replace dead workers, reload changed code."""
     api = _listen(options.port)  # first: a port in use fails before anything starts
     stack.callback(api.server_close)
-    modules = (
-        options.modules
-        or os.environ.get("WORKFLOW_MODULES")
-        or str(load_stack(options.template).parameters.get("WorkflowModules") or "")
-    )
+    modules = _modules(options)
     if options.endpoint_url:
         endpoint = options.endpoint_url.rstrip("/")
         _check_endpoint(endpoint)
@@ -398,12 +351,11 @@ def _serve(
         stack.callback(Path(lock_path(endpoint)).unlink, missing_ok=True)
     # Before the workflow modules are imported (one may make a client as it loads) and before the
     # workers start (they inherit it).
-    stack.enter_context(environment(local_aws_environment(endpoint, REGION)))
+    stack.enter_context(environment(_environment(options, endpoint)))
     sys.path.insert(0, str(Path.cwd()))
-    try:
-        load_modules(modules)
-    except Exception as exc:  # the user's module: say which, in one line
-        why = f"{type(exc).__name__}: {exc}"
+    imported, error = devreload.imported_by(modules)
+    if error is not None:  # the user's module: say which, in one line
+        why = f"{type(error).__name__}: {error}"
         raise DevError(f"workflow modules {modules!r} failed to import: {why}") from None
     rt = stack.enter_context(DevRuntime(options, endpoint, SerialSender(lock_path(endpoint))))
     api_function = [f for f in rt.functions if f.http]
@@ -421,8 +373,9 @@ def _serve(
             return rt.invoke(api_function[0], event)
 
     api.call = call
+    api.skip = lambda instance_id: skip(rt, instance_id)
     spec = {"options": asdict(options), "endpoint": endpoint, "modules": modules, "parent": os.getpid()}
-    workers = _Workers(options.workers, [sys.executable, "-m", "framework.local.devworker", json.dumps(spec)])
+    workers = Workers(options.workers, [sys.executable, "-m", "framework.local.devworker", json.dumps(spec)])
     stack.callback(workers.stop, force)
     workers.start(stop)
     serving = threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
@@ -440,25 +393,52 @@ def _serve(
     pump.start()
     stack.callback(pump.join, STOP_GRACE)
     stack.callback(pump_stop.set)
+    watcher = devreload.Watcher(Path.cwd(), imported) if options.reload else None
+    url = f"http://127.0.0.1:{api.server_address[1]}"
+    found = devfile.DevStack(
+        os.getpid(), url, endpoint, REGION, rt.table_name, rt.queue_url, rt.inbox_url, rt.bucket_name,
+        options.prefix,
+    )  # fmt: skip
     if not stop.is_set():
-        _banner(out, options, rt, endpoint, api, workers, sweep_every)
-    return workers
+        stack.callback(devfile.remove, devfile.write(Path.cwd(), found), os.getpid())
+        _banner(out, options, rt, found, workers, sweep_every, watcher)
+    return devreload.ticker(workers, watcher, modules, api_lock, stop, out)
+
+
+def skip(rt: DevRuntime, instance_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """``POST /dev/instances/{id}/skip``: ``Instance.skip_wait()``, answered in the API's shapes (202
+    ``{"id", "status"}``; 404, 409 or 400 ``{"error", "message"}``)."""
+    try:
+        instance = rt.client.get(instance_id)
+        instance.skip_wait()
+        status = instance.status().status.value
+    except InstanceNotFoundError as exc:
+        return _api_error(404, type(exc).__name__, str(exc))
+    except InvalidStateError as exc:
+        return _api_error(409, type(exc).__name__, str(exc))
+    except WorkflowError as exc:  # an invalid id
+        return _api_error(400, type(exc).__name__, str(exc))
+    data = json.dumps({"id": instance_id, "status": status}).encode()
+    return 202, [("Content-Type", "application/json")], data
 
 
 def _banner(
     out: TextIO,
     options: DevOptions,
     rt: DevRuntime,
-    endpoint: str,
-    api: _ApiServer,
-    workers: _Workers,
+    found: devfile.DevStack,
+    workers: Workers,
     sweep_every: float | None,
+    watcher: devreload.Watcher | None,
 ) -> None:
-    url = f"http://127.0.0.1:{api.server_address[1]}"
+    url, endpoint = found.api_url, found.endpoint_url
     names = REGISTRY.names()
     kept = "its state outlives dev" if options.endpoint_url else "moto in this process: state ends with it"
     pids = ", ".join(str(p.pid) for p in workers.procs)
     sweeps = f"every {sweep_every:g} s" if sweep_every else "off"
+    scale = rt.env.settings.wait_scale
+    waits = "real time" if scale == 1 else f"1/{1 / scale:g} of their time (an hour: {3600 * scale:g} s)"
+    reload = f"on, {len(watcher.files)} files watched" if watcher is not None else "off"
     lines = [
         f"workflows dev: stack {options.prefix!r}, workflows: {', '.join(names) or 'none'}",
         f"  API:       {url}   (Swagger UI: {url}/docs)",
@@ -469,6 +449,11 @@ def _banner(
         f"  bucket:    {rt.bucket_name}",
         f"  workers:   {len(workers.procs)} processes (pids {pids}), timeout {rt.worker.timeout} s, "
         f"visibility {rt.visibility} s; sweeper {sweeps}",
+        f"  waits:     {waits}; skip one: workflows skip ID (or POST {url}/dev/instances/ID/skip)",
+        f"  reload:    {reload}",
+        f"  found by:  workflows commands run here or below ({devfile.FOLDER}/{devfile.NAME})",
+        "For boto3, the AWS CLI or workflows elsewhere, paste:",
+        *(f"  export {name}={value}" for name, value in found.environment().items()),
     ]
     if names:
         lines.append(f"try: curl -s {url}/workflows/{names[0]}/instances")

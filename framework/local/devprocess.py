@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from framework.local import devfile
+
 T = TypeVar("T")
 
 READY_SECONDS = 30.0  # how long dev may take to print its banner (its workers polling)
@@ -47,7 +49,7 @@ class DevProcess:
         **env: str,
     ) -> None:
         self.out, self.err = logs / f"{name}.out", logs / f"{name}.err"
-        root = cwd or Path.cwd()
+        root = self.cwd = cwd or Path.cwd()
         environ = dict(os.environ, PYTHONPATH=str(root), POWERTOOLS_LOG_LEVEL="WARNING") | env
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(
@@ -132,10 +134,12 @@ class DevProcess:
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILL dev if it still runs (its workers follow it within 0.2 s), and reap it."""
+        """SIGKILL dev if it still runs (its workers follow it within 0.2 s), and reap it. Remove the
+        discovery files it left (``framework.local.devfile``), if any."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        devfile.remove(devfile.paths(self.cwd, self.proc.pid), self.proc.pid)
 
 
 def until(what: str, check: Callable[[], T], timeout: float = 30, every: float = 0.2) -> T:

@@ -230,6 +230,14 @@ class Instance:
         """Run again from the beginning with the same params; the old journal is set aside."""
         self._client._control(self.id, Control.RESTART)
 
+    def skip_wait(self) -> None:
+        """End the instance's current wait now, as if its time had passed: the sleep (or retry delay,
+        or event, callback or invoke timeout) with the earliest deadline, and any other that ends by
+        then. For local development (``workflows skip``, ``workflows dev``); see
+        ``framework.engine.skip``. Raise InvalidStateError unless it is ``waiting`` with a deadline
+        (a running instance: try again once it waits)."""
+        self._client._control(self.id, Control.SKIP)
+
     def send_event(self, type: str, payload: Any = None) -> None:
         """Deliver an event; a wait for this type wakes at once, else it is buffered (FIFO per type).
         Raise InvalidStateError if the instance is complete, errored or terminated."""
@@ -464,6 +472,8 @@ class WorkflowClient:
             send_wake(self._env, instance_id, None)
         elif action is Control.TERMINATE and after.parent is not None:
             # A kick: the worker finds a terminated child that owes its parent a report, and sends it.
+            send_wake(self._env, instance_id, None)
+        elif action is Control.SKIP:  # a kick: the invocation it starts ends the wait (engine.skip)
             send_wake(self._env, instance_id, None)
         elif action is Control.RESUME and after.status is Status.WAITING:
             # A kick, not the old wake time: an event sent while paused must be taken at once.

@@ -611,3 +611,24 @@ def test_a_rollback_request_takes_the_lease_and_is_kept_until_the_release(store:
     assert done is not None and done.status is Status.TERMINATED and not done.rollback_requested
     with pytest.raises(InvalidStateError):
         store.control("i1", Control.ROLLBACK, NOW + 4, 0)
+
+
+def test_a_skip_marks_a_waiting_instance_for_its_next_lease_and_the_release_clears_it(store: Store) -> None:
+    store.create_instance(record())
+    with pytest.raises(InvalidStateError, match="queued"):
+        store.control("i1", Control.SKIP, NOW, 0)  # nothing waits yet
+    lease = store.acquire_lease("i1", "A", NOW, NOW + 60, require_due=True)
+    with pytest.raises(InvalidStateError, match="running"):
+        store.control("i1", Control.SKIP, NOW + 1, 0)  # an invocation holds it
+    store.release(lease, Release(Status.WAITING, NOW + 2, wake_at=NOW + 7200))
+    skipped = store.control("i1", Control.SKIP, NOW + 3, 0)
+    assert skipped.skip_to == NOW + 7200
+    stored = store.get_instance("i1")
+    assert stored is not None and stored.skip_to == NOW + 7200 and stored.wake_at == NOW + 7200
+    lease = store.acquire_lease("i1", "B", NOW + 4, NOW + 64, require_due=False)  # the kick
+    assert lease.previous.skip_to == NOW + 7200
+    store.release(lease, Release(Status.WAITING, NOW + 5))  # waits with no deadline now
+    after = store.get_instance("i1")
+    assert after is not None and after.skip_to is None
+    with pytest.raises(InvalidStateError, match="no timeout"):
+        store.control("i1", Control.SKIP, NOW + 6, 0)

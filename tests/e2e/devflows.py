@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from framework import workflow
+from framework import WorkflowTimeoutError, workflow
 
 
 @workflow("dev-order")
@@ -46,3 +46,23 @@ def fanout(event: Any, step: Any) -> dict[str, int]:
     items = [{"i": i} for i in range(int(event.payload["items"]))]
     batch = step.map("squares", items, "dev-square", max_concurrency=int(event.payload["concurrency"]))
     return {"succeeded": batch.success_count, "sum": sum(r["square"] for r in batch.get_results())}
+
+
+def _fails_first(ctx: Any) -> int:
+    if ctx.attempt < 2:
+        raise ConnectionError("the first attempt fails")
+    return int(ctx.attempt)
+
+
+@workflow("dev-long")
+def long_waits(event: Any, step: Any) -> dict[str, Any]:
+    """Waits that take hours and days on the real clock: a sleep, an event's timeout, a retry's delay."""
+    step.do("begin", lambda: "begun")
+    step.sleep("two hours", "2 hours")
+    try:
+        timeout = (event.payload or {}).get("timeout", "3 days")
+        approval = step.wait_for_event("approval", "approve", timeout=timeout).payload
+    except WorkflowTimeoutError:
+        approval = "timed out"
+    attempt = step.do("flaky", _fails_first, config={"retries": {"limit": 2, "delay": "1 hour"}})
+    return {"approval": approval, "attempt": attempt}

@@ -44,3 +44,23 @@ def test_demo_with_a_missing_script_fails_with_one_line() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2
+
+
+def test_global_options_go_before_or_after_the_command() -> None:
+    from framework import cli
+
+    for args in (
+        ["--json", "--table", "t", "status", "x"],
+        ["status", "x", "--json", "--table", "t"],
+        ["--json", "status", "x", "--table", "t"],
+    ):
+        parsed = cli.parser().parse_args(args)
+        assert (parsed.json, parsed.table, parsed.id, parsed.queue_url) == (True, "t", "x", None), args
+    plain = cli.parser().parse_args(["status", "x"])
+    assert (plain.json, plain.table, plain.endpoint_url) == (False, None, None)
+    # dev's own --endpoint-url and --modules, given either side of `dev`
+    before = cli.parser().parse_args(["--endpoint-url", "http://127.0.0.1:5000", "dev", "--fast"])
+    after = cli.parser().parse_args(["dev", "--endpoint-url", "http://127.0.0.1:5000", "--no-reload"])
+    assert before.endpoint_url == after.dev_endpoint_url == "http://127.0.0.1:5000"
+    assert (before.fast, before.reload, after.fast, after.reload) == (True, True, False, False)
+    assert run("status", "x", "--bogus").returncode == 2

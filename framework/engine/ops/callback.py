@@ -81,7 +81,7 @@ def create(
         name,
         EntryStatus.WAITING,
         now,
-        wake_at=now + timeout,
+        wake_at=r.inv.wait_until(now, now + timeout),
         extra=extra,
         op=claim.op,
     )
@@ -153,7 +153,8 @@ def _deadline(r: Replay, entry: JournalEntry) -> float:
         return entry.wake_at
     cid = CallbackId(r.inv.instance_id, r.inv.run_number, entry.seq, entry.extra["token"])
     beats = [e.sent_at for e in r.inv.events(HEARTBEAT_EVENT) if e.key == cid.heartbeat_key]
-    return min(max([entry.started_at, *beats]) + heartbeat, entry.wake_at)
+    last = max([entry.started_at, *beats])
+    return min(r.inv.wait_until(last, last + heartbeat), entry.wake_at)
 
 
 def _completed(entry: JournalEntry, outcome: dict[str, Any], now: float) -> JournalEntry:

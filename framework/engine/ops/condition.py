@@ -88,7 +88,8 @@ def run(
                 new(EntryStatus.COMPLETE, ended_at=r.inv.now(), extra={"state": text, "checks": checks}),
             )
             return state
-        wake_at = r.inv.now() + parse_duration(delay, what=f"wait of condition {name!r}")
+        now = r.inv.now()
+        wake_at = r.inv.wait_until(now, now + parse_duration(delay, what=f"wait of condition {name!r}"))
         waiting = new(EntryStatus.WAITING, wake_at=wake_at, extra={"state": text, "checks": checks})
         entry = r.write(entry, waiting)
         yield Wait(wake_at, f"condition {name!r}", shown=WaitInfo(WaitKind.CONDITION, name, wake_at))

@@ -86,7 +86,7 @@ def _start(
         name,
         EntryStatus.WAITING,
         now,
-        wake_at=now + seconds,
+        wake_at=inv.wait_until(now, now + seconds),
         extra={"workflow": workflow, "child_id": cid, "timeout": seconds},
         op=op,
     )

@@ -21,7 +21,13 @@ def run(r: Replay, claim: Claim, name: str, wake_of: Callable[[float], float]) -
     if entry is None:
         now = r.inv.now()
         new = JournalEntry(
-            r.journal.new_seq(), EntryKind.SLEEP, name, EntryStatus.SLEEPING, now, wake_at=wake_of(now), op=op
+            r.journal.new_seq(),
+            EntryKind.SLEEP,
+            name,
+            EntryStatus.SLEEPING,
+            now,
+            wake_at=r.inv.wait_until(now, wake_of(now)),
+            op=op,
         )
         # Written at the next write, or kept in the instance item by the release if the sleep
         # suspends the run: a sleep is never written again, so it can ride along.

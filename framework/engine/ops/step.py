@@ -94,7 +94,7 @@ def run(
             if not retryable or len(attempts) > policy.limit:
                 raise failed(_record_failure(r, new, entry, attempts, mark)) from None
             metrics.record(r.inv.instance.workflow, "StepRetries")
-            wake_at = now + policy.delay_before_retry(len(attempts))
+            wake_at = r.inv.wait_until(now, now + policy.delay_before_retry(len(attempts)))
             retrying = new(
                 EntryStatus.RETRYING, attempts[0].started_at, attempts=tuple(attempts), wake_at=wake_at
             )

@@ -34,7 +34,7 @@ def run(r: Replay, claim: Claim, name: str, event_type: str, seconds: float) -> 
             name,
             EntryStatus.WAITING,
             now,
-            wake_at=now + seconds,
+            wake_at=r.inv.wait_until(now, now + seconds),
             extra={"event_type": event_type, "timeout": seconds},
             op=op,
         )
