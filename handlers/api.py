@@ -40,6 +40,7 @@ from framework.api.calls import check_instance_id
 from framework.core.callbacks import parse_callback_id
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
+from handlers import ui
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 2000  # an error message echoes input: cut it, so that a response stays small
@@ -64,6 +65,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflows API")
+app.include_router(ui.router)  # GET /ui, the dashboard (HTML, not in the OpenAPI document)
 
 
 # -- request and response models ---------------------------------------------------------------------
