@@ -15,7 +15,7 @@ DYNALITE_STAMP := $(DYNALITE)/node_modules/.installed
 # What `sam build` puts beside framework/ and handlers/: the packages that hold your workflows.
 WORKFLOW_PACKAGES ?= examples
 
-.PHONY: demo dev test lint validate typecheck bench bench-peers build deploy clean
+.PHONY: demo dev test lint validate typecheck browser bench bench-peers build deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ $(STAMP): pyproject.toml
 $(DYNALITE_STAMP): $(DYNALITE)/package.json $(DYNALITE)/package-lock.json
 	cd $(DYNALITE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(DYNALITE_STAMP)
+
+# The dashboard's browser test (tests/e2e/test_dashboard.py) drives Debian's chromium through Playwright
+# (the dev extra), never a browser that Playwright downloads. Installed as root, once: when chromium is
+# on the PATH this does nothing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 $(SAM):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -51,7 +57,7 @@ validate: $(SAM)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck $(STAMP) $(DYNALITE_STAMP)
+test: lint typecheck $(STAMP) $(DYNALITE_STAMP) browser
 	$(BIN)/python -m pytest
 
 # matplotlib draws the plots of docs/performance.md: an extra of its own, so that `make test` goes without.

@@ -42,6 +42,7 @@ from framework.core.callbacks import parse_callback_id
 from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
+from handlers import ui
 from handlers.status_views import ProgressFields
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -67,6 +68,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflows API")
+app.include_router(ui.router)  # GET /ui, the dashboard (HTML, not in the OpenAPI document)
 
 
 def _decoded_ids(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:

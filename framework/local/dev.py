@@ -442,6 +442,7 @@ def _banner(
     lines = [
         f"workflows dev: stack {options.prefix!r}, workflows: {', '.join(names) or 'none'}",
         f"  API:       {url}   (Swagger UI: {url}/docs)",
+        f"  dashboard: {url}/ui",
         f"  endpoint:  {endpoint}   ({kept})",
         f"  table:     {rt.table_name}",
         f"  queue:     {rt.queue_url}",

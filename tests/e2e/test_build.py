@@ -26,6 +26,7 @@ def test_the_worker_artifact_is_complete_and_built_for_arm64(tmp_path: Path) -> 
         "handlers/worker.py",
         "framework/engine/step.py",
         "framework/_data/template.yaml",
+        "framework/dashboard/index.html",  # the page GET /ui serves (handlers/ui.py)
         "examples",
     ):
         assert (out / path).exists(), path
