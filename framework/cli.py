@@ -45,9 +45,7 @@ def _read_json(value: str | None, what: str) -> Any:
 
 
 def _client(args: argparse.Namespace) -> WorkflowClient:
-    sys.path.insert(0, str(Path.cwd()))
-    if args.modules or os.environ.get("WORKFLOW_MODULES"):
-        load_modules(args.modules or os.environ["WORKFLOW_MODULES"])
+    _load(args)
     table = args.table or os.environ.get("WORKFLOWS_TABLE")
     queue = args.queue_url or os.environ.get("WORKFLOWS_QUEUE_URL")
     bucket = args.bucket or os.environ.get("WORKFLOWS_BUCKET")
@@ -217,6 +215,48 @@ def cmd_callback(args: argparse.Namespace) -> None:
         print(f"callback {args.action} sent")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    text = json.dumps(_client(args).get(args.id).export())
+    if args.output in (None, "-"):
+        print(text)
+        return
+    try:
+        Path(args.output).write_text(text + "\n")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
+    print(f"{args.id}: history written to {args.output}", file=sys.stderr)
+
+
+def cmd_replay_check(args: argparse.Namespace) -> int:
+    """Replay exported files, else the table's instances, against the workflow code loaded now
+    (framework.manage.replay_check); exit 1 if any history no longer replays."""
+    from framework.api.registry import REGISTRY
+    from framework.manage import replay_check
+
+    if args.files:
+        _load(args)
+        documents: Any = (replay_check.read_export(f) for f in args.files)
+    else:
+        documents = replay_check.table_exports(_client(args), args.workflow, every=args.all, limit=args.limit)
+    results = [replay_check.check_history(document, REGISTRY) for document in documents]
+    failed = sum(not r.ok for r in results)
+    if args.json:
+        print(
+            json.dumps({"checked": len(results), "failed": failed, "results": [r.as_dict() for r in results]})
+        )
+    else:
+        for r in results:
+            print(f"{'ok  ' if r.ok else 'FAIL'} {r.instance_id} ({r.workflow}): {r.message}")
+        print(f"{len(results)} histories replayed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _load(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path.cwd()))
+    if args.modules or os.environ.get("WORKFLOW_MODULES"):
+        load_modules(args.modules or os.environ["WORKFLOW_MODULES"])
+
+
 def _json_value(text: str) -> Any:
     """An argparse type: JSON text, or ``@`` and a file to read it from; else a usage error (exit 2)."""
     try:
@@ -323,6 +363,18 @@ def _callback_parser(commands: Any, common: argparse.ArgumentParser) -> None:
             sub.add_argument("--message", default="", help="at most 4096 characters (default: none)")
 
 
+def _history_parsers(command: Any) -> None:
+    """``export ID`` and ``replay-check [FILE ...]``: the pre-deploy replay gate."""
+    export = command("export", cmd_export, "write an instance's recorded history, for replay-check")
+    export.add_argument("id")
+    export.add_argument("--output", "-o", help="the file to write (default: standard output)")
+    check = command("replay-check", cmd_replay_check, "replay recorded histories against the code")
+    check.add_argument("files", nargs="*", metavar="FILE", help="exports to replay (default: the table's)")
+    check.add_argument("--workflow", help="only this workflow's instances (from the table)")
+    check.add_argument("--all", action="store_true", help="finished instances too (from the table)")
+    check.add_argument("--limit", type=_number(int, 1), default=1000, help="at most this many (1000)")
+
+
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> argparse.ArgumentParser:
     """The options every command takes, before or after its name: on the root parser with their
     defaults, and on each command's with none (``suppress``), so that an option given before the
@@ -381,6 +433,7 @@ def parser() -> argparse.ArgumentParser:
                 "--rollback", action="store_true", help="run the registered undos first, then terminate"
             )
     _callback_parser(commands, common)
+    _history_parsers(command)
     listing = command("list", cmd_list, "list instances, newest first")
     listing.add_argument("--workflow")
     listing.add_argument("--status")
@@ -438,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        code = args.run(args)  # a command may answer its own exit status (replay-check: 1 on a failure)
     except (CliError, WorkflowError, ValueError) as exc:
         name = "" if isinstance(exc, CliError) else f"{type(exc).__name__}: "
         print(f"workflows: {name}{exc}", file=sys.stderr)
@@ -446,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # botocore's errors (no credentials, unreachable endpoint, ...)
         print(f"workflows: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

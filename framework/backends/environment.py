@@ -107,6 +107,9 @@ class Environment:
     blobs: BlobStore | None = None
     settings: Settings = field(default_factory=Settings)
     journals: JournalCache | None = None  # built from ``settings`` on first use (``journal_cache()``)
+    # A replay check (framework.manage.replay_check) on a throwaway store: no step body runs; a call
+    # that would run one waits for ever instead, so the check ends where the recorded history does.
+    replay_only: bool = False
 
     def journal_cache(self) -> JournalCache:
         if self.journals is None:

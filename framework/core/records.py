@@ -46,6 +46,7 @@ class EntryKind(StrEnum):
     CONDITION = "condition"  # step.wait_for_condition: one entry, rewritten at each check
     CALLBACK = "callback"  # step.create_callback: waits for a sender (framework.engine.ops.callback)
     INVOKE = "invoke"  # step.invoke: a child instance, and the completion it reported (ops.invoke)
+    PATCH = "patch"  # step.patched: a marker that this run took a patch's new code (ops.patch)
 
 
 # Kinds whose entry, once finished, stands for every call made inside its scope: replay returns what it

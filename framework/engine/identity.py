@@ -36,6 +36,10 @@ class Scope:
         self._next += 1
         return f"{self.path}.{position}" if self.path else str(position)
 
+    def peek(self) -> str:
+        """The op id the next durable call in this scope will get, not taken."""
+        return f"{self.path}.{self._next}" if self.path else str(self._next)
+
     def child(self) -> Scope:
         """A new scope at the next position: a task created here."""
         return Scope(self.claim())

@@ -80,6 +80,7 @@ class Replay:
         self._pending: list[JournalEntry] = []
         # What the run waits on when it suspends on waits (the drivers set it): the release keeps it.
         self.waits: tuple[WaitInfo, ...] = ()
+        self.patches: dict[str, bool] = {}  # step.patched's answers in this run, by patch id (ops.patch)
 
     # -- the boundary of every durable call ---------------------------------------------------------
     def claim(self, kind: EntryKind, name: str, *, op: str | None = None) -> Claim:

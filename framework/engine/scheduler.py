@@ -25,7 +25,7 @@ from typing import Any
 from framework.core.progress import shown_waits
 from framework.engine import bodies
 from framework.engine.identity import CURRENT, Scope
-from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
+from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance, served
 from framework.engine.replay import Replay
 from framework.errors import Suspend, WorkflowCodeError
 
@@ -193,7 +193,7 @@ class Scheduler:
                     return out
                 value, error = None, None
                 try:
-                    value = await self._serve(out)
+                    value = await self._serve(served(self.r, out))
                 except Exception as exc:  # the body's failure: the operation decides what it means
                     error = exc
         finally:

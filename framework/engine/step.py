@@ -26,8 +26,9 @@ from framework.core.durations import Duration, parse_duration, to_epoch
 from framework.core.ids import check_instance_id
 from framework.core.records import EntryKind, JournalEntry
 from framework.engine import saga
-from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance
+from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance, served
 from framework.engine.ops import callback as callback_op
+from framework.engine.ops import patch as patch_op
 from framework.engine.ops import sleep as sleep_op
 from framework.engine.ops import step as step_op
 from framework.engine.ops import wait as wait_op
@@ -202,6 +203,17 @@ class Step:
         seconds = parse_duration(timeout, what=f"timeout of wait {name!r}")
         claim = self._r.claim(EntryKind.WAIT, name)
         return self._perform(wait_op.run(self._r, claim, name, event_type, seconds))
+
+    # -- patches (framework.engine.ops.patch) -------------------------------------------------------
+    def patched(self, patch_id: str) -> bool:
+        """True where this run takes the new code of patch ``patch_id``: a new instance, or one past
+        the point where it recorded the old code's path; False for a run that recorded the old path
+        there. Not awaited, in async workflows too."""
+        return patch_op.patched(self._r, check_name(patch_id, what="patch"))
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Where the old code of patch ``patch_id`` is gone: replay the marker of runs that took it."""
+        patch_op.deprecate_patch(self._r, check_name(patch_id, what="patch"))
 
     # -- rollbacks (framework.engine.saga) ---------------------------------------------------------
     def with_rollback(
@@ -421,7 +433,7 @@ class Step:
                     return out
                 value, error = None, None
                 try:
-                    value = self._serve(out)
+                    value = self._serve(served(self._r, out))
                 except Exception as exc:  # the body's failure: the operation decides what it means
                     error = exc
         finally:

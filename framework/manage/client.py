@@ -212,6 +212,14 @@ class Instance:
                 return
             cursor = page.cursor
 
+    def export(self) -> dict[str, Any]:
+        """The current run's recorded history as a JSON-ready document, for ``workflows replay-check``
+        (framework.manage.replay_check): the instance, its journal with every result inline, and the
+        events waiting for it. It holds the instance's params and results: keep it as you keep them."""
+        from framework.manage.replay_check import export_history  # the engine: only for an export
+
+        return export_history(self._client._env, self._client._record(self.id))
+
     def pause(self) -> None:
         """Pause at the next durable-call boundary (``waitingForPause`` until then)."""
         self._client._control(self.id, Control.PAUSE)

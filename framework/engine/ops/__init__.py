@@ -50,6 +50,18 @@ Request = Wait | RunBody
 Operation = Generator[Request, Any, Any]
 
 
+HISTORY_END = "replay check: the recorded history ends here"
+FOREVER = 10.0**9  # seconds: a wait that no replay check outlives
+
+
+def served(r: Replay, request: Request) -> Request:
+    """What the driver serves for ``request``: the request itself, but in a replay check, where no body
+    runs, a step body becomes a wait for ever (the check ends where the history does)."""
+    if isinstance(request, RunBody) and r.inv.env.replay_only:
+        return Wait(r.inv.now() + FOREVER, HISTORY_END)
+    return request
+
+
 def advance(operation: Operation, value: Any, error: Exception | None) -> tuple[bool, Any]:
     """Resume ``operation`` with what its last request gave (``value``, or ``error`` thrown in). Return
     (True, its result) once it ends, or (False, its next request)."""
@@ -95,4 +107,15 @@ def until_taken(
         entry = r.journal.get(entry.op_id) or entry
 
 
-__all__ = ["IN_PROCESS_WAIT", "Operation", "Request", "RunBody", "Taken", "Wait", "advance", "until_taken"]
+__all__ = [
+    "HISTORY_END",
+    "IN_PROCESS_WAIT",
+    "Operation",
+    "Request",
+    "RunBody",
+    "Taken",
+    "Wait",
+    "advance",
+    "served",
+    "until_taken",
+]
