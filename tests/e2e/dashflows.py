@@ -4,6 +4,7 @@ dev`` with ``--modules tests.e2e.dashflows`` (module level, so that dev's worker
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,13 @@ def slow(event: Any, step: Any) -> dict[str, Any]:
         return {"crunched": Path(event.payload["until"]).exists()}
 
     return crunch()
+
+
+@workflow("dash-many")
+def many(event: Any, step: Any) -> list[int]:
+    """``count`` short steps in a row: a history of many pages at a small page size."""
+    return [step.do(f"part {i}", _square(i)) for i in range(event.payload["count"])]
+
+
+def _square(n: int) -> Callable[[], int]:
+    return lambda: n * n

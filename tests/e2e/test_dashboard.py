@@ -99,8 +99,9 @@ def test_the_dashboard_shows_timelines_skips_a_sleep_and_sends_events(
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
             page.on("request", lambda request: requests.append(request.url))
-            page.goto(f"{dev.url}/ui")
+            page.goto(f"{dev.url}/ui#workflow=dash-order")
             expect(page.locator("#workflow")).to_have_value("dash-order")
+            expect(page.locator('meta[name="lw-dev"]')).to_have_attribute("content", "1")  # dev's page
 
             # The list: the instances, by their ids; the status filter narrows it.
             row = page.locator("#instances tbody tr", has_text=SLASHED)
@@ -230,3 +231,49 @@ def send_event(page: Any, expect: Any, by: str, shot: Path | None = None) -> Non
     page.click("#confirm-ok")
     expect(dialog).to_be_hidden()
     expect(page.locator("#toast")).to_contain_text("Event sent")
+
+
+def test_the_dashboard_pages_through_a_long_history(dev: DevProcess, chromium: str) -> None:
+    """At 2 entries a page (``?history_page=2``), the page follows 10 cursors, then "load more" goes on
+    from the last one; a refresh keeps what was loaded; a result on a later page is read from that page."""
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _missing("playwright")
+    assert (
+        dev.call("POST", "/workflows/dash-many/instances", {"id": "many/1", "params": {"count": 25}})[0]
+        == 201
+    )
+    until(
+        "the 25 steps",
+        lambda: dev.call("GET", f"/instances/{path_segment('many/1')}")[1]["status"] == "complete",
+    )
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(f"{dev.url}/ui?history_page=2#workflow=dash-many&instance=many%2F1")
+            entries = page.locator("#d-timeline li.entry")
+            expect(entries).to_have_count(20, timeout=WAIT_MS)
+            expect(page.locator("#load-more")).to_have_text("20 entries shown: load more")
+            page.click("#load-more")
+            expect(entries).to_have_count(25)
+            expect(page.locator("#load-more")).to_have_count(0)
+            expect(entries.nth(24)).to_contain_text("part 24")
+            page.click("#refresh")
+            expect(entries).to_have_count(25)
+            last = page.locator('#d-timeline li[data-name="part 24"]')
+            last.locator("button.show-result").click()
+            expect(last.locator(".result")).to_contain_text("result 576")
+        finally:
+            browser.close()
+    assert problems == []
+    history = [u for u in requests if "/history?" in u]
+    assert history and all("limit=2" in u for u in history)
+    (with_results,) = [u for u in history if "results=true" in u]
+    assert "cursor=" in with_results  # part 24's page, not the first
