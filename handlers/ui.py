@@ -1,7 +1,9 @@
 """The dashboard: ``GET /ui`` serves one HTML page over the JSON API (``framework/dashboard/index.html``).
 
-The page is static: its style and its script (an ES module) are inline, and the only value put in at
-serving time is the list of registered workflow names, HTML-escaped into a ``<meta>`` attribute. The
+The page is static: its style and its script (an ES module) are inline, and the only values put in at
+serving time are the list of registered workflow names, HTML-escaped into a ``<meta>`` attribute, and,
+in ``workflows dev``'s processes (``WORKFLOWS_DEV=1``), a ``<meta name="lw-dev">`` tag that shows dev's
+own actions. Neither is inside the script or the style, so their hashes hold. The
 page reads everything else from the API's own routes on the same origin, so it is under the same
 authorization as they are (on AWS, the HTTP API's ``$default`` route: IAM or JWT).
 
@@ -18,16 +20,20 @@ import functools
 import hashlib
 import html
 import json
+import os
 import re
 from importlib import resources
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from framework.backends.environment import ENV_DEV
 from framework.manage.client import default_client
 
 PAGE = ("dashboard", "index.html")  # under the framework package: package data, in every function's zip
 PLACEHOLDER = "__WORKFLOWS__"
+_WORKFLOWS_META = '<meta name="lw-workflows"'
+DEV_META = '<meta name="lw-dev" content="1">'
 CONTENT_TYPE = "text/html; charset=utf-8"
 _SCRIPT = re.compile(r'<script type="module">(.*?)</script>', re.DOTALL)
 _STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
@@ -78,10 +84,17 @@ def security_headers() -> dict[str, str]:
     }
 
 
-def render(workflow_names: list[str]) -> str:
+def render(workflow_names: list[str], *, dev: bool = False) -> str:
     """The page with ``workflow_names`` as a JSON list in its ``lw-workflows`` meta tag, escaped for an
-    HTML attribute (quotes included), so that no name can end the attribute or the tag."""
-    return page_text().replace(PLACEHOLDER, html.escape(json.dumps(workflow_names), quote=True), 1)
+    HTML attribute (quotes included), so that no name can end the attribute or the tag. With ``dev``,
+    the page also carries ``DEV_META``, before that tag (outside the hashed script and style)."""
+    text = page_text().replace(PLACEHOLDER, html.escape(json.dumps(workflow_names), quote=True), 1)
+    return text.replace(_WORKFLOWS_META, f"{DEV_META}\n{_WORKFLOWS_META}", 1) if dev else text
+
+
+def in_dev() -> bool:
+    """Whether this process is one of ``workflows dev``'s (it sets ``WORKFLOWS_DEV=1``)."""
+    return os.environ.get(ENV_DEV) == "1"
 
 
 @router.get("/ui", include_in_schema=False)
@@ -89,6 +102,6 @@ def dashboard() -> Response[str]:
     return Response(
         status_code=200,
         content_type=CONTENT_TYPE,
-        body=render(default_client().registry.names()),
+        body=render(default_client().registry.names(), dev=in_dev()),
         headers=security_headers(),
     )

@@ -26,6 +26,9 @@ ENV_TABLE = "WORKFLOWS_TABLE"
 ENV_QUEUE_URL = "WORKFLOWS_QUEUE_URL"
 ENV_BUCKET = "WORKFLOWS_BUCKET"
 ENV_MODULES = "WORKFLOW_MODULES"
+# "1" in the processes of ``workflows dev`` only, never on Lambda: the dashboard page it serves then
+# offers dev's own actions (skipping a wait), which the deployed API has no route for.
+ENV_DEV = "WORKFLOWS_DEV"
 MAX_HISTORY = 100_000  # journal keys hold six digits of seq; this leaves them far apart
 
 

@@ -45,7 +45,8 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from framework.api.registry import REGISTRY
-from framework.backends.environment import Settings
+from framework.backends.environment import ENV_DEV, Settings
+from framework.core.ids import from_path
 from framework.errors import InstanceNotFoundError, InvalidStateError, WorkflowError
 from framework.local import devfile, devreload
 from framework.local.apigw import gateway_path, http_api_event, http_api_response
@@ -63,6 +64,7 @@ __all__ = [
     "run",
     "schedule_seconds",
     "skip",
+    "skip_route",
 ]
 
 IDLE = 0.2  # seconds between polls of an empty queue (short polls: see LocalRuntime.run_forever)
@@ -189,11 +191,11 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if refused is not None:
             return refused
         url = urllib.parse.urlsplit(self.path)
-        route = SKIP_ROUTE.fullmatch(url.path)
-        if route is not None:  # dev's own route: the deployed API has no such thing
+        skipped = skip_route(url.path)
+        if skipped is not None:  # dev's own route: the deployed API has no such thing
             if self.command != "POST":
                 return _api_error(405, "MethodNotAllowed", "POST to skip an instance's wait")
-            return self.server.skip(urllib.parse.unquote(route[1]))
+            return self.server.skip(skipped)
         try:
             event = http_api_event(
                 self.command,
@@ -213,6 +215,15 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Each request is printed once it is answered, with its time (see ``_serve``)."""
+
+
+def skip_route(path: str) -> str | None:
+    """The instance id of a ``/dev/instances/{id}/skip`` request path as the client sent it, or None
+    for another path. Decoded as the API's routes decode theirs: once as API Gateway does
+    (``gateway_path``), matched, then once more (``ids.from_path``). So an id with ``/`` is sent
+    encoded twice (``orders%252F2024%252F7``), and one without may be sent encoded once or as is."""
+    route = SKIP_ROUTE.fullmatch(gateway_path(path))
+    return None if route is None else from_path(route[1])
 
 
 def refuse_cross_site(
@@ -323,9 +334,11 @@ def _modules(options: DevOptions) -> str:
 
 
 def _environment(options: DevOptions, endpoint: str) -> dict[str, str | None]:
-    """The environment changes of dev's processes: AWS calls to ``endpoint``; with ``--fast``, short
-    waits (``WORKFLOWS_WAIT_SCALE``, unless it is set)."""
+    """The environment changes of dev's processes: AWS calls to ``endpoint``; ``WORKFLOWS_DEV=1``, so
+    that the dashboard offers dev's own actions; with ``--fast``, short waits (``WORKFLOWS_WAIT_SCALE``,
+    unless it is set)."""
     changes = local_aws_environment(endpoint, REGION)
+    changes[ENV_DEV] = "1"
     if options.fast and "WORKFLOWS_WAIT_SCALE" not in os.environ:
         changes["WORKFLOWS_WAIT_SCALE"] = repr(FAST_SCALE)
     return changes

@@ -20,9 +20,17 @@ from typing import Any, ClassVar
 
 import pytest
 
+from framework.core.ids import path_segment
 from framework.local import LocalRuntime
 from framework.local.apigw import http_api_event, http_api_response
-from framework.local.dev import DevError, refuse_cross_site, schedule_seconds
+from framework.local.dev import (
+    DevError,
+    DevOptions,
+    _environment,
+    refuse_cross_site,
+    schedule_seconds,
+    skip_route,
+)
 from framework.local.devaws import SerialSender, environment, local_aws_environment, lock_path
 from framework.local.devprocess import DevProcess as Dev
 from framework.local.devprocess import until
@@ -253,6 +261,29 @@ def test_requests_and_responses_as_api_gateway_shapes_them() -> None:
     assert schedule_seconds("rate(1 minute)") == 60 and schedule_seconds("rate(2 hours)") == 7200
     with pytest.raises(DevError, match="--sweep-every"):
         schedule_seconds("cron(0 * * * ? *)")
+
+
+def test_devs_skip_route_decodes_the_id_as_the_apis_routes_do() -> None:
+    """Once as API Gateway does, matched, once more: an id with ``/`` is sent encoded twice, as in every
+    route of the API; one without may be sent encoded once or as is."""
+    for instance_id in ("orders/2024/7", "ana@example.com", "order:123", "plain-1"):
+        assert skip_route(f"/dev/instances/{path_segment(instance_id)}/skip") == instance_id
+    assert skip_route("/dev/instances/ana%40example.com/skip") == "ana@example.com"
+    assert skip_route("/dev/instances/ana@example.com/skip") == "ana@example.com"
+    # Encoded once, a "/" is a separator by the time the route is matched (as API Gateway passes it).
+    assert skip_route("/dev/instances/orders%2F2024%2F7/skip") is None
+    assert skip_route("/dev/instances/orders/2024/7/skip") is None
+    assert skip_route("/instances/a/skip") is None and skip_route("/dev/instances//skip") is None
+
+
+def test_devs_processes_are_marked_as_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``WORKFLOWS_DEV=1`` for dev and its workers (they inherit it): the dashboard shows dev's actions."""
+    monkeypatch.delenv("WORKFLOWS_WAIT_SCALE", raising=False)
+    changes = _environment(DevOptions(), "http://127.0.0.1:5000")
+    assert changes["WORKFLOWS_DEV"] == "1" and "WORKFLOWS_WAIT_SCALE" not in changes
+    assert _environment(DevOptions(fast=True), "http://127.0.0.1:5000")["WORKFLOWS_WAIT_SCALE"] == repr(
+        1 / 3600
+    )
 
 
 def test_dev_refuses_what_a_web_page_could_send_without_a_preflight() -> None:

@@ -62,6 +62,36 @@ def test_ui_serves_the_page_with_its_security_headers(rt: LocalRuntime) -> None:
         assert policy[kind] == [f"'sha256-{digest}'"]
 
 
+def test_only_devs_page_carries_the_dev_mark(rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployed API's page has no ``lw-dev`` tag (no Skip wait: it has no such route); served in a
+    ``workflows dev`` process (``WORKFLOWS_DEV=1``), it has, and its policy's hashes still hold."""
+    monkeypatch.delenv("WORKFLOWS_DEV", raising=False)
+    deployed = get(rt, "/ui")["body"]
+    assert '<meta name="lw-dev"' not in deployed
+    monkeypatch.setenv("WORKFLOWS_DEV", "0")
+    assert '<meta name="lw-dev"' not in get(rt, "/ui")["body"]
+    monkeypatch.setenv("WORKFLOWS_DEV", "1")
+    response = get(rt, "/ui")
+    body = response["body"]
+    assert re.findall(r'<meta name="lw-dev"[^>]*>', body) == ['<meta name="lw-dev" content="1">']
+    assert body.index('<meta name="lw-dev"') < body.index("<script") and body.count("<script") == 1
+    assert body.replace('<meta name="lw-dev" content="1">\n', "", 1) == deployed
+    policy = directives({k.lower(): v for k, v in response["headers"].items()}["content-security-policy"])
+    (script,) = re.findall(r'<script type="module">(.*?)</script>', body, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert policy["script-src"] == [f"'sha256-{digest}'"]
+    assert 'meta[name="lw-dev"]' in script and "/dev${instancePath(id)}/skip" in script
+
+
+def test_the_page_puts_instance_ids_in_paths_encoded_twice() -> None:
+    """Every path the page builds with an instance id goes through ``instancePath``, which encodes it
+    twice (API Gateway decodes the path once): no id is ever encoded once into a path."""
+    page = ui.page_text()
+    assert "const instancePath = (id) => `/instances/${enc(enc(id))}`;" in page
+    assert page.count("/instances/") == 1  # that definition: no other path names an instance
+    assert re.findall(r"`/workflows/\$\{([^}]*)\}", page) == ["enc(state.workflow)"]
+
+
 def test_the_page_loads_nothing_from_elsewhere_and_shows_data_as_text() -> None:
     page = ui.page_text()
     assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page, re.IGNORECASE)  # no CDN, no URL
