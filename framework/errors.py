@@ -204,7 +204,8 @@ class ApiError(WorkflowError):
 
 class ApiUnreachableError(WorkflowError):
     """The HTTP API (``ApiClient``) could not be reached: the connection failed, broke, or timed out.
-    A write may or may not have been done; every write of the API may be sent again."""
+    A request whose connection broke or timed out may have been done: read to see, or send it again
+    (a create that names its id is idempotent)."""
 
 
 class Suspend(BaseException):

@@ -46,6 +46,7 @@ from pydantic import ValidationError
 
 from framework.api.registry import REGISTRY
 from framework.backends.environment import Settings
+from framework.core.ids import from_path
 from framework.errors import InstanceNotFoundError, InvalidStateError, WorkflowError
 from framework.local import devfile, devreload
 from framework.local.apigw import gateway_path, http_api_event, http_api_response
@@ -193,7 +194,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if route is not None:  # dev's own route: the deployed API has no such thing
             if self.command != "POST":
                 return _api_error(405, "MethodNotAllowed", "POST to skip an instance's wait")
-            return self.server.skip(urllib.parse.unquote(route[1]))
+            # Decoded twice, as the gateway and then the API decode an id (``ids.from_path``).
+            return self.server.skip(from_path(gateway_path(route[1])))
         try:
             event = http_api_event(
                 self.command,
