@@ -232,10 +232,10 @@ class ApiClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as answer:
-            with answer:
-                raise api_error(answer.code, answer.read()) from None
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                raise api_error(error.code, error.read()) from None
         except (urllib.error.URLError, OSError) as exc:  # refused, reset, timed out, no such host
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, socket.timeout | TimeoutError):
@@ -243,6 +243,10 @@ class ApiClient:
             else:
                 why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
             raise ApiUnreachableError(f"cannot reach the API at {self.api_url}: {why}") from None
+        try:
+            return status, json.loads(answer)
+        except ValueError:  # not the API: a proxy's page, a wrong URL
+            raise ApiError(status, "", "the answer is not JSON: is this the workflows HTTP API?") from None
 
     def _signed(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, str]:
         """``headers`` with SigV4's (Authorization, X-Amz-Date, and X-Amz-Security-Token for temporary
