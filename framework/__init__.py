@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from framework.core.records import Status
     from framework.engine.step import Step
     from framework.errors import (
+        ApiError,
+        ApiUnreachableError,
         BatchFailedError,
         CallbackCompletedError,
         CallbackFailedError,
@@ -68,6 +70,8 @@ _EXPORTS = {
     "WorkflowEntrypoint": "framework.api.entrypoint",
     **dict.fromkeys(
         [
+            "ApiError",
+            "ApiUnreachableError",
             "BatchFailedError",
             "CallbackCompletedError",
             "ChildWorkflowError",
@@ -127,6 +131,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ApiError",
+    "ApiUnreachableError",
     "Backoff",
     "BatchFailedError",
     "BatchItem",

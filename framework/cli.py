@@ -2,8 +2,10 @@
 
 It talks to AWS through ``WorkflowClient`` with the standard AWS configuration: the table and queue
 come from ``--table``/``--queue-url`` or WORKFLOWS_TABLE/WORKFLOWS_QUEUE_URL, and ``--endpoint-url``
-points it at a local stack. ``--json`` prints machine-readable output. Errors print one line and exit 1.
-``workflows dev`` serves the whole stack on 127.0.0.1 (``framework.local.dev``).
+points it at a local stack. With ``--api-url`` (or WORKFLOWS_API_URL) it goes through the HTTP API
+instead (``ApiClient``: SigV4-signed for an AWS URL). ``--json`` prints machine-readable output.
+Errors print one line and exit 1. ``workflows dev`` serves the whole stack on 127.0.0.1
+(``framework.local.dev``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from framework.api.registry import load_modules
-from framework.errors import WorkflowError
+from framework.errors import ApiError, WorkflowError
+from framework.manage.api_client import ApiClient
 from framework.manage.client import InstanceStatus, WaitStatus, WorkflowClient
 from framework.manage.history_pages import DEFAULT_LIMIT, MAX_LIMIT
 from framework.manage.timeline import format_timeline
+
+DIRECT = ("table", "queue_url", "bucket", "endpoint_url")  # the options of the direct path, not the API's
 
 
 class CliError(Exception):
@@ -44,7 +49,15 @@ def _read_json(value: str | None, what: str) -> Any:
         raise CliError(f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
-def _client(args: argparse.Namespace) -> WorkflowClient:
+def _client(args: argparse.Namespace) -> WorkflowClient | ApiClient:
+    """Through the HTTP API with ``--api-url`` (or WORKFLOWS_API_URL), else on the table and queue."""
+    api_url = _api_url(args)
+    if api_url is not None:
+        args.dev = None
+        try:
+            return ApiClient(api_url)
+        except ValueError as exc:
+            raise CliError(f"--api-url: {exc}") from None
     _load(args)
     table = args.table or os.environ.get("WORKFLOWS_TABLE")
     queue = args.queue_url or os.environ.get("WORKFLOWS_QUEUE_URL")
@@ -68,6 +81,17 @@ def _client(args: argparse.Namespace) -> WorkflowClient:
         _through_dev(dev)
     args.dev = dev
     return WorkflowClient(table, queue, bucket_name=bucket, endpoint_url=endpoint)
+
+
+def _api_url(args: argparse.Namespace) -> str | None:
+    """``--api-url``, which takes none of the options of the direct path; else WORKFLOWS_API_URL, unless
+    one of them is given (an option given on the command line outweighs the environment)."""
+    direct = [f"--{name.replace('_', '-')}" for name in DIRECT if getattr(args, name, None)]
+    if args.api_url:
+        if direct:
+            raise CliError(f"--api-url goes through the HTTP API: give it without {', '.join(direct)}")
+        return str(args.api_url)
+    return None if direct else os.environ.get("WORKFLOWS_API_URL") or None
 
 
 def _find_dev(url: str | None) -> Any:
@@ -195,9 +219,20 @@ def cmd_control(args: argparse.Namespace) -> None:
 
 def cmd_skip(args: argparse.Namespace) -> None:
     client = _client(args)
-    if args.dev is None and not (args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")):
-        raise CliError("skip is for local stacks: run it against workflows dev (or give --endpoint-url)")
-    client.get(args.id).skip_wait()
+    local = "skip is for local stacks: run it against workflows dev"
+    if isinstance(client, ApiClient):  # dev's own route: POST /dev/instances/{id}/skip
+        if client.signing is not None:
+            raise CliError(f"{local}; an API on AWS has no skip route")
+        try:
+            client.get(args.id).skip_wait()
+        except ApiError as exc:
+            if (exc.status, exc.error) != (404, "NotFound"):
+                raise
+            raise CliError(f"{local}: this API has no skip route (workflows dev's has)") from None
+    elif args.dev is None and not (args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")):
+        raise CliError(f"{local} (or give --endpoint-url)")
+    else:
+        client.get(args.id).skip_wait()
     _accepted(args, args.id, "wait skipped")
 
 
@@ -215,8 +250,18 @@ def cmd_callback(args: argparse.Namespace) -> None:
         print(f"callback {args.action} sent")
 
 
+def _direct(args: argparse.Namespace, what: str) -> WorkflowClient:
+    """The client on the table itself: ``what`` reads the journal, which the HTTP API does not serve."""
+    client = _client(args)
+    if not isinstance(client, WorkflowClient):
+        raise CliError(
+            f"{what} reads the table itself: give --table and --queue-url (or run it by dev), not --api-url"
+        )
+    return client
+
+
 def cmd_export(args: argparse.Namespace) -> None:
-    text = json.dumps(_client(args).get(args.id).export())
+    text = json.dumps(_direct(args, "export").get(args.id).export())
     if args.output in (None, "-"):
         print(text)
         return
@@ -237,7 +282,9 @@ def cmd_replay_check(args: argparse.Namespace) -> int:
         _load(args)
         documents: Any = (replay_check.read_export(f) for f in args.files)
     else:
-        documents = replay_check.table_exports(_client(args), args.workflow, every=args.all, limit=args.limit)
+        documents = replay_check.table_exports(
+            _direct(args, "replay-check"), args.workflow, every=args.all, limit=args.limit
+        )
     results = [replay_check.check_history(document, REGISTRY) for document in documents]
     failed = sum(not r.ok for r in results)
     if args.json:
@@ -385,6 +432,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> argpa
         parser.add_argument(*names, **kwargs, **extra)
 
     add("--json", action="store_true", help="print JSON")
+    add("--api-url", help="go through this HTTP API (default: $WORKFLOWS_API_URL); signed for AWS")
     add("--endpoint-url", help="an AWS-compatible endpoint, for example a local stack")
     add("--table", help="the table (default: $WORKFLOWS_TABLE, else a running workflows dev's)")
     add("--queue-url", help="the work queue (default: $WORKFLOWS_QUEUE_URL, else a running dev's)")

@@ -186,6 +186,28 @@ class CallbackCompletedError(InvalidStateError):
     finished. Nothing was stored."""
 
 
+class ApiError(WorkflowError):
+    """The HTTP API (``ApiClient``) answered with an error that no other class here stands for: a bad
+    request, an unknown route, a refused authorization, an internal error. ``status`` is the HTTP
+    status, ``error`` the name in the answer's JSON (empty when the answer had none, as API Gateway's
+    own answers), ``message`` its message."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        self.status = status
+        self.error = error
+        self.message = message
+        super().__init__(f"{status} {error or 'error'}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.error, self.message))
+
+
+class ApiUnreachableError(WorkflowError):
+    """The HTTP API (``ApiClient``) could not be reached: the connection failed, broke, or timed out.
+    A request whose connection broke or timed out may have been done: read to see, or send it again
+    (a create that names its id is idempotent)."""
+
+
 class Suspend(BaseException):
     """Unwinds the workflow function when the instance must wait.
 

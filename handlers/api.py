@@ -42,8 +42,8 @@ from framework.core.callbacks import parse_callback_id
 from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
-from handlers import ui
-from handlers.status_views import ProgressFields
+from handlers import listing, ui
+from handlers.views import ERRORS, InstanceView, responses
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 2000  # an error message echoes input: cut it, so that a response stays small
@@ -69,6 +69,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflows API")
 app.include_router(ui.router)  # GET /ui, the dashboard (HTML, not in the OpenAPI document)
+app.include_router(listing.router)  # GET /workflows/{name}/instances and GET /instances
 
 
 def _decoded_ids(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
@@ -107,27 +108,6 @@ class Created(BaseModel):
     status: str
 
 
-class ErrorBody(BaseModel):
-    name: str
-    message: str
-
-
-class InstanceView(ProgressFields):
-    id: str
-    workflow: str
-    status: str
-    output: Any = None
-    error: ErrorBody | None = None
-    created_at: str
-    updated_at: str
-    parent_id: str | None = None  # a child instance (step.invoke): the instance that started it
-
-
-class InstanceList(BaseModel):
-    instances: list[InstanceView]
-    cursor: str | None
-
-
 class HistoryView(BaseModel):
     id: str
     entries: list[dict[str, Any]]
@@ -145,12 +125,6 @@ class CreatedBatch(BaseModel):
 class Accepted(BaseModel):
     id: str
     status: str
-
-
-class ErrorResponse(BaseModel):
-    error: str = Field(description="the error's name, for example InstanceNotFoundError")
-    message: str
-    details: list[dict[str, Any]] | None = Field(default=None, description="422 only: pydantic's errors")
 
 
 def _json(status: int, body: BaseModel) -> Response[str]:
@@ -186,36 +160,11 @@ def _view(instance_id: str) -> InstanceView:
     return InstanceView.model_validate(_handle(instance_id).status().as_dict())
 
 
-ERRORS = {
-    400: "bad request: malformed JSON, a bad body, id, query or cursor",
-    404: "unknown workflow, instance or callback",
-    405: "a known path with a method it does not take",
-    409: "an id that holds another workflow or other params, or an operation the state does not allow",
-    413: "body over 1 MiB, or a payload over its limit",
-    415: "body not sent as application/json",
-    422: "params that fail the workflow's model (details: pydantic's errors)",
-    503: "DynamoDB throttled the write through every retry; nothing was written",
-}
-
-
-def _responses(code: int, model: type[BaseModel], description: str, *errors: int) -> dict[int, Any]:
-    """The OpenAPI responses of a route: its success body and the error bodies it can answer with."""
-    documented: dict[int, Any] = {
-        code: {"description": description, "content": {"application/json": {"model": model}}}
-    }
-    for status in (400, *errors):
-        documented[status] = {
-            "description": ERRORS[status],
-            "content": {"application/json": {"model": ErrorResponse}},
-        }
-    return documented
-
-
 # -- routes -----------------------------------------------------------------------------------------------
 @app.post(
     "/workflows/<name>/instances",
-    responses=_responses(201, Created, "created", 404, 409, 413, 415, 422)
-    | _responses(200, Created, "the id holds the same workflow and params already: that instance"),
+    responses=responses(201, Created, "created", 404, 409, 413, 415, 422)
+    | responses(200, Created, "the id holds the same workflow and params already: that instance"),
 )
 def create(name: Annotated[str, Path()], body: Annotated[CreateRequest, Body()]) -> Response[str]:
     """201 for a new instance; 200 for an id that holds the same workflow and params (idempotent)."""
@@ -227,8 +176,8 @@ def create(name: Annotated[str, Path()], body: Annotated[CreateRequest, Body()])
 
 @app.post(
     "/workflows/<name>/instances/batch",
-    responses=_responses(201, CreatedBatch, "created", 404, 409, 413, 415, 422)
-    | _responses(200, CreatedBatch, "every id held the same workflow and params already"),
+    responses=responses(201, CreatedBatch, "created", 404, 409, 413, 415, 422)
+    | responses(200, CreatedBatch, "every id held the same workflow and params already"),
 )
 def create_batch(name: Annotated[str, Path()], body: Annotated[BatchRequest, Body()]) -> Response[str]:
     """201 if any instance is new, else 200; an item whose id held it already has ``created`` false."""
@@ -242,28 +191,14 @@ def create_batch(name: Annotated[str, Path()], body: Annotated[BatchRequest, Bod
     return _json(code, CreatedBatch(instances=listed))
 
 
-@app.get("/workflows/<name>/instances", responses=_responses(200, InstanceList, "a page of instances", 404))
-def list_instances(
-    name: Annotated[str, Path()],
-    status: Annotated[str | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
-) -> InstanceList:
-    default_client().registry.get(name)  # 404 for an unknown workflow
-    page = default_client().list(workflow=name, status=status, limit=limit, cursor=cursor)
-    return InstanceList(
-        instances=[InstanceView.model_validate(i.as_dict()) for i in page.instances], cursor=page.cursor
-    )
-
-
-@app.get("/instances/<instance_id>", responses=_responses(200, InstanceView, "the instance", 404))
+@app.get("/instances/<instance_id>", responses=responses(200, InstanceView, "the instance", 404))
 def get_instance(instance_id: Annotated[str, Path()]) -> InstanceView:
     return _view(instance_id)
 
 
 @app.get(
     "/instances/<instance_id>/history",
-    responses=_responses(200, HistoryView, "a page of the journal, at most 2 MiB", 404, 409),
+    responses=responses(200, HistoryView, "a page of the journal, at most 2 MiB", 404, 409),
 )
 def get_history(
     instance_id: Annotated[str, Path()],
@@ -279,7 +214,7 @@ def get_history(
 
 
 @app.post(
-    "/instances/<instance_id>/events", responses=_responses(202, Accepted, "accepted", 404, 409, 413, 415)
+    "/instances/<instance_id>/events", responses=responses(202, Accepted, "accepted", 404, 409, 413, 415)
 )
 def send_event(instance_id: Annotated[str, Path()], body: Annotated[EventRequest, Body()]) -> Response[str]:
     _handle(instance_id).send_event(body.type, body.payload)
@@ -291,12 +226,12 @@ def _control(instance_id: str, action: str, **options: Any) -> Response[str]:
     return _json(202, Accepted(id=instance_id, status=_view(instance_id).status))
 
 
-@app.post("/instances/<instance_id>/pause", responses=_responses(202, Accepted, "accepted", 404, 409))
+@app.post("/instances/<instance_id>/pause", responses=responses(202, Accepted, "accepted", 404, 409))
 def pause(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "pause")
 
 
-@app.post("/instances/<instance_id>/resume", responses=_responses(202, Accepted, "accepted", 404, 409))
+@app.post("/instances/<instance_id>/resume", responses=responses(202, Accepted, "accepted", 404, 409))
 def resume(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "resume")
 
@@ -308,7 +243,7 @@ class TerminateRequest(BaseModel):
     )
 
 
-@app.post("/instances/<instance_id>/terminate", responses=_responses(202, Accepted, "accepted", 404, 409))
+@app.post("/instances/<instance_id>/terminate", responses=responses(202, Accepted, "accepted", 404, 409))
 def terminate(
     instance_id: Annotated[str, Path()],
     rollback: Annotated[
@@ -325,7 +260,7 @@ def terminate(
     return _control(instance_id, "terminate", **options)
 
 
-@app.post("/instances/<instance_id>/restart", responses=_responses(202, Accepted, "accepted", 404, 409))
+@app.post("/instances/<instance_id>/restart", responses=responses(202, Accepted, "accepted", 404, 409))
 def restart(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "restart")
 
@@ -352,7 +287,7 @@ def _accepted() -> Response[str]:
 
 @app.post(
     "/callbacks/<callback_id>/success",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
+    responses=responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
 )
 def callback_success(
     callback_id: Annotated[str, Path()], body: Annotated[CallbackSuccess, Body()]
@@ -363,7 +298,7 @@ def callback_success(
 
 @app.post(
     "/callbacks/<callback_id>/failure",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
+    responses=responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
 )
 def callback_failure(
     callback_id: Annotated[str, Path()], body: Annotated[CallbackFailure, Body()]
@@ -374,7 +309,7 @@ def callback_failure(
 
 @app.post(
     "/callbacks/<callback_id>/heartbeat",
-    responses=_responses(202, CallbackAccepted, "accepted", 404, 409, 503),
+    responses=responses(202, CallbackAccepted, "accepted", 404, 409, 503),
 )
 def callback_heartbeat(callback_id: Annotated[str, Path()]) -> Response[str]:
     default_client().send_callback_heartbeat(callback_id)

@@ -10,8 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
 from framework.api.calls import check_event_type
@@ -26,7 +25,6 @@ from framework.core import metrics, serde
 from framework.core.clock import Clock, SystemClock
 from framework.core.durations import LATEST_EPOCH, from_epoch
 from framework.core.ids import check_instance_id, shown
-from framework.core.progress import StepCounts, WaitInfo
 from framework.core.records import Control, EventRecord, InstanceRecord, Status, new_incarnation
 from framework.engine import payloads
 from framework.engine.invocation import send_wake
@@ -40,6 +38,7 @@ from framework.errors import (
 from framework.manage import callbacks
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
 from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, read_page
+from framework.manage.status import InstancePage, InstanceStatus, RunningStatus, WaitStatus
 
 MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
 MAX_BATCH = 100
@@ -72,102 +71,6 @@ def json_depth(text: str) -> int:
     at about 1,000 levels)."""
     brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
     return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
-
-
-@dataclass(frozen=True, slots=True)
-class WaitStatus:
-    """What a waiting (or paused) instance waits for: ``kind`` (sleep, retry, event, callback, invoke,
-    condition, map), the durable call's ``name``, ``until`` when it ends at the latest (None: no
-    deadline, a map's children), and as the kind has them the ``event_type``, the retry's next
-    ``attempt``, the invoked ``child_id``."""
-
-    kind: str
-    name: str
-    until: datetime | None
-    event_type: str | None = None
-    attempt: int | None = None
-    child_id: str | None = None
-
-    @classmethod
-    def of(cls, wait: WaitInfo) -> WaitStatus:
-        until = None if wait.until is None else from_epoch(wait.until)
-        return cls(wait.kind.value, wait.name, until, wait.event_type, wait.attempt, wait.child_id)
-
-    def as_dict(self) -> dict[str, Any]:
-        shown = {"kind": self.kind, "name": self.name, "until": _iso(self.until)}
-        return shown | {"event_type": self.event_type, "attempt": self.attempt, "child_id": self.child_id}
-
-
-@dataclass(frozen=True, slots=True)
-class RunningStatus:
-    """A step attempt that runs now, and has run longer than ``running_mark_seconds``."""
-
-    name: str
-    attempt: int
-    started_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "attempt": self.attempt, "started_at": self.started_at.isoformat()}
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceStatus:
-    """A snapshot of an instance. ``error`` is ``{"name", "message"}`` or None.
-
-    What it is doing (docs/execution-model.md#status): ``wait``, the first of ``waits`` (earliest
-    deadline first; several in an async run), set while it is waiting or paused; ``running_step``, the
-    first of ``running_steps`` (earliest start first), set while an invocation runs a step attempt that
-    has run longer than ``running_mark_seconds``; ``counts`` over the current run's steps (steps_done,
-    steps_failed, retries, failures), as of the instance item's last write by the engine."""
-
-    id: str
-    workflow: str
-    status: Status
-    output: Any
-    error: dict[str, str] | None
-    created_at: datetime
-    updated_at: datetime
-    parent_id: str | None = None  # the instance whose ``step.invoke`` started this one
-    waits: tuple[WaitStatus, ...] = ()
-    running_steps: tuple[RunningStatus, ...] = ()
-    counts: dict[str, int] = field(default_factory=StepCounts().as_dict)
-
-    @property
-    def wait(self) -> WaitStatus | None:
-        return self.waits[0] if self.waits else None
-
-    @property
-    def running_step(self) -> RunningStatus | None:
-        return self.running_steps[0] if self.running_steps else None
-
-    def as_dict(self) -> dict[str, Any]:
-        shown_parent = {} if self.parent_id is None else {"parent_id": self.parent_id}
-        return shown_parent | {
-            "id": self.id,
-            "workflow": self.workflow,
-            "status": self.status.value,
-            "output": self.output,
-            "error": self.error,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "wait": self.wait.as_dict() if self.wait else None,
-            "waits": [w.as_dict() for w in self.waits],
-            "running_step": self.running_step.as_dict() if self.running_step else None,
-            "running_steps": [r.as_dict() for r in self.running_steps],
-            "counts": dict(self.counts),
-        }
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class InstancePage:
-    """One page of ``WorkflowClient.list``: pass ``cursor`` back for the next, until it is None."""
-
-    instances: list[InstanceStatus]
-    cursor: str | None
 
 
 class Instance:

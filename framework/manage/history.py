@@ -55,6 +55,38 @@ class HistoryEntry:
     result_bytes: int | None = None
     result_omitted: str | None = None  # "not_requested" or "too_large": then ``result`` is absent
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
+        """The entry ``as_dict`` gave (an entry of ``GET /instances/{id}/history``)."""
+
+        def when(value: Any) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(str(value))
+
+        started = when(data.get("started_at"))
+        if started is None:
+            raise ValueError("a history entry has no started_at")
+        attempts = tuple(
+            HistoryAttempt(when(a["started_at"]) or started, when(a.get("ended_at")), a.get("error"))
+            for a in data.get("attempts") or ()
+        )
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+            status=data["status"],
+            started_at=started,
+            ended_at=when(data.get("ended_at")),
+            attempts=attempts,
+            result=data.get("result"),
+            error=data.get("error"),
+            wake_at=when(data.get("wake_at")),
+            event_type=data.get("event_type"),
+            payload=data.get("payload"),
+            child_id=data.get("child_id"),
+            progress=data.get("progress"),
+            result_bytes=data.get("result_bytes"),
+            result_omitted=data.get("result_omitted"),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
             return value.isoformat() if value else None

@@ -47,6 +47,11 @@ class HistoryPage:
     entries: list[HistoryEntry]
     cursor: str | None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryPage:
+        """The page ``as_dict`` gave (``GET /instances/{id}/history``)."""
+        return cls([HistoryEntry.from_dict(e) for e in data["entries"]], data.get("cursor"))
+
     def as_dict(self, instance_id: str) -> dict[str, Any]:
         return {"id": instance_id, "entries": [e.as_dict() for e in self.entries], "cursor": self.cursor}
 

@@ -97,6 +97,8 @@ def test_errors_share_one_base() -> None:
 
 def test_public_surface_is_pinned() -> None:
     assert sorted(framework.__all__) == [
+        "ApiError",
+        "ApiUnreachableError",
         "Backoff",
         "BatchFailedError",
         "BatchItem",
