@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import re
-import runpy
 import sys
 from pathlib import Path
 from typing import Any
 
 from framework.api.registry import load_modules
+from framework.cli.dev import add_dev_parser, cmd_demo
+from framework.cli.options import CliError, _number, _read_json
 from framework.errors import ApiError, WorkflowError
 from framework.manage.api_client import ApiClient
 from framework.manage.client import InstanceStatus, WaitStatus, WorkflowClient
@@ -28,25 +27,6 @@ from framework.manage.history_pages import DEFAULT_LIMIT, MAX_LIMIT
 from framework.manage.timeline import format_timeline
 
 DIRECT = ("table", "queue_url", "bucket", "endpoint_url")  # the options of the direct path, not the API's
-
-
-class CliError(Exception):
-    """A one-line message for the user."""
-
-
-def _read_json(value: str | None, what: str) -> Any:
-    if value is None:
-        return None
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text()
-        except OSError as exc:
-            raise CliError(f"cannot read {what} file {value[1:]}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
 def _client(args: argparse.Namespace) -> WorkflowClient | ApiClient:
@@ -329,62 +309,6 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"more: --cursor {page.cursor}")
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    path = Path(args.path)
-    if not path.is_file():
-        raise CliError(f"no demo script at {path} (run from the project root, or give a path)")
-    sys.path.insert(0, str(Path.cwd()))
-    runpy.run_path(str(path), run_name="__main__")
-
-
-def cmd_dev(args: argparse.Namespace) -> None:
-    try:
-        from framework.local.dev import DevError, DevOptions, run
-    except ImportError as exc:  # moto and PyYAML come with the `local` extra
-        raise CliError(f"dev needs the local extra: pip install 'lambda-workflows[local]' ({exc})") from None
-    options = DevOptions(
-        port=args.port,
-        workers=args.workers,
-        modules=args.dev_modules or args.modules,
-        endpoint_url=args.dev_endpoint_url or args.endpoint_url,
-        prefix=args.prefix,
-        template=args.template,
-        sweep_every=args.sweep_every,
-        worker_timeout=args.worker_timeout,
-        visibility_timeout=args.visibility_timeout,
-        fast=args.fast,
-        reload=args.reload,
-    )
-    try:
-        run(options)
-    except DevError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _number(kind: type[int] | type[float], low: float, high: float | None = None) -> Any:
-    """An argparse type: a number of ``kind`` from ``low`` to ``high``, or a usage error that says so."""
-
-    def convert(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or value < low or (high is not None and value > high):
-            bounds = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not {'a whole' if kind is int else 'a'} number {bounds}"
-            )
-        return value
-
-    return convert
-
-
-def _prefix(text: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,29}", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: use 1 to 30 lowercase letters, digits and hyphens")
-    return text
-
-
 def _callback_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """``callback success|failure|heartbeat CALLBACK_ID ...``: one subcommand per kind of send."""
     callback = commands.add_parser("callback", help="send a callback its result, failure or heartbeat")
@@ -487,48 +411,7 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor")
-    dev = commands.add_parser(
-        "dev",
-        help="serve the stack locally: moto, the HTTP API, workers and the sweeper",
-        description="Serve the stack of template.yaml on 127.0.0.1 until Ctrl-C (docs/local-testing.md).",
-    )
-    dev.set_defaults(run=cmd_dev)
-    dev.add_argument("--port", type=_number(int, 0, 65535), default=8787, help="HTTP port (0: any free)")
-    dev.add_argument("--workers", type=_number(int, 1), default=2, help="worker processes (default: 2)")
-    dev.add_argument(
-        "--modules",
-        dest="dev_modules",
-        help="workflow modules (default: $WORKFLOW_MODULES, else the template's)",
-    )
-    dev.add_argument(
-        "--endpoint-url",
-        dest="dev_endpoint_url",
-        help="use this running endpoint (a moto_server) instead of starting one",
-    )
-    dev.add_argument("--prefix", type=_prefix, default="dev", help="resource name prefix (default: dev)")
-    dev.add_argument("--template", help="the SAM template (default: ./template.yaml or above)")
-    dev.add_argument("--sweep-every", type=_number(float, 0.1), help="seconds (default: the schedule)")
-    dev.add_argument(
-        "--worker-timeout",
-        type=_number(int, 1, 900),
-        help="the worker's Lambda timeout, s (default: template)",
-    )
-    dev.add_argument(
-        "--visibility-timeout",
-        type=_number(int, 1, 43200),
-        help="the work queue's visibility for dev's receives, s (default: the queue's)",
-    )
-    dev.add_argument(
-        "--fast",
-        action="store_true",
-        help="every new wait lasts 1/3600 of its time: an hour, a second (docs/local-testing.md)",
-    )
-    dev.add_argument(
-        "--no-reload",
-        dest="reload",
-        action="store_false",
-        help="do not reload the workflow modules when their files change",
-    )
+    add_dev_parser(commands)
     demo = command("demo", cmd_demo, "run the demo locally (in-process moto, virtual clock)")
     demo.add_argument(
         "path", nargs="?", default="examples/demo.py", help="demo script (default: %(default)s)"
