@@ -107,3 +107,9 @@ def test_bad_files_are_one_line_errors(
         )
     assert main(["export", "order:none"]) == 1
     assert "InstanceNotFoundError" in capsys.readouterr().err
+
+
+def test_export_and_the_table_check_need_the_table_not_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["export", "order:1"], ["replay-check", "--workflow", "gate-order"]):
+        assert main([*argv, "--api-url", "http://127.0.0.1:9"]) == 1
+        assert "reads the table itself" in capsys.readouterr().err
