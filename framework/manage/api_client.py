@@ -31,7 +31,7 @@ from framework.errors import (
     SerializationError,
     WorkflowError,
 )
-from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage
+from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page
 from framework.manage.status import InstancePage, InstanceStatus
 
 DEFAULT_TIMEOUT = 30.0  # seconds for one request: API Gateway's own integration limit
@@ -114,13 +114,7 @@ class ApiInstance:
 
     def history_pages(self, limit: int = DEFAULT_LIMIT, *, results: bool = False) -> Iterator[HistoryPage]:
         """Every page of the history, first to last, following the cursors."""
-        cursor: str | None = None
-        while True:
-            page = self.history_page(limit, cursor, results=results)
-            yield page
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        return every_page(self.history_page, limit, results=results)
 
     def send_event(self, type: str, payload: Any = None) -> None:
         self._client._call("POST", f"{self._path}/events", {"type": type, "payload": payload})

@@ -37,7 +37,7 @@ from framework.errors import (
 )
 from framework.manage import callbacks
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
-from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, read_page
+from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page, read_page
 from framework.manage.status import InstancePage, InstanceStatus, RunningStatus, WaitStatus
 
 MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
@@ -107,13 +107,7 @@ class Instance:
 
     def history_pages(self, limit: int = DEFAULT_LIMIT, *, results: bool = False) -> Iterator[HistoryPage]:
         """Every page of the history, first to last, following the cursors (as ``history_page``)."""
-        cursor: str | None = None
-        while True:
-            page = self.history_page(limit, cursor, results=results)
-            yield page
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        return every_page(self.history_page, limit, results=results)
 
     def export(self) -> dict[str, Any]:
         """The current run's recorded history as a JSON-ready document, for ``workflows replay-check``

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,6 +83,17 @@ class _Unit:
             return [shown]
         own = from_event(self.own, {self.own.key})
         return [own, shown] if self.own.sent_at < self.entry.started_at else [shown, own]
+
+
+def every_page(read: Callable[..., HistoryPage], limit: int, *, results: bool) -> Iterator[HistoryPage]:
+    """Every page that ``read(limit, cursor, results=...)`` gives, first to last, following the cursors."""
+    cursor: str | None = None
+    while True:
+        page = read(limit, cursor, results=results)
+        yield page
+        if page.cursor is None:
+            return
+        cursor = page.cursor
 
 
 def wire_bytes(entry: HistoryEntry) -> int:
