@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from framework.core.progress import NO_COUNTS, StepCounts
@@ -55,6 +56,8 @@ class Journal:
 
     def __init__(self, entries: list[JournalEntry], max_calls: int) -> None:
         self._by_op = {entry.op_id: entry for entry in entries}
+        # The op ids of scopes that hold recorded calls (a child, a batch, a task), finished or not.
+        self._inside = {ancestor for op in self._by_op for ancestor in _ancestors(op)}
         self._seqs = {entry.seq: entry for entry in entries}
         self._claimed: set[str] = set()
         self._max_calls = max_calls
@@ -75,6 +78,11 @@ class Journal:
         self.calls += 1
         self._claimed.add(op)
         entry = self._by_op.get(op)
+        if entry is None and kind in LEAVES and op in self._inside:
+            raise NonDeterminismError(
+                f"durable call {op} is {kind.value} {name!r}, but the journal recorded calls inside a "
+                "scope there (a child, a batch or a task): the workflow code changed"
+            )
         if entry is not None and (entry.kind != kind or entry.name != name):
             raise NonDeterminismError(
                 f"durable call {op} is {kind.value} {name!r}, but the journal recorded "
@@ -92,10 +100,15 @@ class Journal:
     def get(self, op: str) -> JournalEntry | None:
         return self._by_op.get(op)
 
+    def occupied(self, op: str) -> bool:
+        """Whether the journal recorded anything at ``op``: its own entry, or calls inside its scope."""
+        return op in self._by_op or op in self._inside
+
     def put(self, entry: JournalEntry) -> None:
         self.counts = self.counts - counts_of(self._by_op.get(entry.op_id)) + counts_of(entry)
         self._by_op[entry.op_id] = entry
         self._seqs[entry.seq] = entry
+        self._inside.update(_ancestors(entry.op_id))
 
     def unreached(self) -> JournalEntry | None:
         """The first recorded entry this replay never reached, if any."""
@@ -115,6 +128,17 @@ class Journal:
 
     def completed_waits(self) -> list[JournalEntry]:
         return [e for e in self._seqs.values() if e.kind is EntryKind.WAIT and "event_key" in e.extra]
+
+
+# Calls that never hold calls of their own: one recorded inside them means the code changed.
+LEAVES = frozenset({EntryKind.STEP, EntryKind.SLEEP, EntryKind.WAIT, EntryKind.PATCH})
+
+
+def _ancestors(op: str) -> Iterator[str]:
+    """The op ids of the scopes that ``op`` is inside: "2" and "2.0" for "2.0.1"."""
+    parts = op.split(".")
+    for end in range(1, len(parts)):
+        yield ".".join(parts[:end])
 
 
 def counts_of(entry: JournalEntry | None) -> StepCounts:

@@ -80,7 +80,8 @@ class Replay:
         self._pending: list[JournalEntry] = []
         # What the run waits on when it suspends on waits (the drivers set it): the release keeps it.
         self.waits: tuple[WaitInfo, ...] = ()
-        self.patches: dict[str, bool] = {}  # step.patched's answers in this run, by patch id (ops.patch)
+        # step.patched's answers in this run, by scope path and patch id (ops.patch)
+        self.patches: dict[tuple[str, str], bool] = {}
 
     # -- the boundary of every durable call ---------------------------------------------------------
     def claim(self, kind: EntryKind, name: str, *, op: str | None = None) -> Claim:
@@ -147,6 +148,18 @@ class Replay:
                 )
             )
 
+    def unreached_error(self, ended: str = "returned") -> NonDeterminismError | None:
+        """A NonDeterminismError naming the first recorded call this replay never reached, if any:
+        the workflow ``ended`` ("returned", or "stopped" where a replay check ran out of history)."""
+        missed = self.journal.unreached()
+        if missed is None:
+            return None
+        return NonDeterminismError(
+            f"the workflow {ended} after {self.journal.calls} durable calls, but the journal recorded "
+            f"{missed.kind.value} {missed.name!r} as call {missed.op_id}, which this run never reached: "
+            "the workflow code changed"
+        )
+
     def finish(self) -> None:
         """After the workflow returned: raise what it swallowed, or a NonDeterminismError if the
         journal holds calls that this run no longer made."""
@@ -154,15 +167,9 @@ class Replay:
             raise self.inv.failure
         if self.problem is not None:
             raise self.problem
-        missed = self.journal.unreached()
-        if missed is not None:
-            self.stop(
-                NonDeterminismError(
-                    f"the workflow returned after {self.journal.calls} durable calls, but the journal "
-                    f"recorded {missed.kind.value} {missed.name!r} as call {missed.op_id}, which this run "
-                    "never reached: the workflow code changed"
-                )
-            )
+        error = self.unreached_error()
+        if error is not None:
+            self.stop(error)
 
     # -- writes ---------------------------------------------------------------------------------
     def write(

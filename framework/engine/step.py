@@ -41,7 +41,7 @@ from framework.engine.step_functions import (
     name_of,
     positional_count,
 )
-from framework.errors import InvalidConfigError, RollbackRequested, Suspend
+from framework.errors import InvalidConfigError, NonDeterminismError, RollbackRequested, Suspend
 
 if TYPE_CHECKING:
     from framework.api.registry import Workflow
@@ -110,6 +110,9 @@ class Step:
 
     def finish(self) -> None:
         self._r.finish()
+
+    def unreached_error(self) -> NonDeterminismError | None:
+        return self._r.unreached_error("stopped")
 
     def entries(self) -> list[JournalEntry]:
         return self._r.entries()

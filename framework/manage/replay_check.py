@@ -11,6 +11,7 @@ workflow returns before reaching calls the journal holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -27,11 +28,13 @@ from framework.backends.dynamodb_items import (
     instance_to,
     to_av,
 )
-from framework.backends.environment import Environment
+from framework.backends.environment import Environment, Settings
 from framework.backends.memory import MemoryStore
 from framework.backends.queue import MemoryQueue
 from framework.backends.store import full_journal
+from framework.core.callbacks import CALLBACK_EVENT, HEARTBEAT_EVENT
 from framework.core.clock import VirtualClock
+from framework.core.logs import logger
 from framework.core.records import FINISHED, EventRecord, InstanceRecord, JournalEntry, RunKey, Status
 from framework.engine.invocation import WakeMessage, process_message
 from framework.errors import InvalidConfigError
@@ -67,20 +70,21 @@ def export_history(env: Environment, record: InstanceRecord) -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "exported_at": env.clock.now(),
+        "settings": {"max_history": env.settings.max_history},  # what bounds the replay
         "instance": from_item(instance_to(kept, shard="0", version="")),
-        "journal": [entry_values(entry) for entry in journal],
-        "events": [asdict(event) for event in env.store.load_events(record.id, run)],
+        "journal": [entry_values(_without_token(entry)) for entry in journal],
+        "events": [asdict(_event_without_token(e)) for e in env.store.load_events(record.id, run)],
     }
 
 
 def check_history(document: Any, registry: Registry) -> CheckResult:
     """Replay one exported history against the workflows of ``registry``. Raise InvalidConfigError
     for a document that is not an export of this format."""
-    record, journal, events, at = _read(document)
+    record, journal, events, at, settings = _read(document)
     clock = VirtualClock(start=at)
     env = Environment(
         store=MemoryStore(), queue=MemoryQueue(clock), clock=clock, registry=registry,
-        blobs=MemoryBlobs(), replay_only=True,
+        blobs=MemoryBlobs(), settings=settings, replay_only=True,
     )  # fmt: skip
     env.store.create_instance(_runnable(record))
     run = RunKey(record.incarnation, record.run)
@@ -88,7 +92,12 @@ def check_history(document: Any, registry: Registry) -> CheckResult:
         env.store.write_entry(record.id, run, entry)
     for event in events:
         env.store.put_event(record.id, run, event)
-    process_message(WakeMessage(id=record.id).model_dump_json(exclude_none=True), None, env)
+    level = logger.log_level
+    logger.setLevel("CRITICAL")  # the check's own output is its verdict: the worker's lines stay out of it
+    try:
+        process_message(WakeMessage(id=record.id).model_dump_json(exclude_none=True), None, env)
+    finally:
+        logger.setLevel(level)
     after = env.store.get_instance(record.id)
     assert after is not None
     if after.status is Status.ERRORED and after.error is not None:
@@ -128,7 +137,7 @@ def table_exports(client: WorkflowClient, workflow: str | None, *, every: bool, 
             return
 
 
-def _read(document: Any) -> tuple[InstanceRecord, list[JournalEntry], list[EventRecord], float]:
+def _read(document: Any) -> tuple[InstanceRecord, list[JournalEntry], list[EventRecord], float, Settings]:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InvalidConfigError(f"not a history export (its format is not {FORMAT!r})")
     if document.get("version") != VERSION:
@@ -138,9 +147,11 @@ def _read(document: Any) -> tuple[InstanceRecord, list[JournalEntry], list[Event
         journal = [entry_of(d) for d in document["journal"]]
         events = [EventRecord(**d) for d in document["events"]]
         at = float(document["exported_at"])
-    except (KeyError, TypeError, ValueError) as exc:
+        bounds = document.get("settings", {})
+        settings = Settings(max_history=int(bounds["max_history"])) if "max_history" in bounds else Settings()
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidConfigError) as exc:
         raise InvalidConfigError(f"a malformed history export: {type(exc).__name__}") from None
-    return record, journal, events, at
+    return record, journal, events, at, settings
 
 
 def _runnable(record: InstanceRecord) -> InstanceRecord:
@@ -148,11 +159,40 @@ def _runnable(record: InstanceRecord) -> InstanceRecord:
     status = record.status
     if status in FINISHED or status in (Status.PAUSED, Status.WAITING_FOR_PAUSE, Status.QUEUED):
         status = Status.RUNNING
+    # A terminated run replays as a terminate(rollback=True): its recorded undos, if it ran any, are
+    # checked, and undos it never ran are new work. A rolling-back one keeps its request as it was.
+    rollback = record.rollback_requested or record.status is Status.TERMINATED
     return replace(
         record, status=status, lease_owner=None, lease_until=None, crash_mark=None, crash_count=0,
-        pause_requested=False, rollback_requested=False, due_at=None, wake_at=None, expires_at=None,
+        pause_requested=False, rollback_requested=rollback, due_at=None, wake_at=None, expires_at=None,
         output=None, output_ref=None, error=None,
     )  # fmt: skip
+
+
+def _hidden(token: str) -> str:
+    """A callback token as an export holds it: replay only needs it to match itself, and the real
+    one, with the instance id, run and seq the export also holds, would complete the callback."""
+    return "h" + hashlib.sha256(token.encode()).hexdigest()[:31]
+
+
+def _hidden_key(value: Any) -> Any:
+    """A callback's event key (``$callback#<token>``, ``$heartbeat#<token>``) with its token hidden."""
+    if isinstance(value, str):
+        kind, sep, token = value.partition("#")
+        if sep and kind in (CALLBACK_EVENT, HEARTBEAT_EVENT):
+            return f"{kind}#{_hidden(token)}"
+    return value
+
+
+def _without_token(entry: JournalEntry) -> JournalEntry:
+    extra = {k: _hidden_key(v) for k, v in entry.extra.items()}
+    if "token" in extra:
+        extra["token"] = _hidden(str(extra["token"]))
+    return replace(entry, extra=extra) if extra != entry.extra else entry
+
+
+def _event_without_token(event: EventRecord) -> EventRecord:
+    return replace(event, key=_hidden_key(event.key))
 
 
 def _inline(env: Environment, entry: JournalEntry) -> JournalEntry:

@@ -74,17 +74,17 @@ def test_export_then_replay_check_a_file_before_and_after_a_change(
 
 
 def test_replay_check_reads_the_table_unfinished_by_default(
-    rt: LocalRuntime, capsys: pytest.CaptureFixture[str]
+    rt: LocalRuntime, capfd: pytest.CaptureFixture[str]
 ) -> None:
     CODE["version"] = "inserted"
     assert main(["replay-check", "--workflow", "gate-order", "--json"]) == 1
-    report = json.loads(capsys.readouterr().out)
+    report = json.loads(capfd.readouterr().out)  # one document: no worker log line beside it
     assert report["checked"] == 3 and report["failed"] == 3  # the three asleep; not the complete one
     assert main(["replay-check", "--all", "--limit", "2", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["checked"] == 2
+    assert json.loads(capfd.readouterr().out)["checked"] == 2
     CODE["version"] = "patched"
     assert main(["replay-check", "--all"]) == 0
-    assert "4 histories replayed, 0 failed" in capsys.readouterr().out
+    assert "4 histories replayed, 0 failed" in capfd.readouterr().out
     rt.run_until_idle()  # and the patched code does run them: the old path kept
     for i in range(3):
         assert rt.client.get(f"order:{i}").status().output == "shipped"

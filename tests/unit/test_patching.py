@@ -245,3 +245,94 @@ def test_a_bad_patch_id_is_a_typed_error(bad: Any) -> None:
     inst = h.start("bad-patch")
     h.run_until_idle()
     assert "patch name" in inst.status().output
+
+
+def test_a_patch_before_a_child_scope_in_progress_keeps_the_old_path() -> None:
+    version = {"v": 1}
+    ran: Counter[str] = Counter()
+
+    def inner(step: Any) -> str:
+        step.do("charge", lambda: ran.update(["charge"]) or "charged")
+        step.sleep("settle", 60)
+        return "inner done"
+
+    @wf("scoped")
+    def scoped(event: Any, step: Any) -> Any:
+        if version["v"] == 2 and step.patched("p"):
+            step.do("new", lambda: ran.update(["new"]) or "new")
+        return step.child("order", inner)
+
+    h = Harness(scoped)
+    inst = h.start("scoped")
+    h.run_due()  # asleep inside the child, whose own entry is not written yet
+    version["v"] = 2
+    h.run_until_idle()
+    assert inst.status().status == "complete" and inst.status().output == "inner done"
+    assert ran == {"charge": 1}  # the patch was not taken, and nothing ran twice
+
+
+def test_an_unpatched_call_inserted_before_a_scope_in_progress_is_caught_before_anything_runs() -> None:
+    version = {"v": 1}
+    ran: Counter[str] = Counter()
+
+    async def branch(step: Any, name: str) -> str:
+        await step.do(f"{name} charge", lambda: ran.update([name]) or name)
+        await step.sleep(f"{name} settle", 60)
+        return name
+
+    @wf("tasks")
+    async def tasks(event: Any, step: Any) -> Any:
+        if version["v"] == 2:
+            await step.do("inserted", lambda: ran.update(["inserted"]) or "x")
+        return await asyncio.gather(branch(step, "a"), branch(step, "b"))
+
+    h = Harness(tasks)
+    inst = h.start("tasks")
+    h.run_due()
+    version["v"] = 2
+    h.run_until_idle()
+    status = inst.status()
+    assert status.status == "errored" and status.error["name"] == "NonDeterminismError"
+    assert "calls inside a scope" in status.error["message"]
+    assert ran == {"a": 1, "b": 1}  # neither the inserted step nor a branch's recorded step ran again
+
+
+def test_one_patch_id_in_a_child_and_in_the_root_decides_at_each_place() -> None:
+    def inner(step: Any) -> str:
+        return step.do("x", lambda: "x") if step.patched("p") else step.do("old x", lambda: "old")
+
+    @wf("shared-id")
+    def shared(event: Any, step: Any) -> Any:
+        first = step.child("c", inner)
+        second = step.do("y", lambda: "y") if step.patched("p") else step.do("old y", lambda: "old")
+        step.sleep("nap", 60)  # a replay after the sleep skips the finished child
+        return [first, second]
+
+    h = Harness(shared)
+    inst = h.start("shared-id")
+    h.run_until_idle()
+    assert inst.status().status == "complete" and inst.status().output == ["x", "y"]
+
+
+def test_one_patch_id_in_branches_that_wake_at_different_times() -> None:
+    version = {"v": 1}
+
+    @wf("shared-branches")
+    async def branches(event: Any, step: Any) -> Any:
+        async def branch(name: str, nap: int) -> list[str]:
+            await step.sleep(f"{name} nap", nap)
+            done = [await step.do(f"{name} first", lambda: name)]
+            if version["v"] == 2 and step.patched("p"):
+                done.append(await step.do(f"{name} new", lambda: "new"))
+            await step.sleep(f"{name} rest", 120 - nap)
+            return done
+
+        return await asyncio.gather(branch("a", 100), branch("b", 10))
+
+    h = Harness(branches)
+    inst = h.start("shared-branches")
+    h.advance(30)  # b took its first step under the old code; a is still asleep
+    version["v"] = 2
+    h.run_until_idle()
+    assert inst.status().status == "complete"
+    assert inst.status().output == [["a", "new"], ["b"]]

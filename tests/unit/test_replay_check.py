@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from framework import InvalidConfigError
 from framework.api.registry import Registry, Workflow
 from framework.backends.environment import Settings
+from framework.backends.store import full_journal
 from framework.core import serde
 from framework.manage.replay_check import check_history
 from tests.unit.harness import Harness
@@ -181,3 +183,122 @@ def test_an_event_waiting_for_the_instance_goes_with_the_export() -> None:
 
     result = check_history(doc, Registry([Workflow(name="approval", fn=renamed)]))
     assert not result.ok and "'approval v2'" in result.message
+
+
+def test_the_export_hides_callback_tokens_and_still_replays() -> None:
+    def pay(event: Any, step: Any) -> Any:
+        cb = step.create_callback("payment", timeout="1 hour")
+        step.do("ask provider", body("ask"))
+        return cb.result()
+
+    h = Harness(Workflow(name="pay", fn=pay))
+    inst = h.start("pay")
+    h.run_due()
+    token = full_journal(h.store, inst.id, 1)[0].extra["token"]
+    callback_id = next(e for e in full_journal(h.store, inst.id, 1) if e.kind.value == "callback")
+    assert callback_id is not None
+    inst.pause()
+    h.run_due()
+    from framework.core.callbacks import CallbackId
+
+    h.client.send_callback_success(str(CallbackId(inst.id, 1, 0, token)), {"ok": True})
+    text = json.dumps(inst.export())
+    assert token not in text  # the export cannot complete the callback
+    RAN.clear()
+    result = check_history(json.loads(text), Registry([Workflow(name="pay", fn=pay)]))
+    assert result.ok, result.message  # the hidden token still matches its outcome
+    assert not RAN
+
+
+def test_the_export_keeps_the_history_limit_of_its_deployment(exports: dict[str, Any]) -> None:
+    doc = dict(exports["done"], settings={"max_history": 2})
+    result = check_history(doc, as_order(v1))
+    assert not result.ok and result.message.startswith("HistoryLimitError: ")
+    assert check_history(dict(exports["done"], settings={}), as_order(v1)).ok
+
+
+def test_a_call_inserted_before_a_scope_in_progress_fails_the_check() -> None:
+    def inner(step: Any) -> str:
+        step.do("charge", body("charge"))
+        step.sleep("settle", 3600)
+        return "done"
+
+    def parent(event: Any, step: Any) -> Any:
+        return step.child("order", inner)
+
+    def inserted_first(event: Any, step: Any) -> Any:
+        step.do("new", body("new"))
+        return step.child("order", inner)
+
+    h = Harness(Workflow(name="parent", fn=parent))
+    inst = h.start("parent")
+    h.run_due()
+    doc = json.loads(json.dumps(inst.export()))
+    RAN.clear()
+    assert check_history(doc, Registry([Workflow(name="parent", fn=parent)])).ok
+    result = check_history(doc, Registry([Workflow(name="parent", fn=inserted_first)]))
+    assert not result.ok and "NonDeterminismError" in result.message
+    assert not RAN
+
+
+def test_a_check_that_runs_out_of_history_with_recorded_calls_left_fails() -> None:
+    async def two(event: Any, step: Any) -> Any:
+        async def left() -> str:
+            await step.do("l1", body("l1"))
+            await step.sleep("l nap", 3600)
+            return "l"
+
+        async def right() -> str:
+            await step.do("r1", body("r1"))
+            await step.do("r2", body("r2"))
+            await step.sleep("r nap", 3600)
+            return "r"
+
+        return await asyncio.gather(left(), right())
+
+    async def right_shorter(event: Any, step: Any) -> Any:
+        async def left() -> str:
+            await step.do("l1", body("l1"))
+            await step.sleep("l nap", 3600)  # still asleep: the check suspends here
+            return "l"
+
+        async def right() -> str:
+            await step.do("r1", body("r1"))
+            return "r"  # r2 and the nap removed
+
+        return await asyncio.gather(left(), right())
+
+    h = Harness(Workflow(name="two", fn=two))
+    inst = h.start("two")
+    h.run_due()
+    doc = json.loads(json.dumps(inst.export()))
+    RAN.clear()
+    result = check_history(doc, Registry([Workflow(name="two", fn=right_shorter)]))
+    assert not result.ok and "never reached" in result.message, result.message
+    assert not RAN
+
+
+def test_a_rolling_back_history_replays_through_its_undos() -> None:
+    def trip(event: Any, step: Any) -> Any:
+        @step.with_rollback("book hotel")
+        def book() -> str:
+            return body("book")()
+
+        @book.undo
+        def cancel(err: Any, output: str) -> None:
+            body("cancel")()
+
+        book()
+        step.sleep("wait", 3600)
+        return "booked"
+
+    h = Harness(Workflow(name="trip", fn=trip))
+    inst = h.start("trip")
+    h.run_due()
+    inst.terminate(rollback=True)
+    h.run_until_idle()
+    assert inst.status().status == "terminated"
+    doc = json.loads(json.dumps(inst.export()))
+    RAN.clear()
+    assert check_history(doc, Registry([Workflow(name="trip", fn=trip)])).ok
+    assert not RAN

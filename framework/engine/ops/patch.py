@@ -9,7 +9,9 @@ would take in the calling scope, without taking it first:
 - nothing is recorded there: the run is past its history and takes the new code (True), with a marker
   written at the next write, before anything that depends on the answer.
 
-The answer for one id is the same for the rest of the run (it is remembered), as in Temporal.
+"Recorded there" counts calls inside a scope at that position too (a child, a batch, a task) whose own
+entry is not written yet. The answer for one id is the same for the rest of the run in the same scope
+(it is remembered per scope, so that it never depends on which branch asks first), as in Temporal.
 ``deprecate_patch(id)`` takes a marker of ``id`` if one is recorded at its position, and nothing else:
 once every instance that could run the old code has ended, the ``if`` goes, and instances that recorded
 the marker still replay.
@@ -28,12 +30,15 @@ if TYPE_CHECKING:
 
 def patched(r: Replay, patch_id: str) -> bool:
     """Whether this run takes the code of patch ``patch_id`` (see the module's docstring)."""
-    if patch_id in r.patches:
-        return r.patches[patch_id]
+    scope = CURRENT.get(r.root)
+    key = (scope.path, patch_id)
+    if key in r.patches:
+        return r.patches[key]
     r.boundary()
-    recorded = r.journal.get(CURRENT.get(r.root).peek())
-    if recorded is not None and not _marker_of(recorded, patch_id):
-        r.patches[patch_id] = False
+    at = scope.peek()
+    recorded = r.journal.get(at)
+    if r.journal.occupied(at) and (recorded is None or not _marker_of(recorded, patch_id)):
+        r.patches[key] = False  # a call, or a scope with calls inside, of the old code's path
         return False
     claim = r.claim(EntryKind.PATCH, patch_id)
     if claim.entry is None:
@@ -43,7 +48,7 @@ def patched(r: Replay, patch_id: str) -> bool:
         )
         # Deferred as a sleep is: nothing that depends on the answer is written before it is.
         r.write(None, marker, defer=True)
-    r.patches[patch_id] = True
+    r.patches[key] = True
     return True
 
 
