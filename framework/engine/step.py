@@ -27,16 +27,15 @@ from framework.core.ids import check_instance_id
 from framework.core.records import EntryKind, JournalEntry
 from framework.engine import saga
 from framework.engine.ops import IN_PROCESS_WAIT, Operation, RunBody, Wait, advance, served
-from framework.engine.ops import callback as callback_op
 from framework.engine.ops import patch as patch_op
 from framework.engine.ops import sleep as sleep_op
 from framework.engine.ops import step as step_op
 from framework.engine.ops import wait as wait_op
 from framework.engine.replay import Replay, step_body
+from framework.engine.step_callbacks import CallbackCalls
 from framework.engine.step_functions import (
     StepFunction,
     bind,
-    callback_times,
     is_coroutine_fn,
     name_of,
     positional_count,
@@ -54,7 +53,7 @@ __all__ = ["IN_PROCESS_WAIT", "Step", "StepFunction"]
 FREE_CUTS = step_op.FREE_CUTS
 
 
-class Step:
+class Step(CallbackCalls):
     """The durable calls of one replay. Call it from the workflow's code only: not from step bodies,
     not from threads of your own."""
 
@@ -463,60 +462,3 @@ class Step:
         self._r.waits = () if request.shown is None else (request.shown,)
         self._r.stop(Suspend(request.wake_at, request.reason, events=events))
         return None
-
-    # -- callbacks (framework.engine.ops.callback) -----------------------------------------------------
-    def create_callback(
-        self, name: str, timeout: Duration = "24 hours", heartbeat_timeout: Duration | None = None
-    ) -> Any:
-        """Create a callback: a :class:`~framework.engine.ops.callback.Callback` whose ``id`` an outside
-        system answers with ``WorkflowClient.send_callback_success`` (or ``_failure``, or
-        ``_heartbeat``), and whose ``result()`` waits for that answer, at most ``timeout`` from now and,
-        with ``heartbeat_timeout``, at most that long after the last heartbeat (or the creation)."""
-        seconds, heartbeat = callback_times(name, timeout, heartbeat_timeout)
-        claim = self._r.claim(EntryKind.CALLBACK, name)
-        return self._perform(callback_op.create(self._r, claim, name, seconds, heartbeat, self._perform))
-
-    def wait_for_callback(
-        self,
-        name: str,
-        submit: Callable[..., Any],
-        timeout: Duration = "24 hours",
-        heartbeat_timeout: Duration | None = None,
-        *,
-        config: StepConfig | dict[str, Any] | None = None,
-    ) -> Any:
-        """Create a callback, run ``submit(callback_id, ctx)`` (or ``submit(callback_id)``) as the durable
-        step ``"<name> submit"`` (with ``config``), then wait for the callback's result, as
-        ``create_callback(...).result()`` does. Both identities are taken at the call."""
-        seconds, heartbeat = callback_times(name, timeout, heartbeat_timeout)
-        if not callable(submit):
-            raise InvalidConfigError(
-                f"callback {name!r} needs a callable submit, got {type(submit).__name__}"
-            )
-        submit_name = check_name(f"{name} submit")
-        cfg = step_config(config, step=submit_name)
-        with_ctx = positional_count(submit) >= 2  # submit(callback_id) takes no context
-        is_async = is_coroutine_fn(submit)
-        created = callback_op.create(
-            self._r, self._r.claim(EntryKind.CALLBACK, name), name, seconds, heartbeat, self._perform
-        )
-        submit_claim = self._r.claim(EntryKind.STEP, submit_name)
-
-        def submitting(cb: callback_op.Callback) -> Operation:
-            def body(ctx: StepContext) -> Any:
-                return submit(cb.id, ctx) if with_ctx else submit(cb.id)
-
-            return step_op.run(self._r, submit_claim, submit_name, body, cfg, is_async=is_async)
-
-        if self._scheduler is None:
-            cb = self._perform(created)
-            self._perform(submitting(cb))
-            return cb.result()
-        scheduler = self._scheduler
-
-        async def wait() -> Any:
-            cb = await scheduler.perform(created)
-            await scheduler.perform(submitting(cb))
-            return await cb.result()
-
-        return wait()
