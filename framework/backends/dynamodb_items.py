@@ -101,6 +101,7 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         waits=tuple(WaitInfo.of_item(w) for w in d.get("waits", [])),
         running=tuple(RunningStep.of_item(op, r) for op, r in d.get("running", {}).items()),
         counts=StepCounts.of_item(d.get("counts")),
+        code_version=d.get("code_version"),
     )
 
 
@@ -151,6 +152,7 @@ def instance_to(r: InstanceRecord, shard: str, version: str) -> dict[str, Any]:
         "waits": [w.as_item() for w in r.waits] or None,
         "running": {s.op: s.as_item() for s in r.running} or None,
         "counts": r.counts.as_item(),
+        "code_version": r.code_version,
     }
     return to_av(values | {k: v for k, v in optional.items() if v is not None})
 

@@ -211,6 +211,9 @@ class InstanceRecord:
     # skip_wait() (``workflows dev``): the next invocation ends the waits whose deadline is at or before
     # this time now, as if the time had passed (framework.engine.skip); its release clears it.
     skip_to: float | None = None
+    # The version of the workflow's code this instance started on (``@workflow(version=...)``): it runs
+    # that version's code while it is registered. None for an unversioned workflow.
+    code_version: str | None = None
 
     @property
     def run_key(self) -> RunKey:

@@ -59,6 +59,7 @@ def child_record(
         updated_at=now,
         incarnation=new_incarnation(),
         parent=parent,
+        code_version=wf.version,
     )
 
 

@@ -320,7 +320,7 @@ class Invocation:
     def _replay(self) -> Outcome:
         inst = self.instance
         try:
-            workflow = self.env.registry.get(inst.workflow)
+            workflow = self.env.registry.get(inst.workflow, inst.code_version)
             payload = workflow.decode_params(inst.params)
         except Exception as exc:
             return ending.finish(self, Status.ERRORED, error=ErrorInfo.of(exc))

@@ -294,6 +294,7 @@ class WorkflowClient:
             created_at=now,
             updated_at=now,
             incarnation=new_incarnation(),
+            code_version=wf.version,
             # No due_at: the sweeper looks at each new instance once, a grace after its creation, and
             # re-enqueues it if its start message was lost (framework/engine/sweeper.py).
         )
