@@ -24,6 +24,7 @@ class InstanceView(ProgressFields):
     created_at: str
     updated_at: str
     parent_id: str | None = None  # a child instance (step.invoke): the instance that started it
+    version: str | None = None  # the version of the workflow's code it started on
 
 
 class InstanceList(BaseModel):

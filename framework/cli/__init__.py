@@ -120,7 +120,8 @@ def _print_status(args: argparse.Namespace, status: InstanceStatus) -> None:
     if args.json:
         print(json.dumps(status.as_dict(), default=str))
         return
-    print(f"{status.id}  {status.workflow}  {status.status}")
+    version = "" if status.version is None else f"  version {status.version}"
+    print(f"{status.id}  {status.workflow}  {status.status}{version}")
     for wait in status.waits:
         print(f"waiting: {_wait_line(wait)}")
     for step in status.running_steps:
@@ -309,6 +310,17 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"more: --cursor {page.cursor}")
 
 
+def cmd_versions(args: argparse.Namespace) -> None:
+    found = _client(args).versions(args.name)
+    if args.json:
+        print(json.dumps({"workflow": args.name, "versions": [v.as_dict() for v in found]}))
+        return
+    for v in found:
+        shown = "(none)" if v.version is None else v.version
+        code = "registered" if v.registered else "not in this code"
+        print(f"{shown}  {v.in_flight} in flight  {code}")
+
+
 def _callback_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """``callback success|failure|heartbeat CALLBACK_ID ...``: one subcommand per kind of send."""
     callback = commands.add_parser("callback", help="send a callback its result, failure or heartbeat")
@@ -411,6 +423,8 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor")
+    versions = command("versions", cmd_versions, "a workflow's code versions and instances left on each")
+    versions.add_argument("name")
     add_dev_parser(commands)
     demo = command("demo", cmd_demo, "run the demo locally (in-process moto, virtual clock)")
     demo.add_argument(

@@ -13,6 +13,7 @@ names, as the direct client would raise it, else ``ApiError``; no answer at all 
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import socket
@@ -33,6 +34,7 @@ from framework.errors import (
 )
 from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page
 from framework.manage.status import InstancePage, InstanceStatus
+from framework.manage.versions import VersionCount
 
 DEFAULT_TIMEOUT = 30.0  # seconds for one request: API Gateway's own integration limit
 USER_AGENT = "lambda-workflows-api-client"
@@ -198,6 +200,12 @@ class ApiClient:
         path = "/instances" if workflow is None else f"/workflows/{_name(workflow)}/instances"
         data = self._call("GET", path, query=query)
         return InstancePage([InstanceStatus.from_dict(i) for i in data["instances"]], data.get("cursor"))
+
+    def versions(self, workflow: str) -> builtins.list[VersionCount]:
+        """As ``WorkflowClient.versions`` (``GET /workflows/{name}/versions``): the code that answers is
+        the deployed API's."""
+        data = self._call("GET", f"/workflows/{_name(workflow)}/versions")
+        return [VersionCount.from_dict(v) for v in data["versions"]]
 
     # -- callbacks ----------------------------------------------------------------------------------------
     def send_callback_success(self, callback_id: str, result: Any = None) -> None:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from framework.api.calls import check_event_type
-from framework.api.registry import Registry, Workflow
+from framework.api.registry import Registry, Workflow, check_workflow_name
 from framework.backends.blobs import S3Blobs
 from framework.backends.dynamodb import DynamoStore
 from framework.backends.dynamodb_items import event_key
@@ -39,6 +39,7 @@ from framework.manage import callbacks
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
 from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page, read_page
 from framework.manage.status import InstancePage, InstanceStatus, RunningStatus, WaitStatus
+from framework.manage.versions import VersionCount, count_versions
 
 MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
 MAX_BATCH = 100
@@ -326,6 +327,12 @@ class WorkflowClient:
         next_cursor = _encode_cursor(records[-1]) if more and records else None
         return InstancePage([self._status(r, with_output=False) for r in records], next_cursor)
 
+    def versions(self, workflow: str) -> builtins.list[VersionCount]:
+        """The versions of ``workflow``'s code registered here or recorded by its unfinished instances,
+        oldest first, each with its count of instances in flight: a version with none left may have its
+        code deleted (docs/changing-code.md). Reads every instance of the workflow."""
+        return count_versions(self._env.store, self.registry, check_workflow_name(workflow))
+
     def _record(self, instance_id: str) -> InstanceRecord:
         record = self._env.store.get_instance(check_instance_id(instance_id))
         if record is None:
@@ -345,6 +352,7 @@ class WorkflowClient:
             created_at=from_epoch(record.created_at),
             updated_at=from_epoch(record.updated_at),
             parent_id=record.parent.instance_id if record.parent else None,
+            version=record.code_version,
             **self._progress(record),
         )
 

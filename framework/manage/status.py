@@ -95,6 +95,7 @@ class InstanceStatus:
     created_at: datetime
     updated_at: datetime
     parent_id: str | None = None  # the instance whose ``step.invoke`` started this one
+    version: str | None = None  # the workflow code's version it started on (``@workflow(version=)``)
     waits: tuple[WaitStatus, ...] = ()
     running_steps: tuple[RunningStatus, ...] = ()
     counts: dict[str, int] = field(default_factory=StepCounts().as_dict)
@@ -124,6 +125,7 @@ class InstanceStatus:
             created_at=_time(data["created_at"]),
             updated_at=_time(data["updated_at"]),
             parent_id=data.get("parent_id"),
+            version=data.get("version"),
             waits=tuple(WaitStatus.from_dict(w) for w in data.get("waits") or ()),
             running_steps=tuple(RunningStatus.from_dict(r) for r in data.get("running_steps") or ()),
             counts=StepCounts().as_dict() | dict(data.get("counts") or {}),
@@ -139,6 +141,7 @@ class InstanceStatus:
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "version": self.version,
             "wait": self.wait.as_dict() if self.wait else None,
             "waits": [w.as_dict() for w in self.waits],
             "running_step": self.running_step.as_dict() if self.running_step else None,

@@ -59,6 +59,7 @@ def test_create_status_history_and_list(rt: LocalRuntime, call: Api) -> None:
         "created_at",
         "updated_at",
         "parent_id",
+        "version",
         "wait",
         "waits",
         "running_step",
@@ -68,6 +69,7 @@ def test_create_status_history_and_list(rt: LocalRuntime, call: Api) -> None:
     assert body["counts"] == {"steps_done": 1, "steps_failed": 0, "retries": 0, "failures": 0}
     assert (body["wait"], body["waits"], body["running_step"], body["running_steps"]) == (None, [], None, [])
     assert body["parent_id"] is None  # set on child instances (step.invoke)
+    assert body["version"] is None  # it-typed declares no version
     code, body = call("GET", "/instances/o1/history")
     assert code == 200 and [e["name"] for e in body["entries"]] == ["price"]
     assert body["entries"][0]["attempts"][0]["error"] is None
