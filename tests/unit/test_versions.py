@@ -76,7 +76,7 @@ def test_an_unversioned_workflow_counts_under_none() -> None:
     assert h.client.versions("plain") == [VersionCount(None, 1, True)]
     h.env.registry = Registry([Workflow("plain", order_v2, version="2")])
     assert h.client.versions("plain") == [VersionCount(None, 1, False), VersionCount("2", 0, True)]
-    assert [v.as_dict() for v in h.client.versions("plain")][0] == {
+    assert h.client.versions("plain")[0].as_dict() == {
         "version": None,
         "in_flight": 1,
         "registered": False,
