@@ -1,8 +1,9 @@
 """Run every benchmark section in order, print the report, write bench/results.json and
 docs/performance.md.
 
-``python -m bench`` runs them all; ``python -m bench chain history`` runs only the named ones (results.json
-then holds only those). Exit status: 0, or 1 if a section crashed (the others still run and are written).
+``python -m bench`` runs them all; ``python -m bench chain history`` runs only the named ones, and
+replaces only those in results.json (the sections of an earlier run stay). Exit status: 0, or 1 if a
+section crashed (the others still run and are written).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
     print(render(sections))
     elapsed = time.perf_counter() - started
     header |= {"elapsed_seconds": round(elapsed, 1), "sections_all": known}
-    path = write_results(header, sections)
+    path = write_results(header, sections, merge=bool(argv))
     print(f"bench took {elapsed:.1f} s; results written to {path.relative_to(path.parents[1])}")
     from bench import perfdoc
 

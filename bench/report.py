@@ -172,7 +172,18 @@ def section_json(s: Section) -> dict[str, Any]:
     return s.data | meta | {"plots": [asdict(p) for p in s.plots]}
 
 
-def write_results(header: dict[str, Any], sections: list[Section], path: Path = RESULTS) -> Path:
-    doc = header | {"sections": [section_json(s) for s in sections]}
+def write_results(
+    header: dict[str, Any], sections: list[Section], path: Path = RESULTS, *, merge: bool = False
+) -> Path:
+    """Write the run's results. ``merge`` (a run of named sections): the sections of the results
+    already there that this run did not run are kept, in their place, so a partial run updates the
+    report instead of shrinking it."""
+    fresh = [section_json(s) for s in sections]
+    if merge and path.exists():
+        old = [s for s in json.loads(path.read_text()).get("sections", []) if isinstance(s, dict)]
+        by_key = {s["key"]: s for s in fresh}
+        kept = [by_key.pop(s.get("key"), s) for s in old]
+        fresh = kept + list(by_key.values())
+    doc = header | {"sections": fresh}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path

@@ -300,3 +300,28 @@ def test_the_fanout_dev_section_runs_the_map_on_dev_and_counts_at_the_endpoint()
     assert figures[f"{at} on workflows dev: SQS messages sent per item (at the endpoint)"] >= 1
     calls = section.data["dev_calls"]
     assert calls["dynamodb.PutItem"] >= items and calls[MESSAGES] >= calls["sqs.SendMessage"]
+
+
+# -- results ----------------------------------------------------------------------------------------
+def test_a_partial_run_replaces_its_sections_and_keeps_the_others(tmp_path: Any) -> None:
+    import json
+
+    from bench.report import Section, write_results
+
+    def section(key: str, title: str) -> Section:
+        s = Section(title)
+        s.key = key
+        return s
+
+    path = tmp_path / "results.json"
+    write_results({"run": 1}, [section("chain", "old chain"), section("sleep", "old sleep")], path)
+    write_results({"run": 2}, [section("sleep", "new sleep"), section("limits", "new")], path, merge=True)
+    doc = json.loads(path.read_text())
+    assert doc["run"] == 2
+    assert [(s["key"], s["title"]) for s in doc["sections"]] == [
+        ("chain", "old chain"),
+        ("sleep", "new sleep"),
+        ("limits", "new"),
+    ]
+    write_results({"run": 3}, [section("chain", "only")], path)  # a full run writes only its own
+    assert [s["key"] for s in json.loads(path.read_text())["sections"]] == ["chain"]
