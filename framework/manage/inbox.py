@@ -17,6 +17,7 @@ line (no payload); a malformed one raises BadInboxMessageError.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any, Literal
 
@@ -139,11 +140,9 @@ def _trigger(client: WorkflowClient, message: dict[str, Any]) -> str:
         return "no trigger matched"
     created = 0
     for start in starts:
-        try:
+        # The id names the event, so an instance under it with other params is this event's, delivered
+        # before in the other shape (S3 direct vs through EventBridge), whose event time differs. The
+        # first delivery's payload counts.
+        with contextlib.suppress(InstanceAlreadyExistsError):
             created += client.create(start.workflow, start.params, id=start.id).created
-        except InstanceAlreadyExistsError:
-            # The id names the event, so the instance is this event's: delivered before in the other
-            # shape (S3 direct vs through EventBridge), whose event time or details differ. The first
-            # delivery's payload counts.
-            pass
     return f"trigger: {created} started, {len(starts) - created} already started"

@@ -108,8 +108,17 @@ def test_only_objects_created_start_and_the_test_event_is_ignored() -> None:
 
 
 def test_eventbridge_ids_are_the_event_id_or_its_hash() -> None:
-    event = {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "Order Placed",
-             "source": "shop", "account": "1", "time": "t", "region": "r", "resources": [], "detail": {"n": 1}}  # fmt: skip
+    event = {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "Order Placed",
+        "source": "shop",
+        "account": "1",
+        "time": "t",
+        "region": "r",
+        "resources": [],
+        "detail": {"n": 1},
+    }
     (start,) = starts(event)
     assert start.id == "orders:eb:6a7e8feb-b491-4cf7-a9f1-bf3703467718"
     assert start.params == event
@@ -148,7 +157,7 @@ SECRET = "MARK-secret-9f1c"
                     "s3": {"bucket": {"name": SECRET}, "object": {"key": 7}},
                 }
             ]
-        },  # fmt: skip
+        },
         {
             "Records": [
                 {
@@ -157,7 +166,7 @@ SECRET = "MARK-secret-9f1c"
                     "s3": {"bucket": {"name": SECRET}, "object": {"key": "%ff" + SECRET}},
                 }
             ]
-        },  # fmt: skip
+        },
         {"Records": [{"eventSource": SECRET}]},
         {"detail-type": SECRET, "source": "shop", "id": 3},
         {"detail-type": "Object Created", "source": "aws.s3", "id": "1", "detail": {"bucket": SECRET}},
