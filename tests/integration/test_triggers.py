@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,3 +162,24 @@ def test_the_file_processing_example_starts_on_an_upload() -> None:
         )
         assert json.loads(saved["Body"].read()) == {"ok": True, "words": 3}
         assert rt.client.list(limit=10).instances == [instance]  # the saved verdict started nothing
+
+
+def test_on_a_moto_server_as_workflows_dev_runs_it_uploads_and_bus_events_start_workflows(
+    moto_server: str,
+) -> None:
+    """``workflows dev`` runs LocalRuntime on a moto server and the real clock: the same wiring holds."""
+    with LocalRuntime(workflows=FLOWS, endpoint_url=moto_server, prefix="trig") as rt:
+        stop = threading.Event()
+        thread = threading.Thread(target=rt.run_forever, args=(stop,), kwargs={"idle": 0.05})
+        thread.start()
+        try:
+            rt.put_object("incoming/dev.txt", "hi")
+            rt.put_event("shop", "Order Placed", {"total": 50})
+            for _ in range(200):  # up to 20 s: a poll, not a timing assert
+                if len(rt.client.list(limit=10).instances) == 2:
+                    break
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(10)
+        assert sorted(i.workflow for i in rt.client.list(limit=10).instances) == ["orders", "up-in"]
