@@ -32,6 +32,7 @@ SECTIONS = (
     ("children", "bench.children", "children_section"),
     ("fanout", "bench.fanout", "fanout_section"),
     ("fanout-dev", "bench.fanout_dev", "fanout_dev_section"),
+    ("triggers", "bench.triggers", "triggers_section"),
 )
 
 

@@ -1,7 +1,12 @@
-"""The seed story: extract a file's text, verify it with a flaky API, cool down, save the verdict."""
+"""The seed story: extract a file's text, verify it with a flaky API, cool down, save the verdict.
+
+``file-processing`` starts by itself when a file lands under ``incoming/`` in the stack's uploads
+bucket (docs/triggers.md): its params are then the S3 event's ``bucket``, ``key``, ``size``... and no
+``table``, so the verdict is saved next to the file, as ``verdicts/<key>.json``."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -14,7 +19,7 @@ from framework import StepContext, workflow
 class FileParams(BaseModel):
     bucket: str
     key: str = Field(min_length=1, max_length=1024)
-    table: str  # where the verdict is saved
+    table: str | None = None  # where the verdict is saved; None: in the bucket, under verdicts/
 
 
 class FlakyVerifier:
@@ -38,7 +43,7 @@ def _client(service: str) -> Any:
     return boto3.client(service, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
 
 
-@workflow("file-processing", params=FileParams)
+@workflow("file-processing", params=FileParams, trigger={"s3": {"bucket": "uploads", "prefix": "incoming/"}})
 def file_processing(event: Any, step: Any) -> dict[str, Any]:
     params: FileParams = event.payload
 
@@ -59,6 +64,10 @@ def file_processing(event: Any, step: Any) -> dict[str, Any]:
     step.sleep("cool down", "1 hour")
 
     def save() -> str:
+        if params.table is None:  # started by an upload: outside incoming/, so it triggers nothing
+            body = json.dumps({"ok": verdict["ok"], "words": verdict["words"]})
+            _client("s3").put_object(Bucket=params.bucket, Key=f"verdicts/{params.key}.json", Body=body)
+            return params.key
         _client("dynamodb").put_item(
             TableName=params.table,
             Item={

@@ -34,6 +34,7 @@ from framework.engine.sweeper import parked
 from framework.local.eventsource import Handler, LocalContext, Poller, delete_done, import_handler, sqs_record
 from framework.local.resources import create_resources
 from framework.local.template import FunctionSpec, Stack, load_stack
+from framework.local.triggers import BUS, UPLOADS, put_event, set_environ, wire_triggers
 from framework.manage.client import WorkflowClient
 
 WORK_QUEUE = "WorkQueue"
@@ -149,6 +150,9 @@ class LocalRuntime:
         }
         stack = self._stack
         create_resources(stack, self._clients["dynamodb"], self._clients["sqs"], self._clients["s3"])
+        self._clients["events"] = quiet.client("events", endpoint_url=self.endpoint_for("events"))
+        wire_triggers(stack, self._clients["s3"], self._clients["events"])
+        self._exit.enter_context(set_environ({"UPLOADS_BUCKET": stack.physical.get(UPLOADS)}))
         self.env = Environment(
             store=DynamoStore(engine["dynamodb"], stack.physical["Table"], shards=self._settings.shards),
             queue=SqsQueue(engine["sqs"], stack.urls[WORK_QUEUE]),
@@ -255,6 +259,28 @@ class LocalRuntime:
     @property
     def bucket_name(self) -> str:
         return self._stack.physical["ResultsBucket"]
+
+    @property
+    def uploads_bucket(self) -> str:
+        """The uploads bucket: a trigger's ``{"s3": {"bucket": "uploads"}}`` names it (docs/triggers.md)."""
+        return self._stack.physical[UPLOADS]
+
+    @property
+    def event_bus_name(self) -> str:
+        return self._stack.physical[BUS]
+
+    def put_object(self, key: str, body: bytes | str = b"", *, bucket: str | None = None) -> None:
+        """Put an object (into the uploads bucket by default); its notification reaches the inbox, and
+        ``run_until_idle`` starts the workflows it triggers."""
+        data = body.encode() if isinstance(body, str) else body
+        self.boto3_client("s3").put_object(Bucket=bucket or self.uploads_bucket, Key=key, Body=data)
+
+    def put_event(
+        self, source: str, detail_type: str, detail: Any = None, *, resources: list[str] | None = None
+    ) -> str:
+        """Put an event on the stack's bus (it reaches the inbox as on AWS); return its id."""
+        client = self.boto3_client("events")
+        return put_event(client, self.event_bus_name, source, detail_type, detail or {}, resources)
 
     def boto3_client(self, service: str) -> Any:
         """A client on the runtime's endpoint (counted in ``aws_calls``), for tests and examples."""

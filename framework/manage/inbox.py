@@ -8,17 +8,25 @@
 whose id exists with the same workflow and params counts as success, an event is keyed by the SQS
 message, so it is kept once, and a callback's second outcome (a redelivery, or another sender's) is
 dropped as "callback already completed", not dead-lettered: the first outcome counts.
+
+S3 and EventBridge events on the queue start the workflows whose trigger they match
+(``framework.manage.triggers``): one instance per workflow and event, under an id derived from the
+event, so a redelivery starts nothing new. An event that matches no workflow is dropped with a log
+line (no payload); a malformed one raises BadInboxMessageError.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from framework.core import serde
-from framework.errors import CallbackCompletedError, WorkflowError
-from framework.manage import callbacks
+from framework.core.logs import logger
+from framework.errors import CallbackCompletedError, InstanceAlreadyExistsError, WorkflowError
+from framework.manage import callbacks, triggers
 from framework.manage.client import WorkflowClient
 
 
@@ -71,6 +79,12 @@ def apply(client: WorkflowClient, body: str, *, message_id: str, sent_at: float)
     """Carry out one inbox message and return what it did. Raise on anything to be retried or
     dead-lettered; the reason goes in the exception's message."""
     try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        decoded = None  # not JSON: the shapes' own check below says so
+    if isinstance(decoded, dict) and "action" not in decoded and triggers.is_trigger_message(decoded):
+        return _trigger(client, decoded)
+    try:
         message = _messages.validate_json(body)
     except ValidationError as exc:
         # Logged as the reason it failed: no value of the message, and no key but the shapes' own.
@@ -108,3 +122,27 @@ def _callback(client: WorkflowClient, message: InboxCallback, sent_at: float) ->
             raise
         return "callback already completed"
     return message.action
+
+
+def _trigger(client: WorkflowClient, message: dict[str, Any]) -> str:
+    """Start the instances an S3 or EventBridge event starts. Raise on a malformed event, or on a
+    create that fails (the message is retried; the starts made already are no-ops the next time)."""
+    try:
+        event = triggers.parse(message)
+    except triggers.BadTriggerEventError as exc:
+        raise BadInboxMessageError(f"not an inbox message: {exc}") from None
+    if event.ignored:
+        return "s3 test event ignored"
+    starts = triggers.starts(client.registry, event)
+    if not starts:
+        # Logged without the event: its keys, names and details are the sender's data.
+        logger.info("trigger event matched no workflow; dropped", extra={"kind": event.kind})
+        return "no trigger matched"
+    created = 0
+    for start in starts:
+        # The id names the event, so an instance under it with other params is this event's, delivered
+        # before in the other shape (S3 direct vs through EventBridge), whose event time differs. The
+        # first delivery's payload counts.
+        with contextlib.suppress(InstanceAlreadyExistsError):
+            created += client.create(start.workflow, start.params, id=start.id).created
+    return f"trigger: {created} started, {len(starts) - created} already started"
