@@ -461,6 +461,8 @@ def _banner(
         f"  queue:     {rt.queue_url}",
         f"  inbox:     {rt.inbox_url}",
         f"  bucket:    {rt.bucket_name}",
+        f"  uploads:   {rt.uploads_bucket}   (an object put here starts its s3 triggers)",
+        f"  event bus: {rt.event_bus_name}   (an event put here starts its eventbridge triggers)",
         f"  workers:   {len(workers.procs)} processes (pids {pids}), timeout {rt.worker.timeout} s, "
         f"visibility {rt.visibility} s; sweeper {sweeps}",
         f"  waits:     {waits}; skip one: workflows skip ID (or POST {url}/dev/instances/ID/skip)",

@@ -66,3 +66,15 @@ def long_waits(event: Any, step: Any) -> dict[str, Any]:
         approval = "timed out"
     attempt = step.do("flaky", _fails_first, config={"retries": {"limit": 2, "delay": "1 hour"}})
     return {"approval": approval, "attempt": attempt}
+
+
+@workflow("dev-upload", trigger={"s3": {"bucket": "uploads", "prefix": "in/"}})
+def upload(event: Any, step: Any) -> dict[str, Any]:
+    """Started by an object put under ``in/`` in dev's uploads bucket."""
+    return step.do("note", lambda: {"key": event.payload["key"], "size": event.payload["size"]})
+
+
+@workflow("dev-ordered", trigger={"eventbridge": {"source": ["dev.shop"], "detail-type": ["OrderPlaced"]}})
+def ordered(event: Any, step: Any) -> Any:
+    """Started by an OrderPlaced event put on dev's bus."""
+    return step.do("note", lambda: event.payload["detail"]["order"])

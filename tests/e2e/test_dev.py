@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -454,3 +455,33 @@ def test_a_fan_out_map_over_a_workflow_completes_on_dev(start_dev: Callable[...,
     assert [i["id"] for i in dev.instances("dev-fanout")] == ["map-1"]
     assert dev.stop(signal.SIGINT) == 0
     assert "Traceback" not in dev.err.read_text(), dev.err.read_text()
+
+
+def test_an_upload_and_an_event_put_on_dev_start_their_workflows(start_dev: Callable[..., Dev]) -> None:
+    import boto3
+
+    dev = start_dev("--port", "0", "--workers", "1")
+    banner = dev.out.read_text()
+    endpoint = re.search(r"endpoint:\s+(\S+)", banner)
+    bucket = re.search(r"uploads:\s+(\S+)", banner)
+    bus = re.search(r"event bus:\s+(\S+)", banner)
+    assert endpoint and bucket and bus, banner
+    aws = {"endpoint_url": endpoint.group(1), "region_name": "us-east-1"}
+    aws |= {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    s3 = boto3.client("s3", **aws)
+    s3.put_object(Bucket=bucket.group(1), Key="in/report.csv", Body=b"a,b\n")
+    s3.put_object(Bucket=bucket.group(1), Key="elsewhere/skip.csv", Body=b"x")  # not under in/
+    detail = json.dumps({"order": "o-7"})
+    entry = {"Source": "dev.shop", "DetailType": "OrderPlaced", "Detail": detail}
+    boto3.client("events", **aws).put_events(Entries=[entry | {"EventBusName": bus.group(1)}])
+
+    def done(workflow: str) -> list[dict[str, Any]]:
+        found = list(dev.instances(workflow))
+        return found if found and all(i["status"] == "complete" for i in found) else []
+
+    uploads = until("the upload's instance completes", lambda: done("dev-upload"))
+    assert [dev.call("GET", f"/instances/{path_segment(i['id'])}")[1]["output"] for i in uploads] == [
+        {"key": "in/report.csv", "size": 4}
+    ]
+    (ordered,) = until("the event's instance completes", lambda: done("dev-ordered"))
+    assert dev.call("GET", f"/instances/{path_segment(ordered['id'])}")[1]["output"] == "o-7"
