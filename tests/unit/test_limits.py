@@ -271,3 +271,54 @@ def test_per_key_limits_are_independent() -> None:
     h.run_due()
     assert all(h.client.get(f"k{i}").status().status == "complete" for i in range(4))
     assert h.outcomes[Outcome.QUEUED] == 0
+
+
+def test_a_slot_comes_back_when_the_instance_is_terminated_while_it_runs() -> None:
+    from framework.backends.environment import Settings
+
+    h: Harness
+
+    @workflow("stoppable", concurrency=1)
+    def flow(event: Any, step: Any) -> Any:
+        if event.instance_id == "victim":
+            step.do("terminate myself", lambda: h.client.get("victim").terminate())
+            step.do("never", lambda: 1)
+        return step.do("work", lambda: 1)
+
+    h = Harness(flow, settings=Settings(control_check_seconds=0))
+    h.client.create("stoppable", id="victim")
+    h.client.create("stoppable", id="next")
+    first, second = h.queue.due()
+    assert h.deliver(first) is Outcome.STOPPED
+    assert h.store.get_limiter("limit#stoppable").holders == {}  # given back at once
+    assert h.deliver(second) is Outcome.COMPLETED  # not queued: the slot was free
+    assert h.client.get("victim").status().status == "terminated"
+
+
+def test_a_releaser_that_dies_before_it_wakes_the_waiter_is_covered_by_the_sweeper() -> None:
+    h: Harness
+    later: list[str] = []
+
+    @workflow("one-at-a-time", concurrency=1)
+    def flow(event: Any, step: Any) -> Any:
+        if event.instance_id == "a":  # b arrives while a holds the slot
+            step.do("let b in", lambda: h.deliver(later.pop()))
+        return step.do("work", lambda: 1)
+
+    h = Harness(flow)
+    h.client.create("one-at-a-time", id="a")
+    h.client.create("one-at-a-time", id="b")
+    first, second = h.queue.due()
+    later.append(second)
+
+    def die(where: str, info: dict[str, Any]) -> None:
+        if where == "limits.after_free":
+            raise SystemExit("the releaser dies before it wakes b")
+
+    with injected(die), pytest.raises(SystemExit):
+        h.deliver(first)
+    assert h.outcomes[Outcome.QUEUED] == 1 and h.client.get("b").status().status == "queued"
+    assert h.queue.next_due() is None  # no wake-up in flight: only the safety net is left
+    h.run_until_idle()
+    assert h.client.get("b").status().status == "complete"
+    assert h.outcomes[Outcome.QUEUED] == 1  # b ran on the sweeper's one wake-up
