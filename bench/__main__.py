@@ -33,6 +33,7 @@ SECTIONS = (
     ("fanout", "bench.fanout", "fanout_section"),
     ("fanout-dev", "bench.fanout_dev", "fanout_dev_section"),
     ("triggers", "bench.triggers", "triggers_section"),
+    ("limits", "bench.limits", "limits_section"),
 )
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.core.durations import parse_duration
-from framework.errors import InvalidConfigError
+from framework.errors import InvalidConfigError, InvalidParamsError
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(.+?)\s*$")
 MAX_CONCURRENCY = 1000
+MAX_RATE = 1000  # starts per period: the limiter item keeps one time per start of the last period
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,10 @@ def limits_of(
     count = period = None
     if rate is not None:
         match = _RATE.match(rate) if isinstance(rate, str) else None
-        if match is None or int(match.group(1)) < 1:
+        if match is None or not 1 <= int(match.group(1)) <= MAX_RATE:
             raise InvalidConfigError(
-                f'rate of workflow {name!r} must read like "10/second" or "100/5 minutes"'
+                f'rate of workflow {name!r} must read like "10/second" or "100/5 minutes", '
+                f"at most {MAX_RATE} per period"
             )
         unit = match.group(2)
         period = parse_duration(unit if unit[0].isdigit() else f"1 {unit}", what=f"rate period of {name!r}")
@@ -59,3 +61,23 @@ def limits_of(
     if key is not None and not callable(key):
         raise InvalidConfigError(f"key of workflow {name!r} must be a function of the params")
     return Limits(concurrency=concurrency, rate_count=count, rate_period=period, key=key)
+
+
+def limit_key(name: str, limits: Limits | None, params: Callable[[], Any]) -> str | None:
+    """The instance's limit key: ``limits.key`` called on the params as the workflow receives them
+    (``params()`` gives them), once, when the instance is created. None without a key function. Raise
+    InvalidParamsError if the function raises or returns anything but a string; the message names
+    neither the params nor what the function returned."""
+    if limits is None or limits.key is None:
+        return None
+    try:
+        value = limits.key(params())
+    except Exception as exc:
+        raise InvalidParamsError(
+            f"the limit key of workflow {name!r} could not be computed from the params ({type(exc).__name__})"
+        ) from None
+    if not isinstance(value, str):
+        raise InvalidParamsError(
+            f"the limit key of workflow {name!r} must be a string, not {type(value).__name__}"
+        )
+    return value

@@ -33,8 +33,10 @@ from framework.backends.dynamodb_items import (
     run_prefix,
     to_av,
 )
+from framework.backends.dynamodb_limits import LimitTable
 from framework.backends.dynamodb_manage import LIST_INDEX
 from framework.backends.store import (
+    PAUSABLE,
     WATCHED,
     DueInstance,
     InstanceTaken,
@@ -84,7 +86,7 @@ IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorte
 RUN_IS = "#inc = :inc AND #run = :run"
 
 
-class DynamoStore(CallbackTable):
+class DynamoStore(LimitTable, CallbackTable):
     """Store on one DynamoDB table, through an injected low-level client."""
 
     def __init__(self, client: Any, table_name: str, *, shards: int = 8) -> None:
@@ -265,7 +267,7 @@ class DynamoStore(CallbackTable):
         )
 
     def release(self, lease: Lease, release: Release) -> Status:
-        if release.status is not Status.WAITING:
+        if release.status not in PAUSABLE:
             self._release(lease, release, LEASE_IS_MINE)
             return release.status
         # A WAITING release is stored PAUSED if a pause request is there. Each attempt is conditioned on
@@ -273,7 +275,7 @@ class DynamoStore(CallbackTable):
         # two attempts makes the next one fail and look again, so it is never overwritten.
         pause = False
         for _ in range(RELEASE_TRIES):
-            status = Status.PAUSED if pause else Status.WAITING
+            status = Status.PAUSED if pause else release.status
             assumed = PAUSE_IS_REQUESTED if pause else NO_PAUSE_REQUESTED
             try:
                 self._release(lease, replace(release, status=status), f"{LEASE_IS_MINE} AND {assumed}")

@@ -102,6 +102,7 @@ def instance_from(item: dict[str, Any]) -> InstanceRecord:
         running=tuple(RunningStep.of_item(op, r) for op, r in d.get("running", {}).items()),
         counts=StepCounts.of_item(d.get("counts")),
         code_version=d.get("code_version"),
+        limit_key=d.get("limit_key"),
     )
 
 
@@ -153,6 +154,7 @@ def instance_to(r: InstanceRecord, shard: str, version: str) -> dict[str, Any]:
         "running": {s.op: s.as_item() for s in r.running} or None,
         "counts": r.counts.as_item(),
         "code_version": r.code_version,
+        "limit_key": r.limit_key,
     }
     return to_av(values | {k: v for k, v in optional.items() if v is not None})
 

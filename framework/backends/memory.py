@@ -6,7 +6,9 @@ import threading
 from dataclasses import replace
 
 from framework.backends.callbacks import already_sent, check_callback
+from framework.backends.limiter import LimiterConflict, LimiterState, Waiter
 from framework.backends.store import (
+    PAUSABLE,
     WATCHED,
     DueInstance,
     InstanceTaken,
@@ -45,6 +47,8 @@ class MemoryStore:
         self._journals: dict[tuple[str, RunKey], dict[int, JournalEntry]] = {}
         self._events: dict[tuple[str, RunKey], dict[str, EventRecord]] = {}
         self._sweep_mark: float | None = None
+        self._limiters: dict[str, LimiterState] = {}
+        self._waiters: dict[str, set[Waiter]] = {}
         self.calls = 0
 
     def create_instance(self, record: InstanceRecord) -> None:
@@ -163,7 +167,7 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             current = self._owned(lease.previous.id, lease.owner)
-            if release.status is Status.WAITING and current.pause_requested:
+            if release.status in PAUSABLE and current.pause_requested:
                 release = replace(release, status=Status.PAUSED)
             self._set(released(Lease(lease.owner, lease.until, current), release))
             return release.status
@@ -310,6 +314,40 @@ class MemoryStore:
                 events[event.key] = event
             elif not replace:
                 raise already_sent(callback)
+
+    def get_limiter(self, key: str) -> LimiterState:
+        with self._lock:
+            self.calls += 1
+            return self._limiters.get(key, LimiterState())
+
+    def put_limiter(self, key: str, state: LimiterState, expires_at: int) -> str:
+        with self._lock:
+            self.calls += 1
+            stored = self._limiters.get(key, LimiterState())
+            if stored.version != state.version:
+                raise LimiterConflict(stored)
+            version = new_version()
+            self._limiters[key] = replace(state, holders=dict(state.holders), version=version)
+            return version
+
+    def add_waiter(self, key: str, waiter: Waiter, expires_at: int) -> None:
+        with self._lock:
+            self.calls += 1
+            self._waiters.setdefault(key, set()).add(waiter)
+
+    def oldest_waiters(self, key: str, limit: int) -> list[Waiter]:
+        with self._lock:
+            self.calls += 1
+            return sorted(self._waiters.get(key, set()))[:limit]
+
+    def take_waiter(self, key: str, waiter: Waiter) -> bool:
+        with self._lock:
+            self.calls += 1
+            waiting = self._waiters.get(key, set())
+            if waiter not in waiting:
+                return False
+            waiting.discard(waiter)
+            return True
 
     def expire(self, instance_id: str) -> None:
         """What DynamoDB's TTL does: remove the instance item, and nothing else (a fake's control)."""

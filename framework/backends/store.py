@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from framework.backends.limiter import LimiterState, Waiter
 from framework.core.callbacks import CallbackId
 from framework.core.progress import RunningStep, StepCounts, WaitInfo
 from framework.core.records import (
@@ -73,6 +74,8 @@ class Release:
 # A new instance carries no ``due_at`` (so that its create and completion write no index); the sweeper
 # looks at each once, after the grace, and gives one that runs, or was never woken, a ``due_at``.
 WATCHED = frozenset({Status.QUEUED, Status.RUNNING, Status.ROLLING_BACK})
+# Releases that a pause request turns into PAUSED: a wait, and a wait for a slot (framework.engine.limits).
+PAUSABLE = frozenset({Status.WAITING, Status.QUEUED})
 
 
 def released(lease: Lease, release: Release) -> InstanceRecord:
@@ -177,7 +180,7 @@ class Store(Protocol):
 
     def release(self, lease: Lease, release: Release) -> Status:
         """Write the new status and drop the lease, if ``lease.owner`` still holds it. Raise LeaseLost.
-        A WAITING release of an instance with a pause request is stored as PAUSED instead (its
+        A WAITING (or QUEUED) release of an instance with a pause request is stored as PAUSED instead (its
         ``wake_at`` kept for resume), and only while the request is still there: a resume() that
         lands meanwhile is never lost. Return the status stored."""
 
@@ -255,6 +258,24 @@ class Store(Protocol):
         (``framework.backends.callbacks.check_callback``), CallbackCompletedError for an outcome whose
         key is stored already. A heartbeat older than the stored one changes nothing and raises nothing.
         """
+
+    # -- concurrency and rate limits (framework.backends.limiter, framework.engine.limits) ----------------
+    def get_limiter(self, key: str) -> LimiterState:
+        """The limiter ``key`` as stored, read strongly consistent (an empty state if none)."""
+
+    def put_limiter(self, key: str, state: LimiterState, expires_at: int) -> str:
+        """Write ``state`` with a new version if the stored version is still ``state.version`` (None:
+        no item yet), and return the new version. Raise LimiterConflict with the stored state
+        otherwise: one conditional write, no read. The item expires (TTL) at ``expires_at``."""
+
+    def add_waiter(self, key: str, waiter: Waiter, expires_at: int) -> None:
+        """Register ``waiter`` (one write; registering again changes nothing but the expiry)."""
+
+    def oldest_waiters(self, key: str, limit: int) -> list[Waiter]:
+        """Up to ``limit`` of the limiter's waiters, oldest ``order`` first, read strongly consistent."""
+
+    def take_waiter(self, key: str, waiter: Waiter) -> bool:
+        """Delete ``waiter``; True if this call deleted it (two takers: one wins), False if it was gone."""
 
 
 def control_outcome(current: InstanceRecord, action: Control, now: float, expires_at: int) -> InstanceRecord:

@@ -25,6 +25,9 @@ POINTS = (
 # Reached only by child instances (``step.invoke``): between a child's release and its report, and
 # between the report and the parent's wake-up.
 CHILD_POINTS = ("child.before_report", "child.before_parent_wake")
+# Reached only by workflows with a concurrency limit (framework.engine.limits): a slot given back, its
+# waiters not woken yet.
+LIMIT_POINTS = ("limits.after_free",)
 _hooks: list[Hook] = []
 
 

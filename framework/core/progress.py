@@ -27,6 +27,8 @@ class WaitKind(StrEnum):
     INVOKE = "invoke"  # step.invoke: a child instance's end
     CONDITION = "condition"  # step.wait_for_condition: the next check
     MAP = "map"  # step.map over a workflow: its children's ends (no deadline of its own)
+    SLOT = "slot"  # a concurrency limit: a free slot (``until``: when the sweeper looks at the latest)
+    RATE = "rate"  # a rate limit: the ticket's time, when it starts (framework.engine.limits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,6 +214,9 @@ class InstanceRecord:
     # The version of the workflow's code this instance started on (``@workflow(version=...)``): it runs
     # that version's code while it is registered. None for an unversioned workflow.
     code_version: str | None = None
+    # The value of the workflow's limit key for this instance (``@workflow(key=...)``), computed once
+    # when it is created: which limiter's slots it takes (framework.engine.limits). None: no key.
+    limit_key: str | None = None
 
     @property
     def run_key(self) -> RunKey:

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from framework.api.limits import limit_key
 from framework.backends.environment import Environment
 from framework.core import serde
 from framework.core.faults import point
@@ -50,16 +51,18 @@ def child_record(
 ) -> InstanceRecord:
     """The new child instance, its params checked against its workflow's model."""
     wf = env.registry.get(workflow)
+    text = wf.encode_params(params)
     return InstanceRecord(
         id=child_id,
         workflow=wf.name,
         status=Status.QUEUED,
-        params=wf.encode_params(params),
+        params=text,
         created_at=now,
         updated_at=now,
         incarnation=new_incarnation(),
         parent=parent,
         code_version=wf.version,
+        limit_key=limit_key(wf.name, wf.limits, lambda: wf.decode_params(text)),
     )
 
 

@@ -25,6 +25,7 @@ class Outcome(StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"  # terminated or restarted while it ran
     RETRYING = "retrying"  # an AWS call failed: handed over to a wake-up after a backoff
+    QUEUED = "queued"  # no free slot, or over the rate: released to wait (framework.engine.limits)
     COMPLETED = "completed"
     ERRORED = "errored"
 

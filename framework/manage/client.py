@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from framework.api.calls import check_event_type
+from framework.api.limits import limit_key
 from framework.api.registry import Registry, Workflow, check_workflow_name
 from framework.backends.blobs import S3Blobs
 from framework.backends.dynamodb import DynamoStore
@@ -296,6 +297,7 @@ class WorkflowClient:
             updated_at=now,
             incarnation=new_incarnation(),
             code_version=wf.version,
+            limit_key=limit_key(wf.name, wf.limits, lambda: wf.decode_params(text)),
             # No due_at: the sweeper looks at each new instance once, a grace after its creation, and
             # re-enqueues it if its start message was lost (framework/engine/sweeper.py).
         )

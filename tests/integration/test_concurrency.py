@@ -42,11 +42,14 @@ def run_concurrently(
     params: dict[str, Any],
     deadline: float,
     dynamodb: str | None = None,
+    workflow: str = "it-chain",
+    params_of: Any = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Outcome:
     """Start ``instances`` instances of it-chain, paced so that the queue stays shallow (moto's SQS
     slows down with depth), and wait for all of them to finish. ``dynamodb``: the table's endpoint, if it
     is not ``endpoint``."""
-    env = environment(rt, endpoint, POWERTOOLS_LOG_LEVEL="INFO")
+    env = environment(rt, endpoint, POWERTOOLS_LOG_LEVEL="INFO") | (extra_env or {})
     if dynamodb is not None:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb
     logs = [tmp_path / f"worker{n}.log" for n in range(WORKERS)]
@@ -74,7 +77,7 @@ def run_concurrently(
     try:
         for i in range(instances):
             # One PutItem each: moto's TransactWriteItems (create_batch) slows down as the table grows.
-            rt.client.create("it-chain", params, id=f"c{i}")
+            rt.client.create(workflow, params if params_of is None else params_of(i), id=f"c{i}")
             if i % 50 == 49:
                 while _depth(sqs, rt.queue_url) > 100 and time.time() < deadline:
                     time.sleep(0.2)
@@ -162,3 +165,31 @@ def test_a_thousand_instances_on_worker_processes_with_every_message_twice(
         )
         # Duplicates were delivered, and the lease or due check turned them away.
         assert outcome.duplicates_turned_away >= instances
+
+
+@pytest.mark.timeout(420)
+def test_a_limited_workflow_under_the_thousand_instances_with_every_message_twice(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """The same run with concurrency=2 per key over 5 keys: the most step bodies running at once,
+    counted inside the bodies across the worker processes, is never above 2 per key (10 in all)."""
+    instances = int(os.environ.get("CONCURRENCY_INSTANCES", "1000"))
+    counter = tmp_path / "bodies.json"
+    with LocalRuntime(workflows=[w.limited], endpoint_url=moto_server, prefix="lim") as rt:
+        run_concurrently(
+            rt,
+            moto_server,
+            tmp_path,
+            instances=instances,
+            params={},
+            deadline=time.time() + 360,
+            workflow="it-limited",
+            params_of=lambda i: {"customer": f"k{i % 5}"},
+            extra_env={"LIMIT_COUNTER": str(counter)},
+        )
+        db = rt.boto3_client("dynamodb")
+        assert _finished(db, rt.table_name) == instances
+    seen = json.loads(counter.read_text())
+    assert max(seen[f"max k{k}"] for k in range(5)) <= 2, seen
+    assert seen["max *"] <= 10, seen
+    assert seen["max *"] >= 2, seen  # the workers did overlap

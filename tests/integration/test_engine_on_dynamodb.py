@@ -22,6 +22,7 @@ from tests.unit.test_engine_failures import *  # noqa: F403
 from tests.unit.test_fanout import *  # noqa: F403
 from tests.unit.test_idempotent_create import *  # noqa: F403 - the put returns the existing item
 from tests.unit.test_invoke import *  # noqa: F403
+from tests.unit.test_limits import *  # noqa: F403 - slots, tickets and waiters on DynamoDB items
 from tests.unit.test_management import *  # noqa: F403
 from tests.unit.test_robustness import *  # noqa: F403
 from tests.unit.test_saga import *  # noqa: F403

@@ -155,3 +155,37 @@ def refundable(event: Any, step: Any) -> Any:
     charge()
     step.sleep("ship", "1 day")
     return {"shipped": True}
+
+
+def _bodies_at_once(key: str) -> None:
+    """Count the step bodies running at once across worker processes, overall and per key, in a file
+    under ``LIMIT_COUNTER`` (locked): the most seen is kept in it."""
+    import fcntl
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    path = Path(os.environ["LIMIT_COUNTER"])
+
+    def change(delta: int) -> None:
+        with path.open("a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            data = json.loads(f.read() or "{}")
+            for k in (key, "*"):
+                data[k] = data.get(k, 0) + delta
+                data[f"max {k}"] = max(data.get(f"max {k}", 0), data[k])
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(data))
+
+    change(1)
+    time.sleep(0.01)
+    change(-1)
+
+
+@workflow("it-limited", concurrency=2, key=lambda params: params["customer"])
+def limited(event: Any, step: Any) -> Any:
+    step.do("work", lambda: _bodies_at_once(event.payload["customer"]))
+    return {"total": 0}

@@ -23,9 +23,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from framework.api.batch import BatchError, BatchItemStatus, CompletionPolicy
+from framework.api.limits import limit_key
 from framework.core import serde
 from framework.core.progress import WaitInfo, WaitKind
 from framework.core.records import (
@@ -277,6 +279,9 @@ class FanOut:
                 updated_at=now,
                 incarnation=new_incarnation(),
                 parent=replace(self.link, op=f"{self.op}.{i}"),
+                limit_key=limit_key(
+                    self.wf.name, self.wf.limits, partial(self.wf.decode_params, self.params[i])
+                ),
             )
             for i in start
         ]
