@@ -40,10 +40,11 @@ ALIASES = {
 MONTHS = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
 DAYS = {d.upper(): (i + 1) % 7 for i, d in enumerate(calendar.day_abbr)}  # MON=1 ... SUN=0
 # (name, low, high, names) of each field, in order.
-FIELDS = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
+NO_NAMES: dict[str, int] = {}
+FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, NO_NAMES),
+    ("hour", 0, 23, NO_NAMES),
+    ("day of month", 1, 31, NO_NAMES),
     ("month", 1, 12, MONTHS),
     ("day of week", 0, 7, DAYS),
 )

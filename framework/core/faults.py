@@ -25,6 +25,9 @@ POINTS = (
 # Reached only by child instances (``step.invoke``): between a child's release and its report, and
 # between the report and the parent's wake-up.
 CHILD_POINTS = ("child.before_report", "child.before_parent_wake")
+# Reached only by the sweeper firing a schedule (framework.engine.schedules): a fire's instance is
+# created and started, the schedule's mark not moved yet.
+SCHEDULE_POINTS = ("schedule.after_create",)
 _hooks: list[Hook] = []
 
 

@@ -28,6 +28,7 @@ from framework.api.schedules import CatchUp, Schedule
 from framework.backends.environment import Environment
 from framework.backends.store import InstanceTaken, ScheduleState, Store
 from framework.core import metrics, serde
+from framework.core.faults import point
 from framework.core.logs import logger
 from framework.core.records import InstanceRecord, Status, new_incarnation
 from framework.engine.invocation import send_wake
@@ -121,6 +122,7 @@ def _fire(
             mark = state.mark if handled is None else handled
             break
         started += start_fire(env, wf, schedule, at, now)
+        point("schedule.after_create", workflow=wf.name, at=at)
         handled = at
     if mark == state.mark:
         return started
