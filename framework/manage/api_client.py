@@ -13,6 +13,7 @@ names, as the direct client would raise it, else ``ApiError``; no answer at all 
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import socket
@@ -211,7 +212,7 @@ class ApiClient:
         self._call("POST", f"/callbacks/{_name(callback_id)}/heartbeat")
 
     # -- schedules ----------------------------------------------------------------------------------------
-    def schedules(self) -> list[ScheduleInfo]:
+    def schedules(self) -> builtins.list[ScheduleInfo]:
         """As ``WorkflowClient.schedules`` (``GET /schedules``): those of the API's workflows."""
         return [ScheduleInfo.from_dict(s) for s in self._call("GET", "/schedules")["schedules"]]
 

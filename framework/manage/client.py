@@ -35,9 +35,11 @@ from framework.errors import (
     InvalidInstanceIdError,
     PayloadTooLargeError,
 )
-from framework.manage import callbacks, schedules
+from framework.manage import callbacks
+from framework.manage import schedules as schedule_ops
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
 from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page, read_page
+from framework.manage.schedules import ScheduleInfo
 from framework.manage.status import InstancePage, InstanceStatus, RunningStatus, WaitStatus
 
 MAX_JSON_DEPTH = serde.MAX_DEPTH  # nesting of params and event payloads, as of stored values
@@ -428,17 +430,17 @@ class WorkflowClient:
         callbacks.send_heartbeat(self._env, callback_id)
 
     # -- schedules (framework.manage.schedules) --------------------------------------------------------
-    def schedules(self) -> builtins.list[schedules.ScheduleInfo]:
+    def schedules(self) -> builtins.list[ScheduleInfo]:
         """The schedules of the workflows registered here, by name, with their state."""
-        return schedules.list_schedules(self._env)
+        return schedule_ops.list_schedules(self._env)
 
-    def pause_schedule(self, name: str) -> schedules.ScheduleInfo:
+    def pause_schedule(self, name: str) -> ScheduleInfo:
         """Stop ``name``'s fires until resumed. Raise WorkflowNotFoundError (also for no schedule)."""
-        return schedules.pause(self._env, name)
+        return schedule_ops.pause(self._env, name)
 
-    def resume_schedule(self, name: str) -> schedules.ScheduleInfo:
+    def resume_schedule(self, name: str) -> ScheduleInfo:
         """Fire again from now on; fires missed while paused are dropped. Raise WorkflowNotFoundError."""
-        return schedules.resume(self._env, name)
+        return schedule_ops.resume(self._env, name)
 
 
 _default: WorkflowClient | None = None
