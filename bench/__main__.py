@@ -31,6 +31,7 @@ SECTIONS = (
     ("children", "bench.children", "children_section"),
     ("fanout", "bench.fanout", "fanout_section"),
     ("fanout-dev", "bench.fanout_dev", "fanout_dev_section"),
+    ("schedules", "bench.schedules", "schedules_section"),
 )
 
 

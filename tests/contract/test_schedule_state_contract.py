@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from framework.backends.store import ScheduleState, Store
-from tests.contract.test_store_contract import NOW, record, store  # noqa: F401 - the fixture
+from tests.contract.test_store_contract import NOW, record, store
 
 __all__ = ["store"]
 
 
-def test_no_state_before_the_first_write_then_what_was_written(store: Store) -> None:  # noqa: F811
+def test_no_state_before_the_first_write_then_what_was_written(store: Store) -> None:
     assert store.schedule_state("nightly") is None
     assert store.put_schedule_state("nightly", ScheduleState(NOW), expected=None)
     assert store.schedule_state("nightly") == ScheduleState(NOW)
     assert store.schedule_state("other") is None  # one item per workflow
 
 
-def test_a_write_lands_only_from_the_state_read(store: Store) -> None:  # noqa: F811
+def test_a_write_lands_only_from_the_state_read(store: Store) -> None:
     first = ScheduleState(NOW + 0.25)
     assert store.put_schedule_state("w", first, expected=None)
     assert not store.put_schedule_state("w", ScheduleState(NOW + 1), expected=None)  # one exists
@@ -32,7 +32,7 @@ def test_a_write_lands_only_from_the_state_read(store: Store) -> None:  # noqa: 
     assert store.schedule_state("w") == paused
 
 
-def test_a_schedule_item_is_no_instance(store: Store) -> None:  # noqa: F811
+def test_a_schedule_item_is_no_instance(store: Store) -> None:
     store.create_instance(record("nightly"))
     assert store.put_schedule_state("nightly", ScheduleState(NOW), expected=None)
     assert store.get_instance("nightly") is not None

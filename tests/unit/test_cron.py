@@ -72,7 +72,7 @@ def test_a_rare_expression_fires_and_one_that_never_does_is_refused() -> None:
 @pytest.mark.parametrize(
     "bad",
     ["", "* * * *", "* * * * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8",
-     "*/0 * * * *", "5-1 * * * *", "a * * * *", "* * * FOO *", "1,,2 * * * *", "@often", "١ * * * *",
+     "*/0 * * * *", "5-1 * * * *", "a * * * *", "* * * FOO *", "1,,2 * * * *", "@often", "\u0661 * * * *",
      "x" * 300],
 )  # fmt: skip
 def test_bad_expressions_are_refused_with_a_bounded_message(bad: str) -> None:
@@ -96,7 +96,12 @@ def test_spring_forward_gap_fires_at_the_first_instant_after_it() -> None:
     assert got[1].timestamp() == utc(2026, 3, 30, 0, 30)  # 02:30 CEST the next day
     # Several skipped times (02:00, 02:30) and 03:00 itself fire once, at 03:00 CEST.
     half = [f.timestamp() for f in fires("*/30 * * * *", utc(2026, 3, 29, 0, 15), 4, "Europe/Paris")]
-    assert half == [utc(2026, 3, 29, 0, 30), utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 1, 30), utc(2026, 3, 29, 2)]
+    assert half == [
+        utc(2026, 3, 29, 0, 30),
+        utc(2026, 3, 29, 1, 0),
+        utc(2026, 3, 29, 1, 30),
+        utc(2026, 3, 29, 2),
+    ]
 
 
 def test_fall_back_ambiguous_time_fires_once_at_its_first_occurrence() -> None:
@@ -111,9 +116,13 @@ def test_fall_back_ambiguous_time_fires_once_at_its_first_occurrence() -> None:
 
 def test_paris_fall_back_and_new_york_spring_forward() -> None:
     # Paris, 2026-10-25: 03:00 CEST becomes 02:00 CET; 02:30 fires once, in CEST.
-    assert fires("30 2 * * *", utc(2026, 10, 24, 12), 1, "Europe/Paris")[0].timestamp() == utc(2026, 10, 25, 0, 30)
+    assert fires("30 2 * * *", utc(2026, 10, 24, 12), 1, "Europe/Paris")[0].timestamp() == utc(
+        2026, 10, 25, 0, 30
+    )
     # New York, 2026-03-08: 02:00 EST becomes 03:00 EDT.
-    assert fires("15 2 * * *", utc(2026, 3, 7, 12), 1, "America/New_York")[0].timestamp() == utc(2026, 3, 8, 7)
+    assert fires("15 2 * * *", utc(2026, 3, 7, 12), 1, "America/New_York")[0].timestamp() == utc(
+        2026, 3, 8, 7
+    )
 
 
 def test_every_counts_multiples_of_the_period_since_the_epoch() -> None:
@@ -138,7 +147,9 @@ ZONES = st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkat
 def _gap_end(t: float, zone: ZoneInfo) -> bool:
     """``t`` is the first instant after a spring-forward gap."""
     before, at = datetime.fromtimestamp(t - 60, zone), datetime.fromtimestamp(t, zone)
-    return at.utcoffset() != before.utcoffset() and at.replace(tzinfo=None) - before.replace(tzinfo=None) > timedelta(minutes=1)
+    return at.utcoffset() != before.utcoffset() and at.replace(tzinfo=None) - before.replace(
+        tzinfo=None
+    ) > timedelta(minutes=1)
 
 
 @settings(max_examples=60, deadline=None)

@@ -156,7 +156,9 @@ def test_paused_fires_nothing_and_resume_drops_what_was_missed() -> None:
     h.advance(HOUR)
     assert len(ids(h)) == 1  # the next one, not the three missed
     listed = h.client.schedules()
-    assert [(s.workflow, s.cron, s.catch_up, s.paused) for s in listed] == [("hourly", "0 * * * *", "all", False)]
+    assert [(s.workflow, s.cron, s.catch_up, s.paused) for s in listed] == [
+        ("hourly", "0 * * * *", "all", False)
+    ]
     assert listed[0].last_fire is not None and listed[0].next_fire > listed[0].last_fire
 
 
