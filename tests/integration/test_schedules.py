@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from framework import cli, workflow
+from framework.api.registry import REGISTRY
 from framework.engine.schedules import fire_id
 from framework.local import LocalContext, LocalRuntime
 from handlers import api
@@ -21,6 +22,9 @@ HOUR = 3600.0
 @workflow("it-hourly", schedule="0 * * * *", catch_up="all", catch_up_window="1 day")
 def it_hourly(event: Any, step: Any) -> Any:
     return step.do("report", lambda: event.payload["scheduled_time"])
+
+
+REGISTRY.remove(it_hourly)  # type: ignore[arg-type]  # a schedule there would fire in other tests' runtimes
 
 
 @pytest.fixture
@@ -95,6 +99,14 @@ def test_pause_and_resume_over_the_api(rt: LocalRuntime) -> None:
 
 def test_pause_and_resume_with_the_cli(rt: LocalRuntime, capsys: pytest.CaptureFixture[str]) -> None:
     stack = ["--table", rt.table_name, "--queue-url", rt.queue_url, "--modules", __name__]
+    REGISTRY.add(it_hourly)  # type: ignore[arg-type]  # what --modules registers on a first import
+    try:
+        _cli_pause_and_resume(rt, capsys, stack)
+    finally:
+        REGISTRY.remove(it_hourly)  # type: ignore[arg-type]
+
+
+def _cli_pause_and_resume(rt: LocalRuntime, capsys: pytest.CaptureFixture[str], stack: list[str]) -> None:
     assert cli.main(["schedules", "pause", "it-hourly", "--json", *stack]) == 0
     assert json.loads(capsys.readouterr().out)["paused"] is True
     assert rt.env.store.schedule_state("it-hourly").paused

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from framework import WorkflowNotFoundError, workflow
-from framework.api.registry import Registry, Workflow
+from framework.api.registry import REGISTRY, Registry, Workflow
 from framework.backends.store import ScheduleState
 from framework.core.faults import injected
 from framework.engine.schedules import MAX_FIRES, ON_TIME, fire_id, fire_schedules
@@ -19,12 +19,18 @@ from tests.unit.harness import Harness
 HOUR = 3600.0
 
 
+def private(wf: Any) -> Any:
+    """Out of the process's registry: a schedule there would fire in other tests' runtimes."""
+    REGISTRY.remove(wf)
+    return wf
+
+
 def hourly(catch_up: str = "last", window: str = "1 day", name: str = "hourly") -> Workflow:
     @workflow(name, schedule="0 * * * *", catch_up=catch_up, catch_up_window=window)
     def fn(event: Any, step: Any) -> Any:
         return event.payload
 
-    return fn  # type: ignore[return-value]
+    return private(fn)  # type: ignore[no-any-return]
 
 
 def ids(h: Harness) -> list[str]:
@@ -133,7 +139,7 @@ def test_all_caps_one_run_and_goes_on_next_run() -> None:
     def often(event: Any, step: Any) -> None:
         return None
 
-    h = Harness(often)
+    h = Harness(private(often))
     sweep(h.env)
     start = h.clock.now()
     h.clock.set(start + MAX_FIRES + 500)
@@ -167,7 +173,7 @@ def test_pause_and_resume_refuse_unknown_or_unscheduled_workflows() -> None:
     def plain(event: Any, step: Any) -> None:
         return None
 
-    h = Harness(hourly(), plain)
+    h = Harness(hourly(), private(plain))
     for name in ("plain", "nope"):
         with pytest.raises(WorkflowNotFoundError):
             h.client.pause_schedule(name)
@@ -195,8 +201,8 @@ def test_a_failing_schedule_stops_neither_the_others_nor_the_sweep() -> None:
     def sleeper(event: Any, step: Any) -> None:
         step.sleep("nap", "2 hours")
 
-    h = Harness(strict, hourly())
-    h.env.registry.add(sleeper)
+    h = Harness(private(strict), hourly())
+    h.env.registry.add(private(sleeper))
     sweep(h.env)
     h.client.create("sleeper", id="s1")
     h.advance(3 * HOUR)
