@@ -34,6 +34,7 @@ SECTIONS = (
     ("fanout-dev", "bench.fanout_dev", "fanout_dev_section"),
     ("triggers", "bench.triggers", "triggers_section"),
     ("limits", "bench.limits", "limits_section"),
+    ("schedules", "bench.schedules", "schedules_section"),
 )
 
 

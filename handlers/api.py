@@ -42,7 +42,7 @@ from framework.core.callbacks import parse_callback_id
 from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
-from handlers import listing, ui
+from handlers import listing, schedules, ui
 from handlers.views import ERRORS, InstanceView, responses
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -70,6 +70,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflows API")
 app.include_router(ui.router)  # GET /ui, the dashboard (HTML, not in the OpenAPI document)
 app.include_router(listing.router)  # GET /workflows/{name}/instances and GET /instances
+app.include_router(schedules.router)  # GET /schedules, POST /schedules/{name}/pause and /resume
 
 
 def _decoded_ids(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from framework.core import cron
 from framework.core.durations import Duration, parse_duration
 from framework.errors import InvalidConfigError
 
@@ -30,6 +31,19 @@ class Schedule:
     catch_up: CatchUp = CatchUp.LAST
     catch_up_window: float = 86400.0
 
+    def next_fire(self, after: float) -> float:
+        """The first fire strictly after epoch ``after`` (framework.core.cron; ``every`` counts from
+        the epoch, in UTC)."""
+        if self.every is not None:
+            return cron.next_every(after, self.every)
+        assert self.cron is not None  # schedule_of gives one of the two
+        return cron.parse(self.cron).next_fire(after, self.timezone)
+
+    @property
+    def expression(self) -> str:
+        """The cron expression, or ``every <n> seconds``: what a fire's params name as its schedule."""
+        return self.cron if self.cron is not None else f"every {self.every:g} seconds"
+
 
 def schedule_of(
     name: str,
@@ -50,8 +64,17 @@ def schedule_of(
     if schedule is not None and not isinstance(schedule, str):
         raise InvalidConfigError(f"schedule of workflow {name!r} must be a cron string")
     seconds = None if every is None else parse_duration(every, what=f"every of workflow {name!r}")
-    if seconds is not None and seconds < 1:
-        raise InvalidConfigError(f"every of workflow {name!r} must be at least 1 second")
+    if seconds is not None and (seconds < 1 or seconds != int(seconds)):
+        # Whole seconds: a fire's instance id names its time to the second.
+        raise InvalidConfigError(f"every of workflow {name!r} must be a whole number of seconds, 1 or more")
+    try:
+        if schedule is not None:
+            cron.parse(schedule)
+        cron.zone_of(timezone or "UTC")
+    except cron.CronError as exc:
+        raise InvalidConfigError(f"workflow {name!r}: {exc}") from None
+    if timezone is not None and every is not None:
+        raise InvalidConfigError(f"workflow {name!r} sets a timezone for every=, which counts in UTC")
     try:
         policy = CatchUp(catch_up or CatchUp.LAST)
     except ValueError:

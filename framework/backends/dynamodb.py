@@ -35,6 +35,7 @@ from framework.backends.dynamodb_items import (
 )
 from framework.backends.dynamodb_limits import LimitTable
 from framework.backends.dynamodb_manage import LIST_INDEX
+from framework.backends.dynamodb_schedules import ScheduleTable
 from framework.backends.store import (
     PAUSABLE,
     WATCHED,
@@ -86,7 +87,7 @@ IS_FINISHED = "#status IN (" + ", ".join(f":fin_{s.name.lower()}" for s in sorte
 RUN_IS = "#inc = :inc AND #run = :run"
 
 
-class DynamoStore(LimitTable, CallbackTable):
+class DynamoStore(LimitTable, CallbackTable, ScheduleTable):
     """Store on one DynamoDB table, through an injected low-level client."""
 
     def __init__(self, client: Any, table_name: str, *, shards: int = 8) -> None:

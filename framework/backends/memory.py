@@ -15,6 +15,7 @@ from framework.backends.store import (
     LeaseConflict,
     LeaseLost,
     Release,
+    ScheduleState,
     control_outcome,
     released,
 )
@@ -49,6 +50,7 @@ class MemoryStore:
         self._sweep_mark: float | None = None
         self._limiters: dict[str, LimiterState] = {}
         self._waiters: dict[str, set[Waiter]] = {}
+        self._schedules: dict[str, ScheduleState] = {}
         self.calls = 0
 
     def create_instance(self, record: InstanceRecord) -> None:
@@ -207,6 +209,26 @@ class MemoryStore:
             mark = self._sweep_mark
             if mark is None or mark < swept_until or (now is not None and mark > now):
                 self._sweep_mark = swept_until
+
+    def schedule_state(self, workflow: str) -> ScheduleState | None:
+        with self._lock:
+            self.calls += 1
+            return self._schedules.get(workflow)
+
+    def put_schedule_state(
+        self, workflow: str, state: ScheduleState, *, expected: ScheduleState | None
+    ) -> bool:
+        with self._lock:
+            self.calls += 1
+            stored = self._schedules.get(workflow)
+            if (stored is None) != (expected is None) or (
+                stored is not None
+                and expected is not None
+                and (stored.mark, stored.paused) != (expected.mark, expected.paused)
+            ):
+                return False
+            self._schedules[workflow] = state
+            return True
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         with self._lock:

@@ -114,6 +114,16 @@ class DueInstance:
     wake_at: float | None  # in the past for a running or crashed instance: nothing to wait for
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A workflow schedule's item (framework.engine.schedules): every fire at or before ``mark`` is
+    handled; ``paused``: none fires; ``last_fire``: the newest fire that started an instance."""
+
+    mark: float
+    paused: bool = False
+    last_fire: float | None = None
+
+
 def shard_of(instance_id: str, shards: int) -> str:
     """The sweeper index partition of an instance: stable, spread evenly."""
     return str(zlib.crc32(instance_id.encode()) % shards)
@@ -201,6 +211,15 @@ class Store(Protocol):
     def set_sweep_mark(self, swept_until: float, *, now: float | None = None) -> None:
         """Move the mark on; a mark already further on stays (two sweeps at once). With ``now``, a mark
         after ``now`` is set back to ``swept_until`` too: a sweeper whose clock ran fast wrote it."""
+
+    def schedule_state(self, workflow: str) -> ScheduleState | None:
+        """The state of ``workflow``'s schedule, read strongly consistent; None before its first sweep."""
+
+    def put_schedule_state(
+        self, workflow: str, state: ScheduleState, *, expected: ScheduleState | None
+    ) -> bool:
+        """Write ``state`` only if the stored one has ``expected``'s mark and paused flag (None: if there
+        is none yet). Return False, writing nothing, otherwise: another sweep or a pause came first."""
 
     def postpone(self, instance_id: str, due_at: float, new_due_at: float, *, now: float) -> bool:
         """Move ``due_at`` on if it is still ``due_at`` and no lease is live at ``now``. Return False

@@ -20,6 +20,7 @@ from typing import Any
 from framework.api.registry import load_modules
 from framework.cli.dev import add_dev_parser, cmd_demo
 from framework.cli.options import CliError, _number, _read_json
+from framework.cli.schedules import add_schedules_parser
 from framework.errors import ApiError, WorkflowError
 from framework.manage.api_client import ApiClient
 from framework.manage.client import InstanceStatus, WaitStatus, WorkflowClient
@@ -418,6 +419,7 @@ def parser() -> argparse.ArgumentParser:
             )
     _callback_parser(commands, common)
     _history_parsers(command)
+    add_schedules_parser(commands, common, _client)
     listing = command("list", cmd_list, "list instances, newest first")
     listing.add_argument("--workflow")
     listing.add_argument("--status")

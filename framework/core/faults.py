@@ -28,6 +28,9 @@ CHILD_POINTS = ("child.before_report", "child.before_parent_wake")
 # Reached only by workflows with a concurrency limit (framework.engine.limits): a slot given back, its
 # waiters not woken yet.
 LIMIT_POINTS = ("limits.after_free",)
+# Reached only by the sweeper firing a schedule (framework.engine.schedules): a fire's instance is
+# created and started, the schedule's mark not moved yet.
+SCHEDULE_POINTS = ("schedule.after_create",)
 _hooks: list[Hook] = []
 
 

@@ -27,6 +27,7 @@ from framework.backends.queue import MAX_DELAY_SECONDS
 from framework.backends.store import WATCHED, DueInstance
 from framework.core.logs import logger
 from framework.engine.invocation import send_wake, send_wakes
+from framework.engine.schedules import fire_schedules
 
 FIRST_LOOK = 3600.0  # with no mark yet, how far back the first run looks for new instances
 # Parked wake-ups one run sends at most; past it, the next run goes on from the last one looked at (a
@@ -57,6 +58,10 @@ def sweep(env: Environment | None = None, context: Any = None) -> int:
         mark, ahead = now - AHEAD_LOOK, True
     sent, swept, kicked, unsent = _sweep_window(env, now, mark, out_of_time, set_back=ahead)
     requeued, lost = _kick_overdue(env, now, swept, out_of_time)
+    try:  # the workflows' schedules (framework.engine.schedules): never at the cost of the sweep above
+        fire_schedules(env, now, out_of_time)
+    except Exception as exc:
+        logger.error("schedules failed to fire; the next sweep tries again", extra={"error": repr(exc)})
     if kicked or requeued:
         logger.warning("sweeper re-enqueued stuck instances", extra={"requeued": kicked + requeued})
     if lost or unsent:

@@ -28,8 +28,9 @@ from framework.backends.queue import SqsQueue
 from framework.backends.store import WATCHED, Store
 from framework.core.clock import Clock, SystemClock, VirtualClock
 from framework.core.durations import Duration, parse_duration
-from framework.core.faults import CHILD_POINTS, POINTS, injected
+from framework.core.faults import CHILD_POINTS, POINTS, SCHEDULE_POINTS, injected
 from framework.core.logs import logger
+from framework.engine.schedules import next_due
 from framework.engine.sweeper import parked
 from framework.local.eventsource import Handler, LocalContext, Poller, delete_done, import_handler, sqs_record
 from framework.local.resources import create_resources
@@ -292,8 +293,9 @@ class LocalRuntime:
         """Kill the invocation at fault point ``point`` (see ``framework.core.faults.POINTS``) as if its
         process died there: the next time it is reached with info equal to ``match`` (for example
         ``name="verify"``), after ``skip`` matching passes. Each call arms one crash."""
-        if point not in POINTS + CHILD_POINTS:
-            raise ValueError(f"unknown fault point {point!r}; known: {', '.join(POINTS + CHILD_POINTS)}")
+        known = POINTS + CHILD_POINTS + SCHEDULE_POINTS
+        if point not in known:
+            raise ValueError(f"unknown fault point {point!r}; known: {', '.join(known)}")
         self._faults.append(_Fault(point, match, skip))
 
     def run_until_idle(self, max_deliveries: int = 100_000) -> None:
@@ -378,7 +380,7 @@ class LocalRuntime:
             while self._due and self._due[0] <= now - settle:
                 heapq.heappop(self._due)
             candidates = [max(self._due[0], now + settle / 40)] if self._due else []
-            sweep_at = self._next_sweep()
+            sweep_at = self._next_sweep(schedules=until is not None)  # a schedule is never idle
             if sweep_at is not None:
                 candidates.append(sweep_at)
             nxt = min(candidates, default=None)
@@ -404,10 +406,16 @@ class LocalRuntime:
             delivered = self._deliver(poller) or delivered
         return delivered
 
-    def _next_sweep(self) -> float | None:
-        """When the scheduled sweeper would next find work: like its schedule, at most once a minute."""
+    def _next_sweep(self, *, schedules: bool = True) -> float | None:
+        """When the scheduled sweeper would next find work: like its schedule, at most once a minute.
+        With ``schedules``, a schedule's next fire is work too (``advance`` fires them)."""
         return next_sweep(
-            self._quiet_store, self._settings, self._last_sweep, self.clock.now(), self._unwatched
+            self._quiet_store,
+            self._settings,
+            self._last_sweep,
+            self.clock.now(),
+            self._unwatched,
+            registry=self._registry if schedules else None,
         )
 
     def _wait_until(self, when: float) -> None:
@@ -472,12 +480,19 @@ __all__ = ["LocalRuntime", "SimulatedCrash", "Stack"]
 
 
 def next_sweep(
-    store: Store, settings: Settings, last_sweep: float, now: float, unwatched: dict[str, float] | None = None
+    store: Store,
+    settings: Settings,
+    last_sweep: float,
+    now: float,
+    unwatched: dict[str, float] | None = None,
+    *,
+    registry: Registry | None = None,
 ) -> float | None:
     """When a sweeper that last ran at ``last_sweep`` next has work, on a one-minute schedule: an
     instance due, or one created since that it has not looked at yet (and may need a ``due_at``).
     ``unwatched`` (id -> creation time), if given, holds the instances created, to look at with
-    GetItem, instead of a Query by creation time; those that no longer need a look are dropped."""
+    GetItem, instead of a Query by creation time; those that no longer need a look are dropped. With
+    ``registry``, the next fire of its schedules is work too (framework.engine.schedules.next_due)."""
     grace, mark = settings.sweep_grace, store.sweep_mark()
     # A parked wait whose wake-up went out (its due time is behind the mark) matters again only if that
     # wake-up is lost: one grace after its wake time.
@@ -496,4 +511,6 @@ def next_sweep(
         for gone in unwatched.keys() - {r.id for r in waiting}:
             del unwatched[gone]
     times += [min(r.created_at for r in waiting) + grace] if waiting else []
+    fire = None if registry is None else next_due(store, registry)  # the schedules' next fire
+    times += [] if fire is None else [fire]
     return max(min(times), last_sweep + SWEEP_EVERY, now) if times else None

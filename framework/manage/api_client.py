@@ -33,6 +33,7 @@ from framework.errors import (
     WorkflowError,
 )
 from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page
+from framework.manage.schedules import ScheduleInfo
 from framework.manage.status import InstancePage, InstanceStatus
 from framework.manage.versions import VersionCount
 
@@ -216,6 +217,17 @@ class ApiClient:
 
     def send_callback_heartbeat(self, callback_id: str) -> None:
         self._call("POST", f"/callbacks/{_name(callback_id)}/heartbeat")
+
+    # -- schedules ----------------------------------------------------------------------------------------
+    def schedules(self) -> builtins.list[ScheduleInfo]:
+        """As ``WorkflowClient.schedules`` (``GET /schedules``): those of the API's workflows."""
+        return [ScheduleInfo.from_dict(s) for s in self._call("GET", "/schedules")["schedules"]]
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        return ScheduleInfo.from_dict(self._call("POST", f"/schedules/{_name(name)}/pause"))
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        return ScheduleInfo.from_dict(self._call("POST", f"/schedules/{_name(name)}/resume"))
 
     # -- HTTP -------------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None, *, query: dict[str, Any] | None = None) -> Any:

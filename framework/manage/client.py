@@ -37,8 +37,10 @@ from framework.errors import (
     PayloadTooLargeError,
 )
 from framework.manage import callbacks
+from framework.manage import schedules as schedule_ops
 from framework.manage.history import HistoryAttempt, HistoryEntry, build_history
 from framework.manage.history_pages import DEFAULT_LIMIT, HistoryPage, every_page, read_page
+from framework.manage.schedules import ScheduleInfo
 from framework.manage.status import InstancePage, InstanceStatus, RunningStatus, WaitStatus
 from framework.manage.versions import VersionCount, count_versions
 
@@ -436,6 +438,19 @@ class WorkflowClient:
         """Keep a callback with a ``heartbeat_timeout`` alive: its heartbeat deadline moves to now plus
         that timeout. Wakes nothing. Raises as ``send_callback_success`` does."""
         callbacks.send_heartbeat(self._env, callback_id)
+
+    # -- schedules (framework.manage.schedules) --------------------------------------------------------
+    def schedules(self) -> builtins.list[ScheduleInfo]:
+        """The schedules of the workflows registered here, by name, with their state."""
+        return schedule_ops.list_schedules(self._env)
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop ``name``'s fires until resumed. Raise WorkflowNotFoundError (also for no schedule)."""
+        return schedule_ops.pause(self._env, name)
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire again from now on; fires missed while paused are dropped. Raise WorkflowNotFoundError."""
+        return schedule_ops.resume(self._env, name)
 
 
 _default: WorkflowClient | None = None

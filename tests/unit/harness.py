@@ -111,7 +111,7 @@ class Harness:
         """Deliver messages, and run the sweeper on its schedule, until nothing is left to do."""
         for _ in range(limit):
             self.run_due()
-            nxt = self._next()
+            nxt = self._next(schedules=False)  # a schedule is never idle
             if nxt is None:
                 return
             self._move_to(*nxt)
@@ -128,12 +128,15 @@ class Harness:
         self.clock.set(end)
         self.run_due()
 
-    def _next(self) -> tuple[float, bool] | None:
+    def _next(self, *, schedules: bool = True) -> tuple[float, bool] | None:
         """When something happens next: a message comes due (False), or the sweeper, on its one-minute
-        schedule, finds a parked or lost instance (True)."""
+        schedule, finds a parked or lost instance or a schedule's fire (True)."""
         message = self.queue.next_due()
         # Uncounted (the inner store): the sweeper's schedule is not the app's.
-        sweep_at = next_sweep(self.store.inner, self.env.settings, self.last_sweep, self.clock.now())
+        registry = self.env.registry if schedules else None
+        sweep_at = next_sweep(
+            self.store.inner, self.env.settings, self.last_sweep, self.clock.now(), registry=registry
+        )
         if sweep_at is not None and (message is None or sweep_at < message):
             return sweep_at, True
         return None if message is None else (message, False)

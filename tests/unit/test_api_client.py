@@ -357,3 +357,34 @@ def test_the_cli_goes_through_the_api_with_api_url_before_or_after_the_command(
 def test_skip_over_the_api_of_aws_is_refused_before_sending(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["skip", "x", "--api-url", EXECUTE_API]) == 1
     assert "an API on AWS has no skip route" in capsys.readouterr().err
+
+
+def test_schedules_pause_and_resume_go_to_their_routes() -> None:
+    view = {
+        "workflow": "nightly",
+        "cron": "0 3 * * *",
+        "every": None,
+        "timezone": "Europe/Paris",
+        "catch_up": "last",
+        "catch_up_window": 86400.0,
+        "paused": False,
+        "last_fire": None,
+        "next_fire": "2026-12-07T02:00:00+00:00",
+    }
+    sent = Sent(200, {"schedules": [view]})
+    client = client_of("http://127.0.0.1:8787", sent)
+    listed = client.schedules()
+    assert [s.workflow for s in listed] == ["nightly"] and listed[0].as_dict() == view
+    assert sent.requests[-1].full_url == "http://127.0.0.1:8787/schedules"
+    sent.body = view | {"paused": True, "next_fire": None}
+    assert client.pause_schedule("nightly").paused
+    assert (sent.requests[-1].get_method(), sent.requests[-1].full_url) == (
+        "POST",
+        "http://127.0.0.1:8787/schedules/nightly/pause",
+    )
+    sent.body = view
+    assert not client.resume_schedule("nightly").paused
+    assert sent.requests[-1].full_url.endswith("/schedules/nightly/resume")
+    sent.status, sent.body = 404, {"error": "WorkflowNotFoundError", "message": "no schedule"}
+    with pytest.raises(WorkflowNotFoundError):
+        client.pause_schedule("plain")
