@@ -28,7 +28,7 @@ from framework.backends.queue import SqsQueue
 from framework.backends.store import WATCHED, Store
 from framework.core.clock import Clock, SystemClock, VirtualClock
 from framework.core.durations import Duration, parse_duration
-from framework.core.faults import CHILD_POINTS, POINTS, SCHEDULE_POINTS, injected
+from framework.core.faults import CHILD_POINTS, LIMIT_POINTS, POINTS, SCHEDULE_POINTS, injected
 from framework.core.logs import logger
 from framework.engine.schedules import next_due
 from framework.engine.sweeper import parked
@@ -293,7 +293,7 @@ class LocalRuntime:
         """Kill the invocation at fault point ``point`` (see ``framework.core.faults.POINTS``) as if its
         process died there: the next time it is reached with info equal to ``match`` (for example
         ``name="verify"``), after ``skip`` matching passes. Each call arms one crash."""
-        known = POINTS + CHILD_POINTS + SCHEDULE_POINTS
+        known = POINTS + CHILD_POINTS + LIMIT_POINTS + SCHEDULE_POINTS
         if point not in known:
             raise ValueError(f"unknown fault point {point!r}; known: {', '.join(known)}")
         self._faults.append(_Fault(point, match, skip))
