@@ -110,8 +110,12 @@ def decide(
     dropped = len(state.holders) - len(holders)
     concurrency, count, period = limits.concurrency, limits.rate_count, limits.rate_period
     if concurrency is not None and len(holders) >= concurrency:
-        changed = LimiterState(holders, state.starts, state.version) if dropped else None
-        return Decision(Verdict.NO_SLOT, changed)
+        starts_left = list(state.starts)
+        if ticket is not None and ticket in starts_left:
+            starts_left.remove(ticket)  # its reserved start, unused: it takes a new one with a slot
+        if dropped or len(starts_left) != len(state.starts):
+            return Decision(Verdict.NO_SLOT, LimiterState(holders, tuple(starts_left), state.version))
+        return Decision(Verdict.NO_SLOT, None)
     starts = list(state.starts)
     if count is not None and period is not None:
         starts = [t for t in starts if t > now - period]  # older ones are in no window that matters
@@ -195,20 +199,27 @@ def _enter(env: Environment, lease: Lease, wf: Workflow, limits: Limits) -> Slot
             state = changed.current
     else:
         raise InstanceBusyError(f"the limiter of workflow {inst.workflow!r} kept changing")
-    if decision.freed:
-        wake_waiters(env, key, decision.freed)
+    # From here on the limiter may hold this invocation's slot: a failure of what follows must not
+    # hand the instance over with the slot still written, so these calls are best-effort (a waiter
+    # left unwoken has its safety net; a waiter item left behind is a wake-up the lease turns away).
     me = Waiter(inst.created_at, inst.id)
     slot_wait = next((w for w in inst.waits if w.kind is WaitKind.SLOT), None)
+    try:
+        if decision.freed:
+            wake_waiters(env, key, decision.freed)
+        if decision.verdict is Verdict.RUN and slot_wait is not None:
+            env.store.take_waiter(key, me)  # its own waiter item, if no releaser took it (a sweeper's wake)
+    except Exception as exc:
+        logger.warning("waiters not woken; their safety net will", extra={"error": type(exc).__name__})
     if decision.verdict is Verdict.RUN:
-        if slot_wait is not None:  # its own waiter item, if no releaser took it (a sweeper's wake-up)
-            env.store.take_waiter(key, me)
         return Slot(key, lease.owner, state, limits.concurrency is not None)
     if decision.verdict is Verdict.TICKET:
         at = decision.ticket
         assert at is not None
         wait = WaitInfo(WaitKind.RATE, "rate", at)
-        if _release(env, lease, wake_at=at, due_at=at, wait=wait) is not Status.PAUSED:
-            send_wake(env, inst.id, at)
+        if _release(env, lease, wake_at=at, due_at=at, wait=wait) is Status.PAUSED:
+            return Outcome.PAUSED  # its ticket goes unused: one start fewer in that window, never more
+        send_wake(env, inst.id, at)
         logger.info("over the rate: starts later", extra={"instance_id": inst.id, "wake_at": at})
         return Outcome.QUEUED
     attempt = 0 if slot_wait is None or slot_wait.attempt is None else slot_wait.attempt + 1
@@ -292,7 +303,11 @@ def wake_waiters(env: Environment, key: str, count: int) -> int:
         if woken >= count:
             break
         if env.store.take_waiter(key, waiter):
-            send_wake(env, waiter.instance_id, None)
+            try:
+                send_wake(env, waiter.instance_id, None)
+            except Exception:
+                env.store.add_waiter(key, waiter, _expiry(env))  # back in line for the next releaser
+                raise
             woken += 1
     return woken
 
@@ -301,7 +316,8 @@ def pass_on(env: Environment, current: InstanceRecord | None) -> None:
     """A wake-up found its instance finished. If it was a slot waiter (terminated while queued), the
     wake-up may have been a releaser's: wake the next waiter if a slot is free, so the slot is not
     left idle until the sweeper's safety net."""
-    if current is None or current.status not in FINISHED:
+    # Finished, or paused while it waited (resume() wakes it again): it will not take the slot now.
+    if current is None or (current.status not in FINISHED and current.status is not Status.PAUSED):
         return
     if not any(w.kind is WaitKind.SLOT for w in current.waits):
         return
