@@ -16,7 +16,7 @@ from framework.core.clock import VirtualClock
 from framework.core.durations import Duration, parse_duration
 from framework.engine.invocation import Outcome, process_message
 from framework.engine.sweeper import sweep
-from framework.local.runtime import next_sweep
+from framework.local.sweeps import next_sweep
 from framework.manage.client import WorkflowClient
 
 
