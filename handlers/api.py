@@ -42,7 +42,7 @@ from framework.core.callbacks import parse_callback_id
 from framework.core.ids import check_instance_id, from_path
 from framework.core.logs import logger
 from framework.manage.client import MAX_JSON_DEPTH, Instance, default_client, json_depth
-from handlers import listing, schedules, ui
+from handlers import callback_routes, listing, schedules, ui
 from handlers.views import ERRORS, InstanceView, responses
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -71,6 +71,7 @@ app.enable_swagger(path="/docs", openapi_version="3.1.0", title="Lambda Workflow
 app.include_router(ui.router)  # GET /ui, the dashboard (HTML, not in the OpenAPI document)
 app.include_router(listing.router)  # GET /workflows/{name}/instances and GET /instances
 app.include_router(schedules.router)  # GET /schedules, POST /schedules/{name}/pause and /resume
+app.include_router(callback_routes.router)  # POST /callbacks/{callback_id}/success, failure, heartbeat
 
 
 def _decoded_ids(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
@@ -264,57 +265,6 @@ def terminate(
 @app.post("/instances/<instance_id>/restart", responses=responses(202, Accepted, "accepted", 404, 409))
 def restart(instance_id: Annotated[str, Path()]) -> Response[str]:
     return _control(instance_id, "restart")
-
-
-# -- callbacks (framework.manage.callbacks) --------------------------------------------------------------
-class CallbackSuccess(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    result: Any = Field(default=None, description="The callback's result (JSON, at most 256 KiB)")
-
-
-class CallbackFailure(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    error: str = Field(min_length=1, max_length=256, description="A name for the failure")
-    message: str = Field(default="", max_length=4096)
-
-
-class CallbackAccepted(BaseModel):
-    status: str = Field(description='"accepted"')
-
-
-def _accepted() -> Response[str]:
-    return _json(202, CallbackAccepted(status="accepted"))
-
-
-@app.post(
-    "/callbacks/<callback_id>/success",
-    responses=responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
-)
-def callback_success(
-    callback_id: Annotated[str, Path()], body: Annotated[CallbackSuccess, Body()]
-) -> Response[str]:
-    default_client().send_callback_success(callback_id, body.result)
-    return _accepted()
-
-
-@app.post(
-    "/callbacks/<callback_id>/failure",
-    responses=responses(202, CallbackAccepted, "accepted", 404, 409, 413, 415, 503),
-)
-def callback_failure(
-    callback_id: Annotated[str, Path()], body: Annotated[CallbackFailure, Body()]
-) -> Response[str]:
-    default_client().send_callback_failure(callback_id, body.error, body.message)
-    return _accepted()
-
-
-@app.post(
-    "/callbacks/<callback_id>/heartbeat",
-    responses=responses(202, CallbackAccepted, "accepted", 404, 409, 503),
-)
-def callback_heartbeat(callback_id: Annotated[str, Path()]) -> Response[str]:
-    default_client().send_callback_heartbeat(callback_id)
-    return _accepted()
 
 
 @app.get("/openapi.json", include_in_schema=False)
