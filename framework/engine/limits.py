@@ -175,6 +175,10 @@ def enter(env: Environment, lease: Lease) -> Slot | Outcome | None:
     found = _limits(env, lease.previous)
     if found is None:
         return None
+    if lease.previous.rollback_requested or lease.previous.status is Status.ROLLING_BACK:
+        # A rollback takes no slot: a waiter's release would drop its request (and a rollingBack
+        # status), and the undos are what must run, limit or not.
+        return None
     wf, limits = found
     try:
         return _enter(env, lease, wf, limits)

@@ -352,3 +352,35 @@ def test_a_wake_up_that_cannot_be_sent_puts_its_waiter_back_in_line() -> None:
     assert [w.instance_id for w in h.store.oldest_waiters(key, 5)] == ["w1"]  # not lost
     assert wake_waiters(h.env, key, 1) == 1  # the next releaser wakes it
     assert h.store.oldest_waiters(key, 5) == []
+
+
+def test_a_rollback_runs_its_undos_even_when_every_slot_is_taken() -> None:
+    """terminate(rollback=True) must not be lost to a full limiter: the release of a slot waiter
+    would drop the request (and a rollingBack status), so a rollback takes no slot."""
+    done: list[str] = []
+
+    @workflow("limited-saga", concurrency=1)
+    def saga(event: Any, step: Any) -> Any:
+        @step.with_rollback("book")
+        def book() -> str:
+            done.append("book")
+            return "b-1"
+
+        @book.undo
+        def cancel(err: Any, output: str) -> None:
+            done.append(f"cancel {output}")
+
+        book()
+        step.sleep("hold", "1 hour")
+        return "kept"
+
+    h = Harness(saga)
+    inst = h.start("limited-saga", id="s1")
+    h.advance("1 minute")
+    assert inst.status().status == "waiting" and done == ["book"]
+    key = limiter_key("limited-saga", None)
+    taken = h.store.get_limiter(key)
+    h.store.put_limiter(key, LimiterState({"another": 4e9}, taken.starts, taken.version), 2_000_000_000)
+    inst.terminate(rollback=True)
+    h.advance("1 minute")
+    assert inst.status().status == "terminated" and done == ["book", "cancel b-1"]
