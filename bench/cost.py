@@ -52,7 +52,7 @@ from bench.workload import CHAIN, chain, observe
 from framework.backends.dynamodb import SWEEP_MARK_KEY
 from framework.backends.environment import Settings
 from framework.local import LocalRuntime
-from framework.local.runtime import SWEEP_EVERY
+from framework.local.sweeps import SWEEP_EVERY
 from framework.local.template import find_template, parse_template
 
 REFERENCE = {"steps": 10, "sleep_after": 5, "sleep": "1 hour"}

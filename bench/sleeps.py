@@ -40,7 +40,7 @@ from framework.backends.queue import BATCH, MAX_DELAY_SECONDS
 from framework.core.durations import parse_duration
 from framework.engine.invocation import send_wake
 from framework.local import LocalRuntime
-from framework.local.runtime import SWEEP_EVERY
+from framework.local.sweeps import SWEEP_EVERY
 from framework.local.template import find_template, parse_template
 
 SLEEP = "30 days"

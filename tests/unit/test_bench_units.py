@@ -325,3 +325,13 @@ def test_a_partial_run_replaces_its_sections_and_keeps_the_others(tmp_path: Any)
     ]
     write_results({"run": 3}, [section("chain", "only")], path)  # a full run writes only its own
     assert [s["key"] for s in json.loads(path.read_text())["sections"]] == ["chain"]
+
+
+def test_every_section_of_make_bench_imports() -> None:
+    """A section whose module fails to import would only show in a bench run: import each here."""
+    import importlib
+
+    from bench.__main__ import SECTIONS
+
+    for key, module, function in SECTIONS:
+        assert callable(getattr(importlib.import_module(module), function)), key
