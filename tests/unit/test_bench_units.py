@@ -328,10 +328,17 @@ def test_a_partial_run_replaces_its_sections_and_keeps_the_others(tmp_path: Any)
 
 
 def test_every_section_of_make_bench_imports() -> None:
-    """A section whose module fails to import would only show in a bench run: import each here."""
-    import importlib
+    """A section whose module fails to import would only show in a bench run: import each here, in
+    a fresh interpreter (the sections register workflows in the process-wide registry)."""
+    import subprocess
+    import sys
 
-    from bench.__main__ import SECTIONS
-
-    for key, module, function in SECTIONS:
-        assert callable(getattr(importlib.import_module(module), function)), key
+    code = (
+        "import importlib\nfrom bench.__main__ import SECTIONS\n"
+        "for key, module, function in SECTIONS:\n"
+        "    assert callable(getattr(importlib.import_module(module), function)), key\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
